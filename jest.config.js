@@ -1,11 +1,13 @@
 // Two projects: `unit` (pure logic, no cluster) and `integration` (a real kube-apiserver,
-// scheduler, controller-manager and kwok, started once by test/cluster/global-setup.ts).
+// scheduler, controller-manager and kwok, started once by test/cluster/global-setup.js).
 const transform = {
-  '^.+\\.ts$': ['ts-jest', { useESM: true, isolatedModules: true, tsconfig: 'tsconfig.json' }],
+  '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
 };
 const common = {
   extensionsToTreatAsEsm: ['.ts'],
   transform,
+  // ts-jest emits `.js` for our `.ts` imports (rewriteRelativeImportExtensions); map them back.
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testEnvironment: 'node',
 };
 
@@ -18,8 +20,8 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
-      globalSetup: '<rootDir>/test/cluster/global-setup.ts',
-      globalTeardown: '<rootDir>/test/cluster/global-teardown.ts',
+      globalSetup: '<rootDir>/test/cluster/global-setup.js',
+      globalTeardown: '<rootDir>/test/cluster/global-teardown.js',
       testTimeout: 180000,
       maxWorkers: 1,
     },

@@ -1,0 +1,209 @@
+// The manager runs the controllers: it owns the shared informer caches (every replica keeps them
+// warm, so a standby that becomes leader starts at once), the HTTP endpoints, leader election,
+// and the order of start-up and shutdown.
+//
+// Start-up: endpoints → caches started → caches synced (/readyz turns ready) → leadership (or
+// none when leader election is off) → controller workers.
+// Shutdown (SIGTERM): workers stop taking keys and finish the reconciles in flight (bounded by
+// the shutdown timeout) → the lease is released → caches and endpoints stop.
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'winston';
+import { KubeClient } from './client.ts';
+import { type Clock, realClock } from './clock.ts';
+import type { OperatorConfig } from './config.ts';
+import type { Controller } from './controller.ts';
+import { EventRecorder } from './events.ts';
+import { parseBindAddress, serveEndpoints } from './health.ts';
+import { type Cache, Informer, MultiNamespaceInformer } from './informer.ts';
+import { LeaderElector } from './leader.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import type { KubeObject, ResourceType } from './resources.ts';
+
+export interface ManagerOptions {
+  config: OperatorConfig;
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  metrics: OperatorMetrics;
+  clock?: Clock;
+  /** Called when leadership is lost: the process must stop reconciling (and normally exit). */
+  onLeadershipLost?: () => void;
+}
+
+const CACHE_SYNC_TIMEOUT_MS = 120_000;
+
+export class Manager {
+  readonly client: KubeClient;
+  readonly identity: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  private readonly o: ManagerOptions;
+  private readonly caches = new Map<string, Cache<KubeObject>>();
+  private readonly controllers: Controller[] = [];
+  private readonly servers: Server[] = [];
+  private elector: LeaderElector | undefined;
+  private synced = false;
+  private controllersStarted = false;
+  private stopping: Promise<void> | undefined;
+
+  constructor(opts: ManagerOptions) {
+    this.o = opts;
+    this.logger = opts.logger;
+    this.clock = opts.clock ?? realClock;
+    const c = opts.config;
+    this.identity = c.identity ?? `${process.env.HOSTNAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
+    this.client = new KubeClient(opts.kubeConfig, {
+      qps: c.kubeApiQps,
+      burst: c.kubeApiBurst,
+      fieldManager: 'lepton-operator',
+      metrics: opts.metrics,
+      clock: this.clock,
+    });
+  }
+
+  /**
+   * The shared cache of a resource type, scoped to the watched namespaces and, for the objects
+   * the operator creates, to its own label so that a big cluster's pods do not fill our memory.
+   */
+  cache<T extends KubeObject>(rt: ResourceType, labelSelector?: string): Cache<T> {
+    const id = `${rt.group}/${rt.version}/${rt.plural}?${labelSelector ?? ''}`;
+    let cache = this.caches.get(id);
+    if (!cache) {
+      const opts = {
+        client: this.client,
+        resource: rt,
+        labelSelector,
+        relistIntervalMs: this.o.config.relistIntervalMs,
+        metrics: this.o.metrics,
+        logger: this.logger,
+        clock: this.clock,
+      };
+      const namespaces = this.o.config.namespaces;
+      cache = rt.namespaced && namespaces.length > 0 ? new MultiNamespaceInformer(namespaces, opts) : new Informer(opts);
+      this.caches.set(id, cache);
+    }
+    return cache as unknown as Cache<T>;
+  }
+
+  eventRecorder(controller: string): EventRecorder {
+    return new EventRecorder({
+      client: this.client,
+      controller: `lepton.ai/${controller}`,
+      instance: this.identity,
+      logger: this.logger,
+      clock: this.clock,
+    });
+  }
+
+  addController(controller: Controller): void {
+    this.controllers.push(controller);
+  }
+
+  isReady(): boolean {
+    return this.synced && !this.stopping;
+  }
+
+  isLeader(): boolean {
+    return this.elector ? this.elector.isLeader() : this.controllersStarted;
+  }
+
+  /** Starts everything; resolves once caches have synced (controllers may still wait to lead). */
+  async start(): Promise<void> {
+    const c = this.o.config;
+    const metricsAddr = parseBindAddress(c.metricsBindAddress);
+    const probeAddr = parseBindAddress(c.healthProbeBindAddress);
+    const probes = { healthz: () => !this.stopping, readyz: () => this.isReady() };
+    if (metricsAddr && probeAddr && metricsAddr.port === probeAddr.port && metricsAddr.host === probeAddr.host) {
+      this.servers.push(await serveEndpoints(metricsAddr, { metrics: this.o.metrics.registry, ...probes }));
+    } else {
+      if (metricsAddr) this.servers.push(await serveEndpoints(metricsAddr, { metrics: this.o.metrics.registry }));
+      if (probeAddr) this.servers.push(await serveEndpoints(probeAddr, probes));
+    }
+    this.logger.info('Started the manager', {
+      identity: this.identity,
+      namespaces: c.namespaces.length ? c.namespaces : 'all',
+      metrics: c.metricsBindAddress,
+      probes: c.healthProbeBindAddress,
+    });
+
+    for (const cache of this.caches.values()) cache.start();
+    const timeout = new Promise<never>((_, reject) => {
+      const t = this.clock.setTimer(() => reject(new Error(`Caches did not sync within ${CACHE_SYNC_TIMEOUT_MS / 1000} s`)), CACHE_SYNC_TIMEOUT_MS);
+      Promise.all([...this.caches.values()].map((x) => x.waitForSync())).then(() => t.cancel(), () => t.cancel());
+    });
+    await Promise.race([Promise.all([...this.caches.values()].map((x) => x.waitForSync())), timeout]);
+    this.synced = true;
+    this.logger.info('Synced caches', {
+      resources: [...this.caches.values()].map((x) => `${x.resource.plural}=${x.size}`).join(','),
+    });
+
+    if (!c.leaderElect) {
+      this.startControllers();
+      return;
+    }
+    this.elector = new LeaderElector({
+      client: this.client,
+      namespace: c.leaderElectionNamespace,
+      name: c.leaderElectionId,
+      identity: this.identity,
+      leaseDurationMs: c.leaseDurationMs,
+      renewDeadlineMs: c.renewDeadlineMs,
+      retryPeriodMs: c.retryPeriodMs,
+      logger: this.logger,
+      metrics: this.o.metrics,
+      clock: this.clock,
+      onStartedLeading: () => this.startControllers(),
+      onStoppedLeading: () => {
+        if (this.stopping) return;
+        this.logger.error('Stopped leading; reconciles stop');
+        void this.stopControllers();
+        this.o.onLeadershipLost?.();
+      },
+    });
+    this.logger.info('Waiting for the leader lease', { lease: `${c.leaderElectionNamespace}/${c.leaderElectionId}` });
+    this.elector.start();
+  }
+
+  private startControllers(): void {
+    if (this.controllersStarted) return;
+    this.controllersStarted = true;
+    for (const ctl of this.controllers) {
+      this.logger.info('Started workers', { controller: ctl.name, concurrency: this.o.config.concurrency });
+      void ctl.start();
+    }
+  }
+
+  private async stopControllers(): Promise<void> {
+    const timeoutMs = this.o.config.shutdownTimeoutMs;
+    let timer: { cancel(): void } | undefined;
+    const drained = Promise.all(this.controllers.map((ctl) => ctl.stop()));
+    const timedOut = new Promise<void>((r) => {
+      timer = this.clock.setTimer(() => {
+        this.logger.warn('Reconciles still running at the shutdown timeout', { timeoutMs });
+        r();
+      }, timeoutMs);
+    });
+    await Promise.race([drained, timedOut]);
+    timer?.cancel();
+  }
+
+  /** Graceful shutdown; safe to call more than once. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.logger.info('Stopping the manager');
+      await this.stopControllers();
+      await this.elector?.stop();
+      await Promise.all([...this.caches.values()].map((x) => x.stop()));
+      await Promise.all(
+        this.servers.map((s) => new Promise<void>((r) => {
+          s.close(() => r());
+          s.closeAllConnections();
+        })),
+      );
+      this.logger.info('Stopped the manager');
+    })();
+    return this.stopping;
+  }
+}

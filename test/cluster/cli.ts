@@ -1,0 +1,155 @@
+// npm run cluster -- <command>
+//
+//   build                 build the cluster binaries (skipped when they are cached)
+//   up [--state DIR]      start the local cluster in the background (builds binaries first if needed)
+//   down [--state DIR]    stop it; no process is left behind
+//   status [--state DIR]  show whether it runs and how to reach it
+//   kubectl ARGS...       run the project's kubectl against it
+//
+// `up --foreground` runs the supervisor in this process (the test suite uses it with
+// --parent-pid, so the cluster stops when the test runner dies, however it dies).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  LocalCluster,
+  binDir,
+  isAlive,
+  killLeftovers,
+  missingBinaries,
+  readState,
+  repoRoot,
+  waitFor,
+} from './cluster.ts';
+
+const DEFAULT_STATE = join(repoRoot, '.cluster');
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function ensureBinaries(): void {
+  if (missingBinaries().length === 0) return;
+  process.stderr.write(`Building the cluster binaries into ${binDir()} (once; about 30 minutes cold on 2 cores)\n`);
+  const r = spawnSync('bash', [join(repoRoot, 'test', 'cluster', 'build-binaries.sh')], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`build-binaries.sh failed with exit code ${r.status}`);
+}
+
+async function foreground(stateDir: string, parentPid: number | undefined): Promise<void> {
+  const cluster = new LocalCluster({ stateDir });
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string) => {
+    stopping ??= (async () => {
+      process.stderr.write(`[cluster] stopping (${why})\n`);
+      await cluster.stop();
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => stop('SIGHUP'));
+  if (parentPid) {
+    setInterval(() => {
+      if (!isAlive(parentPid)) stop(`parent ${parentPid} is gone`);
+    }, 1000);
+  }
+  try {
+    await cluster.start();
+  } catch (err) {
+    process.stderr.write(`[cluster] start failed: ${(err as Error).message}\n`);
+    await cluster.stop();
+    process.exit(1);
+  }
+  // Stay alive until told to stop.
+  setInterval(() => undefined, 1 << 30);
+}
+
+async function up(stateDir: string): Promise<void> {
+  const existing = readState(stateDir);
+  if (existing?.ready && isAlive(existing.supervisorPid)) {
+    printHowTo(existing.kubeconfig);
+    return;
+  }
+  ensureBinaries();
+  mkdirSync(stateDir, { recursive: true });
+  const logFile = join(stateDir, 'supervisor.log');
+  const log = openSync(logFile, 'w');
+  const child = spawn(process.execPath, [process.argv[1] ?? '', 'up', '--foreground', '--state', stateDir], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
+  child.unref();
+  process.stderr.write(`Starting the local cluster (logs: ${stateDir}/logs, ${logFile})\n`);
+  await waitFor('the local cluster', () => {
+    if (child.exitCode !== null) throw new Error(`the cluster supervisor exited; see ${logFile}`);
+    return readState(stateDir)?.ready === true;
+  }, 180_000);
+  printHowTo(join(stateDir, 'kubeconfig'));
+}
+
+function printHowTo(kubeconfig: string): void {
+  const kubectl = join(binDir(), 'kubectl');
+  process.stdout.write(
+    [
+      'The local cluster is running.',
+      `  export KUBECONFIG=${kubeconfig}`,
+      `  ${kubectl} get nodes -L nvidia.com/gpu.product`,
+      'Stop it with: npm run cluster -- down',
+      '',
+    ].join('\n'),
+  );
+}
+
+async function down(stateDir: string): Promise<void> {
+  const state = readState(stateDir);
+  if (!state) {
+    process.stdout.write('The local cluster is not running.\n');
+    return;
+  }
+  if (isAlive(state.supervisorPid)) {
+    process.kill(state.supervisorPid, 'SIGTERM');
+    await waitFor('the cluster supervisor to exit', () => !isAlive(state.supervisorPid), 30_000).catch(() => undefined);
+  }
+  killLeftovers(stateDir);
+  process.stdout.write('The local cluster is stopped.\n');
+}
+
+async function main(): Promise<void> {
+  const [cmd = 'help', ...args] = process.argv.slice(2);
+  const stateDir = resolve(flag(args, '--state') ?? DEFAULT_STATE);
+  switch (cmd) {
+    case 'build':
+      ensureBinaries();
+      process.stdout.write(`Cluster binaries are in ${binDir()}\n`);
+      return;
+    case 'up':
+      if (args.includes('--foreground')) {
+        const parent = flag(args, '--parent-pid');
+        return foreground(stateDir, parent ? Number(parent) : undefined);
+      }
+      return up(stateDir);
+    case 'down':
+      return down(stateDir);
+    case 'status': {
+      const s = readState(stateDir);
+      if (s?.ready && isAlive(s.supervisorPid)) printHowTo(s.kubeconfig);
+      else process.stdout.write('The local cluster is not running.\n');
+      return;
+    }
+    case 'kubectl': {
+      const r = spawnSync(join(binDir(), 'kubectl'), [`--kubeconfig=${join(stateDir, 'kubeconfig')}`, ...args], {
+        stdio: 'inherit',
+      });
+      process.exitCode = r.status ?? 1;
+      return;
+    }
+    default:
+      process.stdout.write('usage: npm run cluster -- build | up | down | status | kubectl ARGS...\n');
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,160 @@
+// What integration tests share: the test cluster's kubeconfig and kubectl, throwaway
+// namespaces, polling with a deadline, and operator processes started from this checkout.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeClient } from '../../src/core/client.ts';
+import { binDir, freePort, repoRoot, waitFor } from '../cluster/cluster.ts';
+
+export { waitFor, repoRoot };
+
+export function kubeconfigPath(): string {
+  const path = process.env.LEPTON_TEST_KUBECONFIG;
+  if (!path) throw new Error('LEPTON_TEST_KUBECONFIG is not set: run the integration tests through jest (npm test)');
+  return path;
+}
+
+export function kubeClient(): KubeClient {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath());
+  return new KubeClient(kc, { qps: 0, burst: 0, fieldManager: 'lepton-tests' });
+}
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the project's kubectl; never throws on a non-zero exit (tests assert on it). */
+export function kubectl(args: string[], input?: string): KubectlResult {
+  try {
+    const stdout = execFileSync(join(binDir(), 'kubectl'), [`--kubeconfig=${kubeconfigPath()}`, ...args], {
+      input,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    return { code: 0, stdout, stderr: '' };
+  } catch (err) {
+    const e = err as { status?: number; stdout?: string; stderr?: string };
+    return { code: e.status ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+export function kubectlOk(args: string[], input?: string): string {
+  const r = kubectl(args, input);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Creates a namespace with a unique name and returns it. */
+export function createNamespace(prefix: string): string {
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  kubectlOk(['create', 'namespace', name]);
+  return name;
+}
+
+export function installCrds(): void {
+  kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'crds')]);
+  kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', '-f', join(repoRoot, 'crds')]);
+}
+
+export interface LogLine {
+  level: string;
+  message: string;
+  timestamp: string;
+  [key: string]: unknown;
+}
+
+/** An operator process started from src/main.ts, with its JSON log lines collected. */
+export class OperatorProcess {
+  readonly child: ChildProcess;
+  readonly logs: LogLine[] = [];
+  readonly rawOutput: string[] = [];
+  readonly metricsPort: number;
+  readonly probePort: number;
+
+  constructor(args: string[], ports: { metrics: number; probe: number }) {
+    this.metricsPort = ports.metrics;
+    this.probePort = ports.probe;
+    this.child = spawn(
+      process.execPath,
+      [
+        join(repoRoot, 'src', 'main.ts'),
+        `--kubeconfig=${kubeconfigPath()}`,
+        `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
+        `--health-probe-bind-address=127.0.0.1:${ports.probe}`,
+        '--log-level=debug',
+        ...args,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let buf = '';
+    const onData = (chunk: Buffer) => {
+      buf += chunk.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        this.rawOutput.push(line);
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          // not a log line (e.g. a Node warning); kept in rawOutput
+        }
+      }
+    };
+    this.child.stdout?.on('data', onData);
+    this.child.stderr?.on('data', onData);
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  has(message: string): boolean {
+    return this.logs.some((l) => l.message === message);
+  }
+
+  async get(path: string, port = this.probePort): Promise<{ status: number; body: string }> {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`);
+      return { status: res.status, body: await res.text() };
+    } catch {
+      return { status: 0, body: '' };
+    }
+  }
+
+  async metrics(): Promise<string> {
+    return (await this.get('/metrics', this.metricsPort)).body;
+  }
+
+  exited(): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve(this.child.exitCode);
+    return new Promise((r) => this.child.once('exit', (code) => r(code)));
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited();
+  }
+}
+
+/** Sum of a counter's samples in Prometheus text whose labels include all of `labels`. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const labelText = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+export async function startOperator(args: string[] = []): Promise<OperatorProcess> {
+  const [metrics, probe] = await Promise.all([freePort(), freePort()]);
+  return new OperatorProcess(args, { metrics, probe });
+}
