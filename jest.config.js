@@ -14,6 +14,11 @@ const common = {
 /** @type {import('jest').Config} */
 export default {
   reporters: ['default', '<rootDir>/test/summary-reporter.js'],
+  // Integration tests share one cluster and start operator processes; on a 2-core machine
+  // running test files one at a time keeps their timing honest.
+  maxWorkers: 1,
+  // Integration tests wait for real processes (each wait has its own, shorter deadline).
+  testTimeout: 180000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {
@@ -22,8 +27,6 @@ export default {
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/test/cluster/global-setup.js',
       globalTeardown: '<rootDir>/test/cluster/global-teardown.js',
-      testTimeout: 180000,
-      maxWorkers: 1,
     },
   ],
 };

@@ -44,11 +44,14 @@ export function checkUri(field: string, uri: string | undefined, schemes: readon
 }
 
 export function checkCron(field: string, expression: string | undefined): SpecProblem[] {
-  if (expression === undefined || cron.validate(expression)) return [];
+  if (expression === undefined) return [];
+  const result = cron.validateDetailed(expression);
+  if (result.valid) return [];
+  const why = result.errors.map((e) => (e.field === 'expression' ? e.message : `${e.field}: ${e.message}`)).join(', ');
   return [{
     field,
     reason: 'InvalidSchedule',
-    message: `${field}: "${expression}" is not a cron expression (five fields, e.g. "0 3 * * *", or six with seconds)`,
+    message: `${field}: "${expression}" is not a cron expression (${why}); example: "0 3 * * *"`,
   }];
 }
 

@@ -156,22 +156,21 @@ export class KubeClient {
     contentType = 'application/json',
   ): Promise<T> {
     if (this.limiter) {
-      const wait = this.limiter.when('client');
+      const wait = this.limiter.when();
       if (wait > 0) await new Promise((r) => this.clock.setTimer(() => r(undefined), wait));
     }
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     const ctx = new RequestContext(url.toString(), HttpMethod[method]);
+    ctx.setHeaderParam('Accept', 'application/json');
+    if (body !== undefined) ctx.setHeaderParam('Content-Type', contentType);
     await this.kubeConfig.applySecurityAuthentication(ctx);
-    const headers = ctx.getHeaders();
-    headers.set('Accept', 'application/json');
-    if (body !== undefined) headers.set('Content-Type', contentType);
     const started = performance.now();
     let code = 0;
     try {
       const res = await fetch(url, {
         method,
-        headers,
+        headers: ctx.getHeaders(),
         dispatcher: ctx.getDispatcher(),
         body: body === undefined ? undefined : JSON.stringify(body),
       });

@@ -104,12 +104,10 @@ export class Controller {
     try {
       const result = (await this.o.reconciler.reconcile({ namespace, name, reconcileID, log })) ?? {};
       this.queue.forget(key);
-      if (result.requeueAfterMs !== undefined && result.requeueAfterMs > 0) {
-        this.queue.addAfter(key, result.requeueAfterMs);
-        metrics?.reconcileTotal.inc({ ...labels, result: 'requeue_after' });
-      } else {
-        metrics?.reconcileTotal.inc({ ...labels, result: 'success' });
-      }
+      const requeue = result.requeueAfterMs !== undefined && result.requeueAfterMs > 0;
+      if (requeue) this.queue.addAfter(key, result.requeueAfterMs as number);
+      metrics?.reconcileTotal.inc({ ...labels, result: requeue ? 'requeue_after' : 'success' });
+      log.debug('Reconciled', requeue ? { requeueAfterMs: result.requeueAfterMs } : {});
     } catch (err) {
       metrics?.reconcileErrors.inc(labels);
       if (err instanceof TerminalError) {

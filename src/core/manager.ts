@@ -39,6 +39,7 @@ export class Manager {
   readonly identity: string;
   readonly logger: Logger;
   readonly clock: Clock;
+  readonly metrics: OperatorMetrics;
   private readonly o: ManagerOptions;
   private readonly caches = new Map<string, Cache<KubeObject>>();
   private readonly controllers: Controller[] = [];
@@ -52,6 +53,7 @@ export class Manager {
     this.o = opts;
     this.logger = opts.logger;
     this.clock = opts.clock ?? realClock;
+    this.metrics = opts.metrics;
     const c = opts.config;
     this.identity = c.identity ?? `${process.env.HOSTNAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
     this.client = new KubeClient(opts.kubeConfig, {

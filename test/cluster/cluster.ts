@@ -172,9 +172,9 @@ export class LocalCluster {
     }
     mkdirSync(join(this.stateDir, 'logs'), { recursive: true });
     const pki = ensurePki(join(this.stateDir, 'pki'));
-    const [etcdClient, etcdPeer, apiPort, kcmPort, schedPort, kwokPort] = await Promise.all(
+    const [etcdClient, etcdPeer, apiPort, kcmPort, schedPort, kwokPort] = (await Promise.all(
       Array.from({ length: 6 }, freePort),
-    );
+    )) as [number, number, number, number, number, number];
     this.server = `https://127.0.0.1:${apiPort}`;
     const bin = (b: string) => join(bins, b);
     const t0 = Date.now();
