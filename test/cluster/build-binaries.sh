@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) from the Go module proxy and caches them by version
+# kube-scheduler, kubectl, kwok, and helm to test the chart) from the Go module proxy and caches them by version
 # outside the repository. Skips whatever already exists. Needs Go >= 1.26.
 #
 #   LEPTON_BIN_DIR   where to put them (default: ~/.cache/lepton/bin/k8s-<version>)
@@ -13,6 +13,7 @@ set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.14}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
 OUT=${LEPTON_BIN_DIR:-$HOME/.cache/lepton/bin/k8s-$K8S_VERSION}
 mkdir -p "$OUT"
 export GOFLAGS=${GOFLAGS:--mod=mod}
@@ -89,8 +90,16 @@ build_kwok() {
   [ -d "$dir" ] && cp -f "$dir/kustomize/crd/bases/"*.yaml "$OUT/" 2>/dev/null || true
 }
 
+build_helm() {
+  have helm && { log "helm $HELM_VERSION: cached"; return; }
+  log "helm $HELM_VERSION: building"
+  local v="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  with_heartbeat helm env GOBIN="$OUT" go install -trimpath -ldflags "-s -w $v" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
 build_etcd
 build_kwok
 build_kubernetes
+build_helm
 log "all binaries ready in $OUT"
 echo "$OUT"

@@ -21,7 +21,7 @@ export function binDir(): string {
 }
 
 const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
-export const REQUIRED_BINARIES = [...COMPONENTS, 'kubectl'];
+export const REQUIRED_BINARIES = [...COMPONENTS, 'kubectl', 'helm'];
 
 export function missingBinaries(dir = binDir()): string[] {
   return REQUIRED_BINARIES.filter((b) => !existsSync(join(dir, b)));

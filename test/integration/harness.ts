@@ -2,7 +2,9 @@
 // namespaces, polling with a deadline, and operator processes started from this checkout.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parse, stringify } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/core/client.ts';
 import { binDir, freePort, repoRoot, waitFor } from '../cluster/cluster.ts';
@@ -75,14 +77,14 @@ export class OperatorProcess {
   readonly metricsPort: number;
   readonly probePort: number;
 
-  constructor(args: string[], ports: { metrics: number; probe: number }) {
+  constructor(args: string[], ports: { metrics: number; probe: number }, kubeconfig = kubeconfigPath()) {
     this.metricsPort = ports.metrics;
     this.probePort = ports.probe;
     this.child = spawn(
       process.execPath,
       [
         join(repoRoot, 'src', 'main.ts'),
-        `--kubeconfig=${kubeconfigPath()}`,
+        `--kubeconfig=${kubeconfig}`,
         `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
         `--health-probe-bind-address=127.0.0.1:${ports.probe}`,
         '--log-level=debug',
@@ -154,7 +156,27 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   return sum;
 }
 
-export async function startOperator(args: string[] = []): Promise<OperatorProcess> {
+export async function startOperator(args: string[] = [], kubeconfig?: string): Promise<OperatorProcess> {
   const [metrics, probe] = await Promise.all([freePort(), freePort()]);
-  return new OperatorProcess(args, { metrics, probe });
+  return new OperatorProcess(args, { metrics, probe }, kubeconfig);
+}
+
+/**
+ * A kubeconfig that authenticates as the operator's ServiceAccount from manifests/, so a test
+ * proves that the RBAC we ship is enough (and not the admin certificate's system:masters).
+ */
+export function operatorServiceAccountKubeconfig(): string {
+  kubectlOk(['apply', '--server-side', '-f', join(repoRoot, 'manifests', 'namespace.yaml'), '-f', join(repoRoot, 'manifests', 'rbac.yaml')]);
+  const token = kubectlOk(['create', 'token', 'lepton-operator', '-n', 'lepton-system', '--duration=2h']).trim();
+  const admin = parse(readFileSync(kubeconfigPath(), 'utf8')) as { clusters: unknown[] };
+  const path = join(dirname(kubeconfigPath()), 'operator-sa.kubeconfig');
+  writeFileSync(path, stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: admin.clusters,
+    users: [{ name: 'lepton-operator', user: { token } }],
+    contexts: [{ name: 'operator', context: { cluster: 'lepton-local', user: 'lepton-operator' } }],
+    'current-context': 'operator',
+  }), { mode: 0o600 });
+  return path;
 }

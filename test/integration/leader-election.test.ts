@@ -11,6 +11,7 @@ import {
   kubectl,
   kubectlOk,
   metricValue,
+  operatorServiceAccountKubeconfig,
   startOperator,
   waitFor,
 } from './harness.ts';
@@ -23,7 +24,8 @@ interface Lease {
 const LEASE_SECONDS = 6;
 const client = kubeClient();
 let ns: string;
-let leaseNs: string;
+// The shipped RBAC allows Leases only in the operator's namespace.
+const leaseNs = 'lepton-system';
 const leaseName = `lepton-test-${Date.now().toString(36)}`;
 const started: OperatorProcess[] = [];
 
@@ -37,7 +39,7 @@ function replica(identity: string): Promise<OperatorProcess> {
     '--renew-deadline=4s',
     '--retry-period=1s',
     `--identity=${identity}`,
-  ]).then((p) => {
+  ], operatorServiceAccountKubeconfig()).then((p) => {
     started.push(p);
     return p;
   });
@@ -62,12 +64,12 @@ function createJob(name: string): void {
 beforeAll(() => {
   installCrds();
   ns = createNamespace('le');
-  leaseNs = createNamespace('le-lease');
 });
 
 afterAll(async () => {
   await Promise.all(started.map((p) => p.stop('SIGKILL')));
-  kubectl(['delete', 'namespace', ns, leaseNs, '--wait=false']);
+  kubectl(['delete', 'namespace', ns, '--wait=false']);
+  kubectl(['delete', 'lease', leaseName, '-n', leaseNs]);
 });
 
 describe('leader election', () => {

@@ -12,6 +12,7 @@ import {
   kubectl,
   kubectlOk,
   metricValue,
+  operatorServiceAccountKubeconfig,
   repoRoot,
   startOperator,
   waitFor,
@@ -43,7 +44,7 @@ async function waitForAccepted(kind: keyof typeof Resources, name: string, gener
 beforeAll(async () => {
   installCrds();
   ns = createNamespace('op');
-  op = await startOperator([`--namespaces=${ns}`, '--leader-elect=false']);
+  op = await startOperator([`--namespaces=${ns}`, '--leader-elect=false'], operatorServiceAccountKubeconfig());
   await waitFor('the operator to be ready', async () => (await op.get('/readyz')).status === 200, 60_000);
 });
 

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The local demo, from a fresh clone: installs what is missing, starts the local cluster (real
+# control plane + simulated GPU nodes), installs the CRDs, runs the operator from this checkout
+# and applies the examples. `npm run demo -- down` stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=.cluster
+if [ "${1:-}" = down ]; then
+  source scripts/env.sh
+  if [ -f "$STATE/operator.pid" ] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
+    kill -TERM "$(cat "$STATE/operator.pid")"
+    echo "Stopped the operator"
+  fi
+  rm -f "$STATE/operator.pid"
+  npm run --silent cluster -- down
+  exit 0
+fi
+
+bash scripts/setup.sh
+source scripts/env.sh
+npm run --silent cluster -- up >/dev/null
+export KUBECONFIG=$PWD/$STATE/kubeconfig
+BIN=${LEPTON_BIN_DIR:-$HOME/.cache/lepton/bin/k8s-v1.36.3}
+kubectl() { "$BIN/kubectl" "$@"; }
+
+echo "== Nodes: kwok simulates GPU nodes; the real kube-scheduler places pods on them"
+kubectl get nodes -L nvidia.com/gpu.product -L nvidia.com/gpu.count
+kubectl apply --server-side -f crds/ >/dev/null
+kubectl wait --for=condition=Established -f crds/ >/dev/null
+kubectl create namespace lepton-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+
+if [ -f "$STATE/operator.pid" ] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
+  echo "== The operator is already running (pid $(cat "$STATE/operator.pid"))"
+else
+  node src/main.ts --kubeconfig="$KUBECONFIG" --metrics-bind-address=127.0.0.1:18080 \
+    --health-probe-bind-address=127.0.0.1:18081 >"$STATE/logs/operator.log" 2>&1 &
+  echo $! >"$STATE/operator.pid"
+  echo "== Started the operator (pid $!, log $STATE/logs/operator.log)"
+fi
+for _ in $(seq 1 60); do
+  curl -sf http://127.0.0.1:18081/readyz >/dev/null && break
+  sleep 1
+done
+curl -sf http://127.0.0.1:18081/readyz >/dev/null || { echo "The operator did not become ready; see $STATE/logs/operator.log" >&2; exit 1; }
+
+echo "== Applying the examples"
+kubectl apply --server-side -n demo -f examples/
+for _ in $(seq 1 30); do
+  pending=$(kubectl get lepton -n demo -o jsonpath='{range .items[*]}{.status.observedGeneration}{"\n"}{end}' | grep -c '^$' || true)
+  [ "$pending" = 0 ] && break
+  sleep 1
+done
+echo "== What the operator made of them (kubectl get lepton -n demo)"
+kubectl get lepton -n demo
+echo
+kubectl get lepton -n demo -o custom-columns='KIND:.kind,NAME:.metadata.name,ACCEPTED:.status.conditions[?(@.type=="Accepted")].status,REASON:.status.conditions[?(@.type=="Accepted")].reason'
+echo
+echo "Metrics: curl http://127.0.0.1:18080/metrics"
+echo "kubectl: export KUBECONFIG=$KUBECONFIG; $BIN/kubectl get lepton -A"
+echo "Stop:    npm run demo -- down"
