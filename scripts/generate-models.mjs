@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Generates the TypeScript models of our custom resources from crds/*.yaml into src/api/generated, with
-// @kubernetes-models/crd-generate, then fixes its output for Node ESM (see postProcess).
+// @kubernetes-models/crd-generate, then fixes its output for Node ESM (see postProcess). It also copies
+// crds/ into the places that ship them: the Helm chart's crds/ and manifests/crds/.
 //
-//   node scripts/generate-models.mjs           regenerate src/api/generated
-//   node scripts/generate-models.mjs --check   exit 1, listing the files, if src/api/generated is out of date
+//   node scripts/generate-models.mjs           regenerate src/api/generated and the CRD copies
+//   node scripts/generate-models.mjs --check   exit 1, listing the files, if any of them is out of date
 import { execFileSync } from 'node:child_process';
 import {
   existsSync,
@@ -130,27 +131,34 @@ function diff(expectedDir, actualDir) {
   return problems;
 }
 
+const CRD_COPIES = [join(root, 'charts/lepton-operator/crds'), join(root, 'manifests/crds')];
+
 const work = mkdtempSync(join(tmpdir(), 'lepton-models-'));
 try {
   const fresh = join(work, 'generated');
   mkdirSync(fresh);
   generate(fresh);
   await postProcess(fresh);
+  const outputs = [[fresh, target], ...CRD_COPIES.map((copy) => [crdDir, copy])];
   if (check) {
-    const problems = diff(fresh, target);
+    const problems = outputs.flatMap(([expected, actual]) => diff(expected, actual));
     if (problems.length > 0) {
       console.error(
-        `${relative(root, target)} is out of date with crds/ (run \`npm run generate\`):\n` +
+        `Generated files are out of date with crds/ (run \`npm run generate\`):\n` +
           problems.map((line) => `  ${line}`).join('\n'),
       );
       process.exitCode = 1;
     } else {
-      console.log(`${relative(root, target)} is up to date`);
+      console.log('Generated files are up to date');
     }
   } else {
-    rmSync(target, { recursive: true, force: true });
-    cpSync(fresh, target, { recursive: true });
-    console.log(`Generated ${listFiles(target).length} files in ${relative(root, target)}`);
+    for (const [source, dest] of outputs) {
+      rmSync(dest, { recursive: true, force: true });
+      cpSync(source, dest, { recursive: true });
+    }
+    console.log(
+      `Generated ${listFiles(target).length} files in ${relative(root, target)} and copied crds/`,
+    );
   }
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -31,7 +31,11 @@ export type Resource<S extends StatusBase = StatusBase> = KubeObject & {
 };
 
 /** The status with `Accepted` and observedGeneration set from the spec problems found. */
-export function acceptanceStatus<S extends StatusBase>(obj: Resource<S>, problems: SpecProblem[], nowMs: number): S {
+export function acceptanceStatus<S extends StatusBase>(
+  obj: Resource<S>,
+  problems: SpecProblem[],
+  nowMs: number,
+): S {
   const generation = obj.metadata.generation;
   const accepted = problems.length === 0;
   const [first] = problems;
@@ -41,7 +45,9 @@ export function acceptanceStatus<S extends StatusBase>(obj: Resource<S>, problem
       type: ACCEPTED,
       status: accepted ? 'True' : 'False',
       reason: accepted ? REASON_ACCEPTED : (first?.reason ?? 'InvalidSpec'),
-      message: accepted ? 'The spec passed the operator\'s checks' : problems.map((p) => p.message).join('; '),
+      message: accepted
+        ? "The spec passed the operator's checks"
+        : problems.map((p) => p.message).join('; '),
       observedGeneration: generation,
     },
     nowMs,
@@ -81,7 +87,8 @@ export class AcceptanceReconciler<T extends Resource> implements Reconciler {
       log.info('Updated status', { accepted: after?.status, reason: after?.reason });
     }
     if (after && (before?.status !== after.status || before.reason !== after.reason)) {
-      if (after.status === 'True') await this.o.events.record(obj, 'Normal', REASON_ACCEPTED, after.message);
+      if (after.status === 'True')
+        await this.o.events.record(obj, 'Normal', REASON_ACCEPTED, after.message);
       else await this.o.events.record(obj, 'Warning', after.reason, after.message);
     }
     return {};

@@ -10,7 +10,14 @@ import type { Manager } from '../core/manager.ts';
 import { type KubeObject, type ResourceType, Resources } from '../core/resources.ts';
 import { AcceptanceReconciler, type Resource } from './acceptance.ts';
 import { MANAGED_SELECTOR } from './labels.ts';
-import { READ_SCHEMES, type SpecProblem, WRITE_SCHEMES, checkCron, checkTimeZone, checkUri } from './spec-checks.ts';
+import {
+  READ_SCHEMES,
+  type SpecProblem,
+  WRITE_SCHEMES,
+  checkCron,
+  checkTimeZone,
+  checkUri,
+} from './spec-checks.ts';
 
 type Dataset = { uri?: string } | undefined;
 type ModelSource = { uri?: string } | undefined;
@@ -24,7 +31,11 @@ function checkTrainingJob({ spec }: ITrainingJob): SpecProblem[] {
     ...checkCron('spec.schedule.cron', spec.schedule?.cron),
     ...checkTimeZone('spec.schedule.timeZone', spec.schedule?.timeZone),
     ...(spec.federated?.participants ?? []).flatMap((p, i) =>
-      checkUri(`spec.federated.participants[${i}].dataset.uri`, (p.dataset as Dataset)?.uri, READ_SCHEMES),
+      checkUri(
+        `spec.federated.participants[${i}].dataset.uri`,
+        (p.dataset as Dataset)?.uri,
+        READ_SCHEMES,
+      ),
     ),
   ];
 }
@@ -33,7 +44,11 @@ function checkFederatedRound({ spec }: IFederatedRound): SpecProblem[] {
   return [
     ...checkUri('spec.model.uri', spec.model.uri, READ_SCHEMES),
     ...checkUri('spec.output.uri', spec.output.uri, WRITE_SCHEMES),
-    ...checkUri('spec.evaluationDataset.uri', (spec.evaluationDataset as Dataset)?.uri, READ_SCHEMES),
+    ...checkUri(
+      'spec.evaluationDataset.uri',
+      (spec.evaluationDataset as Dataset)?.uri,
+      READ_SCHEMES,
+    ),
     ...spec.participants.flatMap((p, i) =>
       checkUri(`spec.participants[${i}].dataset.uri`, (p.dataset as Dataset)?.uri, READ_SCHEMES),
     ),
@@ -54,7 +69,11 @@ interface Kind<T> {
   checkSpec: (obj: T) => SpecProblem[];
 }
 
-function register<T extends Resource>(manager: Manager, config: OperatorConfig, kind: Kind<T>): void {
+function register<T extends Resource>(
+  manager: Manager,
+  config: OperatorConfig,
+  kind: Kind<T>,
+): void {
   const cache = manager.cache<T>(kind.resource);
   const controller = new Controller({
     name: kind.name,

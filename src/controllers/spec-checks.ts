@@ -17,28 +17,42 @@ export const WRITE_SCHEMES = ['file', 'pvc'] as const;
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-export function checkUri(field: string, uri: string | undefined, schemes: readonly string[]): SpecProblem[] {
+export function checkUri(
+  field: string,
+  uri: string | undefined,
+  schemes: readonly string[],
+): SpecProblem[] {
   if (uri === undefined) return [];
   let url: URL;
   try {
     url = new URL(uri);
   } catch {
-    return [{ field, reason: 'InvalidURI', message: `${field}: "${uri}" is not a URI (example: pvc://models/iris)` }];
+    return [
+      {
+        field,
+        reason: 'InvalidURI',
+        message: `${field}: "${uri}" is not a URI (example: pvc://models/iris)`,
+      },
+    ];
   }
   const scheme = url.protocol.replace(/:$/, '');
   if (!schemes.includes(scheme)) {
-    return [{
-      field,
-      reason: 'UnsupportedURIScheme',
-      message: `${field}: scheme "${scheme}" is not supported here; use one of ${schemes.map((s) => `${s}://`).join(', ')}`,
-    }];
+    return [
+      {
+        field,
+        reason: 'UnsupportedURIScheme',
+        message: `${field}: scheme "${scheme}" is not supported here; use one of ${schemes.map((s) => `${s}://`).join(', ')}`,
+      },
+    ];
   }
   if (scheme === 'pvc' && !DNS1123_LABEL.test(url.hostname)) {
-    return [{
-      field,
-      reason: 'InvalidURI',
-      message: `${field}: "${uri}" must name a PersistentVolumeClaim: pvc://CLAIM/PATH with a lower-case DNS label as CLAIM`,
-    }];
+    return [
+      {
+        field,
+        reason: 'InvalidURI',
+        message: `${field}: "${uri}" must name a PersistentVolumeClaim: pvc://CLAIM/PATH with a lower-case DNS label as CLAIM`,
+      },
+    ];
   }
   return [];
 }
@@ -47,12 +61,16 @@ export function checkCron(field: string, expression: string | undefined): SpecPr
   if (expression === undefined) return [];
   const result = cron.validateDetailed(expression);
   if (result.valid) return [];
-  const why = result.errors.map((e) => (e.field === 'expression' ? e.message : `${e.field}: ${e.message}`)).join(', ');
-  return [{
-    field,
-    reason: 'InvalidSchedule',
-    message: `${field}: "${expression}" is not a cron expression (${why}); example: "0 3 * * *"`,
-  }];
+  const why = result.errors
+    .map((e) => (e.field === 'expression' ? e.message : `${e.field}: ${e.message}`))
+    .join(', ');
+  return [
+    {
+      field,
+      reason: 'InvalidSchedule',
+      message: `${field}: "${expression}" is not a cron expression (${why}); example: "0 3 * * *"`,
+    },
+  ];
 }
 
 export function checkTimeZone(field: string, timeZone: string | undefined): SpecProblem[] {
@@ -61,6 +79,12 @@ export function checkTimeZone(field: string, timeZone: string | undefined): Spec
     new Intl.DateTimeFormat('en-US', { timeZone });
     return [];
   } catch {
-    return [{ field, reason: 'InvalidTimeZone', message: `${field}: "${timeZone}" is not an IANA time zone (e.g. Europe/Paris)` }];
+    return [
+      {
+        field,
+        reason: 'InvalidTimeZone',
+        message: `${field}: "${timeZone}" is not an IANA time zone (e.g. Europe/Paris)`,
+      },
+    ];
   }
 }

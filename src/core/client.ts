@@ -83,7 +83,8 @@ export class KubeClient {
     this.server = cluster.server.replace(/\/$/, '');
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
-    this.limiter = opts.qps > 0 ? new BucketRateLimiter(opts.qps, opts.burst, this.clock) : undefined;
+    this.limiter =
+      opts.qps > 0 ? new BucketRateLimiter(opts.qps, opts.burst, this.clock) : undefined;
   }
 
   async list<T extends KubeObject>(rt: ResourceType, opts: ListOptions = {}): Promise<KubeList<T>> {
@@ -92,7 +93,10 @@ export class KubeClient {
   }
 
   /** Lists every page (500 objects a page) into one list with the first page's resourceVersion. */
-  async listAll<T extends KubeObject>(rt: ResourceType, opts: ListOptions = {}): Promise<KubeList<T>> {
+  async listAll<T extends KubeObject>(
+    rt: ResourceType,
+    opts: ListOptions = {},
+  ): Promise<KubeList<T>> {
     const first = await this.list<T>(rt, { limit: 500, ...opts });
     let cont = first.metadata.continue;
     while (cont) {
@@ -108,7 +112,11 @@ export class KubeClient {
   }
 
   /** Like get, but undefined when the object does not exist. */
-  async find<T extends KubeObject>(rt: ResourceType, namespace: string, name: string): Promise<T | undefined> {
+  async find<T extends KubeObject>(
+    rt: ResourceType,
+    namespace: string,
+    name: string,
+  ): Promise<T | undefined> {
     try {
       return await this.get<T>(rt, namespace, name);
     } catch (err) {
@@ -117,14 +125,34 @@ export class KubeClient {
     }
   }
 
-  async create<T extends KubeObject>(rt: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
+  async create<T extends KubeObject>(
+    rt: ResourceType,
+    obj: T,
+    opts: WriteOptions = {},
+  ): Promise<T> {
     const path = resourcePath(rt, obj.metadata.namespace);
-    return this.request<T>('POST', rt, path, { fieldManager: opts.fieldManager ?? this.opts.fieldManager }, obj);
+    return this.request<T>(
+      'POST',
+      rt,
+      path,
+      { fieldManager: opts.fieldManager ?? this.opts.fieldManager },
+      obj,
+    );
   }
 
-  async replace<T extends KubeObject>(rt: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
+  async replace<T extends KubeObject>(
+    rt: ResourceType,
+    obj: T,
+    opts: WriteOptions = {},
+  ): Promise<T> {
     const path = resourcePath(rt, obj.metadata.namespace, obj.metadata.name, opts.subresource);
-    return this.request<T>('PUT', rt, path, { fieldManager: opts.fieldManager ?? this.opts.fieldManager }, obj);
+    return this.request<T>(
+      'PUT',
+      rt,
+      path,
+      { fieldManager: opts.fieldManager ?? this.opts.fieldManager },
+      obj,
+    );
   }
 
   async patch<T extends KubeObject>(
@@ -141,8 +169,15 @@ export class KubeClient {
     return this.request<T>('PATCH', rt, path, query, body, PATCH_CONTENT_TYPES[type]);
   }
 
-  async delete(rt: ResourceType, namespace: string, name: string, opts: DeleteOptions = {}): Promise<void> {
-    const body = Object.keys(opts).length ? { kind: 'DeleteOptions', apiVersion: 'v1', ...opts } : undefined;
+  async delete(
+    rt: ResourceType,
+    namespace: string,
+    name: string,
+    opts: DeleteOptions = {},
+  ): Promise<void> {
+    const body = Object.keys(opts).length
+      ? { kind: 'DeleteOptions', apiVersion: 'v1', ...opts }
+      : undefined;
     await this.request('DELETE', rt, resourcePath(rt, namespace, name), {}, body);
   }
 
@@ -160,7 +195,8 @@ export class KubeClient {
       if (wait > 0) await new Promise((r) => this.clock.setTimer(() => r(undefined), wait));
     }
     const url = new URL(this.server + path);
-    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(query))
+      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     const ctx = new RequestContext(url.toString(), HttpMethod[method]);
     ctx.setHeaderParam('Accept', 'application/json');
     if (body !== undefined) ctx.setHeaderParam('Content-Type', contentType);
@@ -188,7 +224,12 @@ export class KubeClient {
       }
       return parsed as T;
     } finally {
-      this.opts.metrics?.observeClientRequest(method, rt.plural, code, (performance.now() - started) / 1000);
+      this.opts.metrics?.observeClientRequest(
+        method,
+        rt.plural,
+        code,
+        (performance.now() - started) / 1000,
+      );
     }
   }
 

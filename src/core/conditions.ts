@@ -19,7 +19,10 @@ export function metaTime(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 }
 
-export function findCondition(conditions: readonly Condition[] | undefined, type: string): Condition | undefined {
+export function findCondition(
+  conditions: readonly Condition[] | undefined,
+  type: string,
+): Condition | undefined {
   return conditions?.find((c) => c.type === type);
 }
 
@@ -27,7 +30,11 @@ export function findCondition(conditions: readonly Condition[] | undefined, type
  * Returns `conditions` with `input` set (meta.SetStatusCondition): a new list, the original is
  * not changed. lastTransitionTime is `nowMs` for a new condition or a status flip, else kept.
  */
-export function setCondition(conditions: readonly Condition[] | undefined, input: ConditionInput, nowMs: number): Condition[] {
+export function setCondition(
+  conditions: readonly Condition[] | undefined,
+  input: ConditionInput,
+  nowMs: number,
+): Condition[] {
   const list = [...(conditions ?? [])];
   const i = list.findIndex((c) => c.type === input.type);
   const existing = i >= 0 ? list[i] : undefined;
@@ -39,6 +46,9 @@ export function setCondition(conditions: readonly Condition[] | undefined, input
   return list;
 }
 
-export function isConditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
+export function isConditionTrue(
+  conditions: readonly Condition[] | undefined,
+  type: string,
+): boolean {
   return findCondition(conditions, type)?.status === 'True';
 }

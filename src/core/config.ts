@@ -40,25 +40,137 @@ interface FlagSpec {
 const VERSION = '0.1.0';
 
 const FLAGS: Record<string, FlagSpec> = {
-  kubeconfig: { key: 'kubeconfig', kind: 'string', env: 'KUBECONFIG', help: 'Path to a kubeconfig. Default: in-cluster config, else ~/.kube/config' },
-  namespaces: { key: 'namespaces', kind: 'list', env: 'LEPTON_NAMESPACES', default: '', help: 'Comma-separated namespaces to watch; empty watches all namespaces' },
-  'metrics-bind-address': { key: 'metricsBindAddress', kind: 'string', env: 'LEPTON_METRICS_BIND_ADDRESS', default: ':8080', help: 'Address of the /metrics endpoint; "0" disables it' },
-  'health-probe-bind-address': { key: 'healthProbeBindAddress', kind: 'string', env: 'LEPTON_HEALTH_PROBE_BIND_ADDRESS', default: ':8081', help: 'Address of /healthz and /readyz; "0" disables them' },
-  'leader-elect': { key: 'leaderElect', kind: 'boolean', env: 'LEPTON_LEADER_ELECT', default: 'true', help: 'Elect a leader on a Lease so that only one replica reconciles' },
-  'leader-election-namespace': { key: 'leaderElectionNamespace', kind: 'string', env: 'LEPTON_LEADER_ELECTION_NAMESPACE', default: 'lepton-system', help: 'Namespace of the leader Lease (in a pod: its own namespace unless set)' },
-  'leader-election-id': { key: 'leaderElectionId', kind: 'string', env: 'LEPTON_LEADER_ELECTION_ID', default: 'lepton-operator.lepton.ai', help: 'Name of the leader Lease' },
-  'lease-duration': { key: 'leaseDurationMs', kind: 'duration', env: 'LEPTON_LEASE_DURATION', default: '15s', help: 'How long a standby waits after the last renewal before it takes the lease' },
-  'renew-deadline': { key: 'renewDeadlineMs', kind: 'duration', env: 'LEPTON_RENEW_DEADLINE', default: '10s', help: 'How long the leader keeps trying to renew before it steps down' },
-  'retry-period': { key: 'retryPeriodMs', kind: 'duration', env: 'LEPTON_RETRY_PERIOD', default: '2s', help: 'Interval between lease acquire and renew attempts' },
-  identity: { key: 'identity', kind: 'string', env: 'LEPTON_IDENTITY', help: 'This replica\'s identity in the Lease. Default: pod name (HOSTNAME) plus a random suffix' },
-  concurrency: { key: 'concurrency', kind: 'int', env: 'LEPTON_CONCURRENCY', default: '4', help: 'Reconciles that may run at once, per controller' },
-  'kube-api-qps': { key: 'kubeApiQps', kind: 'number', env: 'LEPTON_KUBE_API_QPS', default: '50', help: 'Sustained requests per second to the Kubernetes API (client-side limit; 0: no limit)' },
-  'kube-api-burst': { key: 'kubeApiBurst', kind: 'int', env: 'LEPTON_KUBE_API_BURST', default: '100', help: 'Burst of requests allowed above --kube-api-qps' },
-  'relist-interval': { key: 'relistIntervalMs', kind: 'duration', env: 'LEPTON_RELIST_INTERVAL', default: '10m', help: 'Full relist period of every informer, repairing watches that missed events; 0 disables' },
-  'shutdown-timeout': { key: 'shutdownTimeoutMs', kind: 'duration', env: 'LEPTON_SHUTDOWN_TIMEOUT', default: '30s', help: 'How long SIGTERM waits for reconciles in flight' },
-  'runtime-image': { key: 'runtimeImage', kind: 'string', env: 'LEPTON_RUNTIME_IMAGE', default: `lepton-ai/runtime:${VERSION}`, help: 'Default image of workload pods on CPU nodes' },
-  'runtime-gpu-image': { key: 'runtimeGpuImage', kind: 'string', env: 'LEPTON_RUNTIME_GPU_IMAGE', default: `lepton-ai/runtime:${VERSION}-gpu`, help: 'Default image of workload pods that request GPUs (tfjs-node-gpu)' },
-  'log-level': { key: 'logLevel', kind: 'level', env: 'LEPTON_LOG_LEVEL', default: 'info', help: 'error, warn, info or debug' },
+  kubeconfig: {
+    key: 'kubeconfig',
+    kind: 'string',
+    env: 'KUBECONFIG',
+    help: 'Path to a kubeconfig. Default: in-cluster config, else ~/.kube/config',
+  },
+  namespaces: {
+    key: 'namespaces',
+    kind: 'list',
+    env: 'LEPTON_NAMESPACES',
+    default: '',
+    help: 'Comma-separated namespaces to watch; empty watches all namespaces',
+  },
+  'metrics-bind-address': {
+    key: 'metricsBindAddress',
+    kind: 'string',
+    env: 'LEPTON_METRICS_BIND_ADDRESS',
+    default: ':8080',
+    help: 'Address of the /metrics endpoint; "0" disables it',
+  },
+  'health-probe-bind-address': {
+    key: 'healthProbeBindAddress',
+    kind: 'string',
+    env: 'LEPTON_HEALTH_PROBE_BIND_ADDRESS',
+    default: ':8081',
+    help: 'Address of /healthz and /readyz; "0" disables them',
+  },
+  'leader-elect': {
+    key: 'leaderElect',
+    kind: 'boolean',
+    env: 'LEPTON_LEADER_ELECT',
+    default: 'true',
+    help: 'Elect a leader on a Lease so that only one replica reconciles',
+  },
+  'leader-election-namespace': {
+    key: 'leaderElectionNamespace',
+    kind: 'string',
+    env: 'LEPTON_LEADER_ELECTION_NAMESPACE',
+    default: 'lepton-system',
+    help: 'Namespace of the leader Lease (in a pod: its own namespace unless set)',
+  },
+  'leader-election-id': {
+    key: 'leaderElectionId',
+    kind: 'string',
+    env: 'LEPTON_LEADER_ELECTION_ID',
+    default: 'lepton-operator.lepton.ai',
+    help: 'Name of the leader Lease',
+  },
+  'lease-duration': {
+    key: 'leaseDurationMs',
+    kind: 'duration',
+    env: 'LEPTON_LEASE_DURATION',
+    default: '15s',
+    help: 'How long a standby waits after the last renewal before it takes the lease',
+  },
+  'renew-deadline': {
+    key: 'renewDeadlineMs',
+    kind: 'duration',
+    env: 'LEPTON_RENEW_DEADLINE',
+    default: '10s',
+    help: 'How long the leader keeps trying to renew before it steps down',
+  },
+  'retry-period': {
+    key: 'retryPeriodMs',
+    kind: 'duration',
+    env: 'LEPTON_RETRY_PERIOD',
+    default: '2s',
+    help: 'Interval between lease acquire and renew attempts',
+  },
+  identity: {
+    key: 'identity',
+    kind: 'string',
+    env: 'LEPTON_IDENTITY',
+    help: "This replica's identity in the Lease. Default: pod name (HOSTNAME) plus a random suffix",
+  },
+  concurrency: {
+    key: 'concurrency',
+    kind: 'int',
+    env: 'LEPTON_CONCURRENCY',
+    default: '4',
+    help: 'Reconciles that may run at once, per controller',
+  },
+  'kube-api-qps': {
+    key: 'kubeApiQps',
+    kind: 'number',
+    env: 'LEPTON_KUBE_API_QPS',
+    default: '50',
+    help: 'Sustained requests per second to the Kubernetes API (client-side limit; 0: no limit)',
+  },
+  'kube-api-burst': {
+    key: 'kubeApiBurst',
+    kind: 'int',
+    env: 'LEPTON_KUBE_API_BURST',
+    default: '100',
+    help: 'Burst of requests allowed above --kube-api-qps',
+  },
+  'relist-interval': {
+    key: 'relistIntervalMs',
+    kind: 'duration',
+    env: 'LEPTON_RELIST_INTERVAL',
+    default: '10m',
+    help: 'Full relist period of every informer, repairing watches that missed events; 0 disables',
+  },
+  'shutdown-timeout': {
+    key: 'shutdownTimeoutMs',
+    kind: 'duration',
+    env: 'LEPTON_SHUTDOWN_TIMEOUT',
+    default: '30s',
+    help: 'How long SIGTERM waits for reconciles in flight',
+  },
+  'runtime-image': {
+    key: 'runtimeImage',
+    kind: 'string',
+    env: 'LEPTON_RUNTIME_IMAGE',
+    default: `lepton-ai/runtime:${VERSION}`,
+    help: 'Default image of workload pods on CPU nodes',
+  },
+  'runtime-gpu-image': {
+    key: 'runtimeGpuImage',
+    kind: 'string',
+    env: 'LEPTON_RUNTIME_GPU_IMAGE',
+    default: `lepton-ai/runtime:${VERSION}-gpu`,
+    help: 'Default image of workload pods that request GPUs (tfjs-node-gpu)',
+  },
+  'log-level': {
+    key: 'logLevel',
+    kind: 'level',
+    env: 'LEPTON_LOG_LEVEL',
+    default: 'info',
+    help: 'error, warn, info or debug',
+  },
 };
 
 export class ConfigError extends Error {}
@@ -77,7 +189,10 @@ function convert(flag: string, spec: FlagSpec, raw: string): unknown {
       case 'string':
         return raw;
       case 'list':
-        return raw.split(',').map((s) => s.trim()).filter(Boolean);
+        return raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
       case 'boolean':
         if (['true', '1', 'yes'].includes(raw)) return true;
         if (['false', '0', 'no'].includes(raw)) return false;
@@ -88,16 +203,21 @@ function convert(flag: string, spec: FlagSpec, raw: string): unknown {
       case 'number': {
         const n = Number(raw);
         if (!Number.isFinite(n) || n < 0 || (spec.kind === 'int' && !Number.isInteger(n))) {
-          throw new ConfigError(`want a non-negative ${spec.kind === 'int' ? 'integer' : 'number'}`);
+          throw new ConfigError(
+            `want a non-negative ${spec.kind === 'int' ? 'integer' : 'number'}`,
+          );
         }
         return n;
       }
       case 'level':
-        if (!['error', 'warn', 'info', 'debug'].includes(raw)) throw new ConfigError('want error, warn, info or debug');
+        if (!['error', 'warn', 'info', 'debug'].includes(raw))
+          throw new ConfigError('want error, warn, info or debug');
         return raw;
     }
   } catch (err) {
-    throw new ConfigError(`--${flag} (or ${spec.env}): invalid value "${raw}": ${(err as Error).message}`);
+    throw new ConfigError(
+      `--${flag} (or ${spec.env}): invalid value "${raw}": ${(err as Error).message}`,
+    );
   }
 }
 
@@ -115,20 +235,30 @@ export function helpText(): string {
     lines.push(`  --${name}${spec.kind === 'boolean' ? '[=true|false]' : ' VALUE'}`);
     lines.push(`      ${spec.help}${def}. Env: ${spec.env}`);
   }
-  lines.push('  --help', '      Print this text and exit', '  --version', '      Print the version and exit', '');
+  lines.push(
+    '  --help',
+    '      Print this text and exit',
+    '  --version',
+    '      Print the version and exit',
+    '',
+  );
   return lines.join('\n');
 }
 
 export type ParsedArgs = { help: true } | { version: true } | { config: OperatorConfig };
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedArgs {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' }, version: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    help: { type: 'boolean' },
+    version: { type: 'boolean' },
+  };
   for (const name of Object.keys(FLAGS)) options[name] = { type: 'string' };
   // Boolean flags may be given bare (--leader-elect) or with a value (--leader-elect=false).
   const normalized = argv.flatMap((a, i) => {
     const name = a.startsWith('--') ? a.slice(2) : '';
     const next = argv[i + 1];
-    if (FLAGS[name]?.kind === 'boolean' && (next === undefined || next.startsWith('--'))) return [`${a}=true`];
+    if (FLAGS[name]?.kind === 'boolean' && (next === undefined || next.startsWith('--')))
+      return [`${a}=true`];
     return [a];
   });
   let values: Record<string, string | boolean | undefined>;

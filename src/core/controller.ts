@@ -76,7 +76,8 @@ export class Controller {
   watchOwned(cache: Cache<KubeObject>, ownerKind: string): void {
     const enqueue = (obj: KubeObject) => {
       const owner = controllerOf(obj);
-      if (owner?.kind === ownerKind) this.queue.add(keyOf({ namespace: obj.metadata.namespace, name: owner.name }));
+      if (owner?.kind === ownerKind)
+        this.queue.add(keyOf({ namespace: obj.metadata.namespace, name: owner.name }));
     };
     cache.addHandler({ add: enqueue, update: (_old, obj) => enqueue(obj), delete: enqueue });
   }
@@ -102,7 +103,8 @@ export class Controller {
     metrics?.activeWorkers.inc(labels);
     const end = metrics?.reconcileTime.startTimer(labels);
     try {
-      const result = (await this.o.reconciler.reconcile({ namespace, name, reconcileID, log })) ?? {};
+      const result =
+        (await this.o.reconciler.reconcile({ namespace, name, reconcileID, log })) ?? {};
       this.queue.forget(key);
       const requeue = result.requeueAfterMs !== undefined && result.requeueAfterMs > 0;
       if (requeue) this.queue.addAfter(key, result.requeueAfterMs as number);

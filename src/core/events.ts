@@ -26,7 +26,13 @@ export class EventRecorder {
     this.o = opts;
   }
 
-  async record(obj: KubeObject, type: EventType, reason: string, message: string, action = reason): Promise<void> {
+  async record(
+    obj: KubeObject,
+    type: EventType,
+    reason: string,
+    message: string,
+    action = reason,
+  ): Promise<void> {
     const now = this.o.clock.now();
     const window = this.o.dedupeWindowMs ?? 10 * 60_000;
     const dedupeKey = `${obj.metadata.uid}\u0000${type}\u0000${reason}\u0000${message}`;
@@ -39,7 +45,10 @@ export class EventRecorder {
       await this.o.client.create(Resources.Event, {
         apiVersion: 'events.k8s.io/v1',
         kind: 'Event',
-        metadata: { namespace, name: `${name}.${now.toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}` },
+        metadata: {
+          namespace,
+          name: `${name}.${now.toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`,
+        },
         eventTime: microTime(now),
         type,
         reason,
@@ -47,10 +56,22 @@ export class EventRecorder {
         note: message.slice(0, 1024),
         reportingController: this.o.controller,
         reportingInstance: this.o.instance,
-        regarding: { apiVersion: obj.apiVersion, kind: obj.kind, namespace, name, uid, resourceVersion },
+        regarding: {
+          apiVersion: obj.apiVersion,
+          kind: obj.kind,
+          namespace,
+          name,
+          uid,
+          resourceVersion,
+        },
       } as KubeObject);
     } catch (err) {
-      this.o.logger.warn('Failed to record an Event', { namespace, name, reason, error: (err as Error).message });
+      this.o.logger.warn('Failed to record an Event', {
+        namespace,
+        name,
+        reason,
+        error: (err as Error).message,
+      });
     }
   }
 

@@ -16,15 +16,21 @@ export function parseBindAddress(addr: string): { host: string; port: number } |
   const i = addr.lastIndexOf(':');
   const host = i > 0 ? addr.slice(0, i) : '0.0.0.0';
   const port = Number(addr.slice(i + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`Invalid bind address "${addr}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`Invalid bind address "${addr}"`);
   return { host, port };
 }
 
-export async function serveEndpoints(addr: { host: string; port: number }, ep: Endpoints): Promise<Server> {
+export async function serveEndpoints(
+  addr: { host: string; port: number },
+  ep: Endpoints,
+): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const probe = (ok: boolean | undefined) => {
-      res.writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ok ? 'ok\n' : 'not ready\n');
+      res
+        .writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain' })
+        .end(ok ? 'ok\n' : 'not ready\n');
     };
     if (path === '/metrics' && ep.metrics) {
       const registry = ep.metrics;

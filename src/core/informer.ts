@@ -74,7 +74,9 @@ export class Informer<T extends KubeObject> implements Cache<T> {
 
   list(namespace?: string): T[] {
     const all = [...this.objects.values()];
-    return namespace === undefined ? all : all.filter((o) => (o.metadata.namespace ?? '') === namespace);
+    return namespace === undefined
+      ? all
+      : all.filter((o) => (o.metadata.namespace ?? '') === namespace);
   }
 
   /** Objects whose controller owner reference points at `uid`. */
@@ -165,7 +167,9 @@ export class Informer<T extends KubeObject> implements Cache<T> {
     const seen = new Set<string>();
     for (const item of list.items) {
       // List items omit apiVersion and kind; put them back so handlers see whole objects.
-      item.apiVersion ??= this.resource.group ? `${this.resource.group}/${this.resource.version}` : this.resource.version;
+      item.apiVersion ??= this.resource.group
+        ? `${this.resource.group}/${this.resource.version}`
+        : this.resource.version;
       item.kind ??= this.resource.kind;
       seen.add(this.upsert(item));
     }
@@ -198,7 +202,12 @@ export class Informer<T extends KubeObject> implements Cache<T> {
         relistTimer?.cancel();
         this.abortWatch = undefined;
         if (expired) reject(new ExpiredError('resourceVersion expired'));
-        else if (err && (err as Error).name !== 'TimeoutError' && (err as Error).name !== 'AbortError') reject(err);
+        else if (
+          err &&
+          (err as Error).name !== 'TimeoutError' &&
+          (err as Error).name !== 'AbortError'
+        )
+          reject(err);
         else resolve();
       };
       const onEvent = (type: string, obj: T & { code?: number }) => {
@@ -290,7 +299,9 @@ export class MultiNamespaceInformer<T extends KubeObject> implements Cache<T> {
 
   constructor(namespaces: string[], opts: Omit<InformerOptions<T>, 'namespace'>) {
     this.resource = opts.resource;
-    this.informers = new Map(namespaces.map((ns) => [ns, new Informer<T>({ ...opts, namespace: ns })]));
+    this.informers = new Map(
+      namespaces.map((ns) => [ns, new Informer<T>({ ...opts, namespace: ns })]),
+    );
   }
 
   addHandler(handler: InformerHandler<T>): void {

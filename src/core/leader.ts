@@ -99,7 +99,10 @@ export class LeaderElector {
     this.leading = leading;
     this.o.metrics?.leaderStatus.set({ name: this.o.name }, leading ? 1 : 0);
     if (leading) {
-      this.o.logger.info('Became the leader', { lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity });
+      this.o.logger.info('Became the leader', {
+        lease: `${this.o.namespace}/${this.o.name}`,
+        identity: this.o.identity,
+      });
       this.o.onStartedLeading();
     } else {
       this.o.onStoppedLeading();
@@ -151,7 +154,11 @@ export class LeaderElector {
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? '';
     const renewTime = spec.renewTime ?? '';
-    if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime) {
+    if (
+      !this.observed ||
+      this.observed.holder !== holder ||
+      this.observed.renewTime !== renewTime
+    ) {
       this.observed = { holder, renewTime, at: now };
     }
     const durationMs = (spec.leaseDurationSeconds ?? 0) * 1000;
@@ -173,9 +180,16 @@ export class LeaderElector {
       const now = this.clock.now();
       await this.o.client.replace<Lease>(Resources.Lease, {
         ...lease,
-        spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(now) },
+        spec: {
+          ...lease.spec,
+          holderIdentity: '',
+          leaseDurationSeconds: 1,
+          renewTime: microTime(now),
+        },
       });
-      this.o.logger.info('Released the leader lease', { lease: `${this.o.namespace}/${this.o.name}` });
+      this.o.logger.info('Released the leader lease', {
+        lease: `${this.o.namespace}/${this.o.name}`,
+      });
     } catch (err) {
       this.o.logger.warn('Failed to release the leader lease', { error: (err as Error).message });
     }

@@ -4,7 +4,10 @@ import winston from 'winston';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
-export function createLogger(level: LogLevel = 'info', defaultMeta: Record<string, string> = {}): winston.Logger {
+export function createLogger(
+  level: LogLevel = 'info',
+  defaultMeta: Record<string, string> = {},
+): winston.Logger {
   return winston.createLogger({
     level,
     format: winston.format.combine(
@@ -14,7 +17,9 @@ export function createLogger(level: LogLevel = 'info', defaultMeta: Record<strin
     ),
     defaultMeta: { logger: 'lepton-operator', ...defaultMeta },
     // Logs go to stderr so stdout stays free for command output such as --help.
-    transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] })],
+    transports: [
+      new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] }),
+    ],
     exitOnError: false,
   });
 }

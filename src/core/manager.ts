@@ -55,7 +55,8 @@ export class Manager {
     this.clock = opts.clock ?? realClock;
     this.metrics = opts.metrics;
     const c = opts.config;
-    this.identity = c.identity ?? `${process.env.HOSTNAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
+    this.identity =
+      c.identity ?? `${process.env.HOSTNAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
     this.client = new KubeClient(opts.kubeConfig, {
       qps: c.kubeApiQps,
       burst: c.kubeApiBurst,
@@ -83,7 +84,10 @@ export class Manager {
         clock: this.clock,
       };
       const namespaces = this.o.config.namespaces;
-      cache = rt.namespaced && namespaces.length > 0 ? new MultiNamespaceInformer(namespaces, opts) : new Informer(opts);
+      cache =
+        rt.namespaced && namespaces.length > 0
+          ? new MultiNamespaceInformer(namespaces, opts)
+          : new Informer(opts);
       this.caches.set(id, cache);
     }
     return cache as unknown as Cache<T>;
@@ -117,10 +121,18 @@ export class Manager {
     const metricsAddr = parseBindAddress(c.metricsBindAddress);
     const probeAddr = parseBindAddress(c.healthProbeBindAddress);
     const probes = { healthz: () => !this.stopping, readyz: () => this.isReady() };
-    if (metricsAddr && probeAddr && metricsAddr.port === probeAddr.port && metricsAddr.host === probeAddr.host) {
-      this.servers.push(await serveEndpoints(metricsAddr, { metrics: this.o.metrics.registry, ...probes }));
+    if (
+      metricsAddr &&
+      probeAddr &&
+      metricsAddr.port === probeAddr.port &&
+      metricsAddr.host === probeAddr.host
+    ) {
+      this.servers.push(
+        await serveEndpoints(metricsAddr, { metrics: this.o.metrics.registry, ...probes }),
+      );
     } else {
-      if (metricsAddr) this.servers.push(await serveEndpoints(metricsAddr, { metrics: this.o.metrics.registry }));
+      if (metricsAddr)
+        this.servers.push(await serveEndpoints(metricsAddr, { metrics: this.o.metrics.registry }));
       if (probeAddr) this.servers.push(await serveEndpoints(probeAddr, probes));
     }
     this.logger.info('Started the manager', {
@@ -132,10 +144,19 @@ export class Manager {
 
     for (const cache of this.caches.values()) cache.start();
     const timeout = new Promise<never>((_, reject) => {
-      const t = this.clock.setTimer(() => reject(new Error(`Caches did not sync within ${CACHE_SYNC_TIMEOUT_MS / 1000} s`)), CACHE_SYNC_TIMEOUT_MS);
-      Promise.all([...this.caches.values()].map((x) => x.waitForSync())).then(() => t.cancel(), () => t.cancel());
+      const t = this.clock.setTimer(
+        () => reject(new Error(`Caches did not sync within ${CACHE_SYNC_TIMEOUT_MS / 1000} s`)),
+        CACHE_SYNC_TIMEOUT_MS,
+      );
+      Promise.all([...this.caches.values()].map((x) => x.waitForSync())).then(
+        () => t.cancel(),
+        () => t.cancel(),
+      );
     });
-    await Promise.race([Promise.all([...this.caches.values()].map((x) => x.waitForSync())), timeout]);
+    await Promise.race([
+      Promise.all([...this.caches.values()].map((x) => x.waitForSync())),
+      timeout,
+    ]);
     this.synced = true;
     this.logger.info('Synced caches', {
       resources: [...this.caches.values()].map((x) => `${x.resource.plural}=${x.size}`).join(','),
@@ -164,7 +185,9 @@ export class Manager {
         this.o.onLeadershipLost?.();
       },
     });
-    this.logger.info('Waiting for the leader lease', { lease: `${c.leaderElectionNamespace}/${c.leaderElectionId}` });
+    this.logger.info('Waiting for the leader lease', {
+      lease: `${c.leaderElectionNamespace}/${c.leaderElectionId}`,
+    });
     this.elector.start();
   }
 
@@ -172,7 +195,10 @@ export class Manager {
     if (this.controllersStarted) return;
     this.controllersStarted = true;
     for (const ctl of this.controllers) {
-      this.logger.info('Started workers', { controller: ctl.name, concurrency: this.o.config.concurrency });
+      this.logger.info('Started workers', {
+        controller: ctl.name,
+        concurrency: this.o.config.concurrency,
+      });
       void ctl.start();
     }
   }
@@ -199,10 +225,13 @@ export class Manager {
       await this.elector?.stop();
       await Promise.all([...this.caches.values()].map((x) => x.stop()));
       await Promise.all(
-        this.servers.map((s) => new Promise<void>((r) => {
-          s.close(() => r());
-          s.closeAllConnections();
-        })),
+        this.servers.map(
+          (s) =>
+            new Promise<void>((r) => {
+              s.close(() => r());
+              s.closeAllConnections();
+            }),
+        ),
       );
       this.logger.info('Stopped the manager');
     })();

@@ -40,7 +40,12 @@ export async function applyStatus<S>(
     rt,
     obj.metadata.namespace ?? '',
     obj.metadata.name ?? '',
-    { apiVersion: apiVersionOf(rt), kind: rt.kind, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, status: next },
+    {
+      apiVersion: apiVersionOf(rt),
+      kind: rt.kind,
+      metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace },
+      status: next,
+    },
     'apply',
     { subresource: 'status', force: true },
   );

@@ -31,8 +31,12 @@ function flag(args: string[], name: string): string | undefined {
 
 function ensureBinaries(): void {
   if (missingBinaries().length === 0) return;
-  process.stderr.write(`Building the cluster binaries into ${binDir()} (once; about 30 minutes cold on 2 cores)\n`);
-  const r = spawnSync('bash', [join(repoRoot, 'test', 'cluster', 'build-binaries.sh')], { stdio: 'inherit' });
+  process.stderr.write(
+    `Building the cluster binaries into ${binDir()} (once; about 30 minutes cold on 2 cores)\n`,
+  );
+  const r = spawnSync('bash', [join(repoRoot, 'test', 'cluster', 'build-binaries.sh')], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0) throw new Error(`build-binaries.sh failed with exit code ${r.status}`);
 }
 
@@ -75,16 +79,24 @@ async function up(stateDir: string): Promise<void> {
   mkdirSync(stateDir, { recursive: true });
   const logFile = join(stateDir, 'supervisor.log');
   const log = openSync(logFile, 'w');
-  const child = spawn(process.execPath, [process.argv[1] ?? '', 'up', '--foreground', '--state', stateDir], {
-    detached: true,
-    stdio: ['ignore', log, log],
-  });
+  const child = spawn(
+    process.execPath,
+    [process.argv[1] ?? '', 'up', '--foreground', '--state', stateDir],
+    {
+      detached: true,
+      stdio: ['ignore', log, log],
+    },
+  );
   child.unref();
   process.stderr.write(`Starting the local cluster (logs: ${stateDir}/logs, ${logFile})\n`);
-  await waitFor('the local cluster', () => {
-    if (child.exitCode !== null) throw new Error(`the cluster supervisor exited; see ${logFile}`);
-    return readState(stateDir)?.ready === true;
-  }, 180_000);
+  await waitFor(
+    'the local cluster',
+    () => {
+      if (child.exitCode !== null) throw new Error(`the cluster supervisor exited; see ${logFile}`);
+      return readState(stateDir)?.ready === true;
+    },
+    180_000,
+  );
   printHowTo(join(stateDir, 'kubeconfig'));
 }
 
@@ -109,7 +121,11 @@ async function down(stateDir: string): Promise<void> {
   }
   if (isAlive(state.supervisorPid)) {
     process.kill(state.supervisorPid, 'SIGTERM');
-    await waitFor('the cluster supervisor to exit', () => !isAlive(state.supervisorPid), 30_000).catch(() => undefined);
+    await waitFor(
+      'the cluster supervisor to exit',
+      () => !isAlive(state.supervisorPid),
+      30_000,
+    ).catch(() => undefined);
   }
   killLeftovers(stateDir);
   process.stdout.write('The local cluster is stopped.\n');
@@ -138,14 +154,20 @@ async function main(): Promise<void> {
       return;
     }
     case 'kubectl': {
-      const r = spawnSync(join(binDir(), 'kubectl'), [`--kubeconfig=${join(stateDir, 'kubeconfig')}`, ...args], {
-        stdio: 'inherit',
-      });
+      const r = spawnSync(
+        join(binDir(), 'kubectl'),
+        [`--kubeconfig=${join(stateDir, 'kubeconfig')}`, ...args],
+        {
+          stdio: 'inherit',
+        },
+      );
       process.exitCode = r.status ?? 1;
       return;
     }
     default:
-      process.stdout.write('usage: npm run cluster -- build | up | down | status | kubectl ARGS...\n');
+      process.stdout.write(
+        'usage: npm run cluster -- build | up | down | status | kubectl ARGS...\n',
+      );
   }
 }
 

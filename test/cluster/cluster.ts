@@ -4,7 +4,15 @@
 // data, logs, kubeconfig) lives in one state folder; the components' process ids are recorded
 // there so that a later `up` or `down` can clean up after a supervisor that was killed.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
@@ -17,7 +25,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '..', '..');
 
 export function binDir(): string {
-  return process.env.LEPTON_BIN_DIR ?? join(homedir(), '.cache', 'lepton', 'bin', `k8s-${K8S_VERSION}`);
+  return (
+    process.env.LEPTON_BIN_DIR ?? join(homedir(), '.cache', 'lepton', 'bin', `k8s-${K8S_VERSION}`)
+  );
 }
 
 const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
@@ -60,7 +70,9 @@ export async function freePort(): Promise<number> {
     srv.on('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolvePort(addr.port) : reject(new Error('no port'))));
+      srv.close(() =>
+        typeof addr === 'object' && addr ? resolvePort(addr.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -68,11 +80,16 @@ export async function freePort(): Promise<number> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` until it returns true or `timeoutMs` passes, then throws with `what`. */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(250);
   }
 }
@@ -86,16 +103,20 @@ interface HttpsProbe {
 
 function probe({ url, ca, cert, key }: HttpsProbe): Promise<boolean> {
   return new Promise((done) => {
-    const req = request(url, {
-      ca: ca ? readFileSync(ca) : undefined,
-      cert: cert ? readFileSync(cert) : undefined,
-      key: key ? readFileSync(key) : undefined,
-      rejectUnauthorized: Boolean(ca),
-      timeout: 2000,
-    }, (res) => {
-      res.resume();
-      done(res.statusCode === 200);
-    });
+    const req = request(
+      url,
+      {
+        ca: ca ? readFileSync(ca) : undefined,
+        cert: cert ? readFileSync(cert) : undefined,
+        key: key ? readFileSync(key) : undefined,
+        rejectUnauthorized: Boolean(ca),
+        timeout: 2000,
+      },
+      (res) => {
+        res.resume();
+        done(res.statusCode === 200);
+      },
+    );
     req.on('error', () => done(false));
     req.on('timeout', () => req.destroy());
     req.end();
@@ -164,11 +185,14 @@ export class LocalCluster {
     const bins = binDir();
     const missing = missingBinaries(bins);
     if (missing.length) {
-      throw new Error(`Missing cluster binaries in ${bins}: ${missing.join(', ')}; run: npm run cluster -- build`);
+      throw new Error(
+        `Missing cluster binaries in ${bins}: ${missing.join(', ')}; run: npm run cluster -- build`,
+      );
     }
     killLeftovers(this.stateDir);
     if (!this.keepData) {
-      for (const d of ['etcd', 'pki', 'logs', 'apiserver-certs']) rmSync(join(this.stateDir, d), { recursive: true, force: true });
+      for (const d of ['etcd', 'pki', 'logs', 'apiserver-certs'])
+        rmSync(join(this.stateDir, d), { recursive: true, force: true });
     }
     mkdirSync(join(this.stateDir, 'logs'), { recursive: true });
     const pki = ensurePki(join(this.stateDir, 'pki'));
@@ -213,11 +237,19 @@ export class LocalCluster {
     ]);
     await waitFor(
       'kube-apiserver /readyz',
-      () => probe({ url: `${this.server}/readyz`, ca: pki.caCert, cert: pki.adminCert, key: pki.adminKey }),
+      () =>
+        probe({
+          url: `${this.server}/readyz`,
+          ca: pki.caCert,
+          cert: pki.adminCert,
+          key: pki.adminKey,
+        }),
       90_000,
     );
     writeFileSync(this.kubeconfig, kubeconfigYaml(this.server, pki), { mode: 0o600 });
-    this.log(`kube-apiserver ready at ${this.server} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    this.log(
+      `kube-apiserver ready at ${this.server} after ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
 
     const common = (port: number) => [
       `--kubeconfig=${this.kubeconfig}`,
@@ -248,8 +280,16 @@ export class LocalCluster {
       `--server-address=127.0.0.1:${kwokPort}`,
     ]);
     await Promise.all([
-      waitFor('kube-controller-manager /healthz', () => probe({ url: `https://127.0.0.1:${kcmPort}/healthz` }), 60_000),
-      waitFor('kube-scheduler /healthz', () => probe({ url: `https://127.0.0.1:${schedPort}/healthz` }), 60_000),
+      waitFor(
+        'kube-controller-manager /healthz',
+        () => probe({ url: `https://127.0.0.1:${kcmPort}/healthz` }),
+        60_000,
+      ),
+      waitFor(
+        'kube-scheduler /healthz',
+        () => probe({ url: `https://127.0.0.1:${schedPort}/healthz` }),
+        60_000,
+      ),
     ]);
     this.kubectl(['apply', '--server-side', '-f', join(here, 'kwok', 'nodes.yaml')]);
     await waitFor('kwok nodes Ready', () => this.nodesReady(), 60_000);
@@ -268,7 +308,11 @@ export class LocalCluster {
   private nodesReady(): boolean {
     try {
       const out = this.kubectl([
-        'get', 'nodes', '-l', 'type=kwok', '-o',
+        'get',
+        'nodes',
+        '-l',
+        'type=kwok',
+        '-o',
         'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
       ]);
       const states = out.trim().split('\n').filter(Boolean);
@@ -286,7 +330,9 @@ export class LocalCluster {
     child.on('exit', (code, signal) => {
       this.procs.delete(name);
       if (!this.stopping) {
-        this.log(`${name} exited unexpectedly (code ${code}, signal ${signal}); see ${join(this.stateDir, 'logs', `${name}.log`)}`);
+        this.log(
+          `${name} exited unexpectedly (code ${code}, signal ${signal}); see ${join(this.stateDir, 'logs', `${name}.log`)}`,
+        );
       }
     });
     this.procs.set(name, child);

@@ -18,17 +18,28 @@ export default async function globalSetup() {
   const log = openSync(join(stateDir, 'supervisor.log'), 'w');
   const child = spawn(
     process.execPath,
-    [join(here, 'cli.ts'), 'up', '--foreground', '--state', stateDir, '--parent-pid', String(process.pid)],
+    [
+      join(here, 'cli.ts'),
+      'up',
+      '--foreground',
+      '--state',
+      stateDir,
+      '--parent-pid',
+      String(process.pid),
+    ],
     { stdio: ['ignore', log, log] },
   );
   const statePath = join(stateDir, 'state.json');
   const deadline = Date.now() + 180_000;
   for (;;) {
     if (child.exitCode !== null) {
-      throw new Error(`The test cluster failed to start:\n${readFileSync(join(stateDir, 'supervisor.log'), 'utf8')}`);
+      throw new Error(
+        `The test cluster failed to start:\n${readFileSync(join(stateDir, 'supervisor.log'), 'utf8')}`,
+      );
     }
     if (existsSync(statePath) && JSON.parse(readFileSync(statePath, 'utf8')).ready) break;
-    if (Date.now() > deadline) throw new Error(`The test cluster did not start in 180 s; see ${stateDir}`);
+    if (Date.now() > deadline)
+      throw new Error(`The test cluster did not start in 180 s; see ${stateDir}`);
     await new Promise((r) => setTimeout(r, 250));
   }
   process.env.LEPTON_TEST_KUBECONFIG = join(stateDir, 'kubeconfig');

@@ -38,8 +38,17 @@ export function ensurePki(dir: string): Pki {
   if (existsSync(pki.saPub)) return pki;
 
   const days = '3650';
-  openssl(dir, ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', days]
-    .concat(['-subj', '/CN=lepton-local-ca', '-keyout', 'ca.key', '-out', 'ca.crt']));
+  openssl(
+    dir,
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', days].concat([
+      '-subj',
+      '/CN=lepton-local-ca',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+    ]),
+  );
 
   const sans = [
     'DNS:localhost',
@@ -53,10 +62,27 @@ export function ensurePki(dir: string): Pki {
   writeFileSync(join(dir, 'server.ext'), `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`);
   writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
   const sign = (name: string, subject: string, ext: string): void => {
-    openssl(dir, ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', subject]
-      .concat(['-keyout', `${name}.key`, '-out', `${name}.csr`]));
-    openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key']
-      .concat(['-CAcreateserial', '-days', days, '-extfile', ext, '-out', `${name}.crt`]));
+    openssl(
+      dir,
+      ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', subject].concat([
+        '-keyout',
+        `${name}.key`,
+        '-out',
+        `${name}.csr`,
+      ]),
+    );
+    openssl(
+      dir,
+      ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key'].concat([
+        '-CAcreateserial',
+        '-days',
+        days,
+        '-extfile',
+        ext,
+        '-out',
+        `${name}.crt`,
+      ]),
+    );
   };
   sign('apiserver', '/CN=kube-apiserver', 'server.ext');
   sign('admin', '/O=system:masters/CN=lepton-admin', 'client.ext');

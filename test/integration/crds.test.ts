@@ -48,8 +48,21 @@ describe('the CRDs', () => {
   });
 
   it('does not take KServe or Kubeflow short names', () => {
-    const out = kubectlOk(['get', 'crd', '-o', 'jsonpath={range .items[?(@.spec.group=="lepton.ai")]}{.spec.names.shortNames}{"\\n"}{end}']);
-    for (const taken of ['isvc', 'tfjob', 'tfjobs', 'pytorchjob', 'trainjob', 'mpijob', 'inferenceservice']) {
+    const out = kubectlOk([
+      'get',
+      'crd',
+      '-o',
+      'jsonpath={range .items[?(@.spec.group=="lepton.ai")]}{.spec.names.shortNames}{"\\n"}{end}',
+    ]);
+    for (const taken of [
+      'isvc',
+      'tfjob',
+      'tfjobs',
+      'pytorchjob',
+      'trainjob',
+      'mpijob',
+      'inferenceservice',
+    ]) {
       expect(out).not.toMatch(new RegExp(`"${taken}"`));
     }
   });
@@ -77,10 +90,16 @@ describe('the CRDs', () => {
     }
   });
 
-  it.each(invalid.map((f) => [`${f.object.kind}: ${f.case}`, f] as const))('rejects %s', (_name, fixture) => {
-    const r = kubectl(['create', '--dry-run=server', '-n', ns, '-f', '-'], JSON.stringify(fixture.object));
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('is invalid');
-    expect(r.stderr).toContain(fixture.field);
-  });
+  it.each(invalid.map((f) => [`${f.object.kind}: ${f.case}`, f] as const))(
+    'rejects %s',
+    (_name, fixture) => {
+      const r = kubectl(
+        ['create', '--dry-run=server', '-n', ns, '-f', '-'],
+        JSON.stringify(fixture.object),
+      );
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('is invalid');
+      expect(r.stderr).toContain(fixture.field);
+    },
+  );
 });

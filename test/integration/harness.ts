@@ -13,7 +13,10 @@ export { waitFor, repoRoot };
 
 export function kubeconfigPath(): string {
   const path = process.env.LEPTON_TEST_KUBECONFIG;
-  if (!path) throw new Error('LEPTON_TEST_KUBECONFIG is not set: run the integration tests through jest (npm test)');
+  if (!path)
+    throw new Error(
+      'LEPTON_TEST_KUBECONFIG is not set: run the integration tests through jest (npm test)',
+    );
   return path;
 }
 
@@ -32,11 +35,15 @@ export interface KubectlResult {
 /** Runs the project's kubectl; never throws on a non-zero exit (tests assert on it). */
 export function kubectl(args: string[], input?: string): KubectlResult {
   try {
-    const stdout = execFileSync(join(binDir(), 'kubectl'), [`--kubeconfig=${kubeconfigPath()}`, ...args], {
-      input,
-      encoding: 'utf8',
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const stdout = execFileSync(
+      join(binDir(), 'kubectl'),
+      [`--kubeconfig=${kubeconfigPath()}`, ...args],
+      {
+        input,
+        encoding: 'utf8',
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
     return { code: 0, stdout, stderr: '' };
   } catch (err) {
     const e = err as { status?: number; stdout?: string; stderr?: string };
@@ -77,7 +84,11 @@ export class OperatorProcess {
   readonly metricsPort: number;
   readonly probePort: number;
 
-  constructor(args: string[], ports: { metrics: number; probe: number }, kubeconfig = kubeconfigPath()) {
+  constructor(
+    args: string[],
+    ports: { metrics: number; probe: number },
+    kubeconfig = kubeconfigPath(),
+  ) {
     this.metricsPort = ports.metrics;
     this.probePort = ports.probe;
     this.child = spawn(
@@ -133,7 +144,8 @@ export class OperatorProcess {
   }
 
   exited(): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve(this.child.exitCode);
+    if (this.child.exitCode !== null || this.child.signalCode !== null)
+      return Promise.resolve(this.child.exitCode);
     return new Promise((r) => this.child.once('exit', (code) => r(code)));
   }
 
@@ -144,19 +156,27 @@ export class OperatorProcess {
 }
 
 /** Sum of a counter's samples in Prometheus text whose labels include all of `labels`. */
-export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+export function metricValue(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number {
   let sum = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue;
     const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
     if (!m || m[1] !== name) continue;
     const labelText = m[2] ?? '';
-    if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) sum += Number(m[3]);
+    if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`)))
+      sum += Number(m[3]);
   }
   return sum;
 }
 
-export async function startOperator(args: string[] = [], kubeconfig?: string): Promise<OperatorProcess> {
+export async function startOperator(
+  args: string[] = [],
+  kubeconfig?: string,
+): Promise<OperatorProcess> {
   const [metrics, probe] = await Promise.all([freePort(), freePort()]);
   return new OperatorProcess(args, { metrics, probe }, kubeconfig);
 }
@@ -166,17 +186,37 @@ export async function startOperator(args: string[] = [], kubeconfig?: string): P
  * proves that the RBAC we ship is enough (and not the admin certificate's system:masters).
  */
 export function operatorServiceAccountKubeconfig(): string {
-  kubectlOk(['apply', '--server-side', '-f', join(repoRoot, 'manifests', 'namespace.yaml'), '-f', join(repoRoot, 'manifests', 'rbac.yaml')]);
-  const token = kubectlOk(['create', 'token', 'lepton-operator', '-n', 'lepton-system', '--duration=2h']).trim();
+  kubectlOk([
+    'apply',
+    '--server-side',
+    '-f',
+    join(repoRoot, 'manifests', 'namespace.yaml'),
+    '-f',
+    join(repoRoot, 'manifests', 'rbac.yaml'),
+  ]);
+  const token = kubectlOk([
+    'create',
+    'token',
+    'lepton-operator',
+    '-n',
+    'lepton-system',
+    '--duration=2h',
+  ]).trim();
   const admin = parse(readFileSync(kubeconfigPath(), 'utf8')) as { clusters: unknown[] };
   const path = join(dirname(kubeconfigPath()), 'operator-sa.kubeconfig');
-  writeFileSync(path, stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: admin.clusters,
-    users: [{ name: 'lepton-operator', user: { token } }],
-    contexts: [{ name: 'operator', context: { cluster: 'lepton-local', user: 'lepton-operator' } }],
-    'current-context': 'operator',
-  }), { mode: 0o600 });
+  writeFileSync(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: admin.clusters,
+      users: [{ name: 'lepton-operator', user: { token } }],
+      contexts: [
+        { name: 'operator', context: { cluster: 'lepton-local', user: 'lepton-operator' } },
+      ],
+      'current-context': 'operator',
+    }),
+    { mode: 0o600 },
+  );
   return path;
 }

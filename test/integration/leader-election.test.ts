@@ -30,16 +30,19 @@ const leaseName = `lepton-test-${Date.now().toString(36)}`;
 const started: OperatorProcess[] = [];
 
 function replica(identity: string): Promise<OperatorProcess> {
-  return startOperator([
-    `--namespaces=${ns}`,
-    '--leader-elect=true',
-    `--leader-election-namespace=${leaseNs}`,
-    `--leader-election-id=${leaseName}`,
-    `--lease-duration=${LEASE_SECONDS}s`,
-    '--renew-deadline=4s',
-    '--retry-period=1s',
-    `--identity=${identity}`,
-  ], operatorServiceAccountKubeconfig()).then((p) => {
+  return startOperator(
+    [
+      `--namespaces=${ns}`,
+      '--leader-elect=true',
+      `--leader-election-namespace=${leaseNs}`,
+      `--leader-election-id=${leaseName}`,
+      `--lease-duration=${LEASE_SECONDS}s`,
+      '--renew-deadline=4s',
+      '--retry-period=1s',
+      `--identity=${identity}`,
+    ],
+    operatorServiceAccountKubeconfig(),
+  ).then((p) => {
     started.push(p);
     return p;
   });
@@ -50,15 +53,19 @@ async function holder(): Promise<string | undefined> {
   return lease?.spec?.holderIdentity;
 }
 
-const reconciled = (p: OperatorProcess): LogLine[] => p.logs.filter((l) => l.message === 'Reconciled');
+const reconciled = (p: OperatorProcess): LogLine[] =>
+  p.logs.filter((l) => l.message === 'Reconciled');
 
 function createJob(name: string): void {
-  kubectlOk(['create', '-n', ns, '-f', '-'], JSON.stringify({
-    apiVersion: 'lepton.ai/v1alpha1',
-    kind: 'InferenceService',
-    metadata: { name },
-    spec: { model: { uri: `pvc://models/${name}` } },
-  }));
+  kubectlOk(
+    ['create', '-n', ns, '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'lepton.ai/v1alpha1',
+      kind: 'InferenceService',
+      metadata: { name },
+      spec: { model: { uri: `pvc://models/${name}` } },
+    }),
+  );
 }
 
 beforeAll(() => {
@@ -77,33 +84,54 @@ describe('leader election', () => {
     const a = await replica('replica-a');
     await waitFor('replica-a to lead', async () => (await holder()) === 'replica-a', 30_000);
     const b = await replica('replica-b');
-    await waitFor('replica-b to be ready (caches synced) as a standby', async () => (await b.get('/readyz')).status === 200, 30_000);
+    await waitFor(
+      'replica-b to be ready (caches synced) as a standby',
+      async () => (await b.get('/readyz')).status === 200,
+      30_000,
+    );
 
     createJob('before-failover');
-    await waitFor('replica-a to reconcile the first object', () => reconciled(a).some((l) => l.name === 'before-failover'), 30_000);
+    await waitFor(
+      'replica-a to reconcile the first object',
+      () => reconciled(a).some((l) => l.name === 'before-failover'),
+      30_000,
+    );
     expect(metricValue(await a.metrics(), 'lepton_leader_election_master_status')).toBe(1);
     expect(metricValue(await b.metrics(), 'lepton_leader_election_master_status')).toBe(0);
     expect(reconciled(b)).toHaveLength(0);
 
     await a.stop('SIGKILL');
     const killedAt = Date.now();
-    await waitFor('replica-b to take the lease', async () => (await holder()) === 'replica-b', 30_000);
+    await waitFor(
+      'replica-b to take the lease',
+      async () => (await holder()) === 'replica-b',
+      30_000,
+    );
     const takeoverMs = Date.now() - killedAt;
     // The lease runs out LEASE_SECONDS after a's last renewal, which was at most one retry
     // period (1 s) before the kill; b notices within one more retry period.
     expect(takeoverMs).toBeLessThanOrEqual((LEASE_SECONDS + 2) * 1000);
 
     createJob('after-failover');
-    await waitFor('replica-b to reconcile both objects', () => {
-      const names = new Set(reconciled(b).map((l) => l.name));
-      return names.has('before-failover') && names.has('after-failover');
-    }, 30_000);
+    await waitFor(
+      'replica-b to reconcile both objects',
+      () => {
+        const names = new Set(reconciled(b).map((l) => l.name));
+        return names.has('before-failover') && names.has('after-failover');
+      },
+      30_000,
+    );
     // No reconcile of a follows the kill, and none of b precedes its leadership.
     const becameLeader = b.logs.find((l) => l.message === 'Became the leader');
     expect(becameLeader).toBeDefined();
     for (const l of reconciled(a)) expect(Date.parse(l.timestamp)).toBeLessThan(killedAt);
-    for (const l of reconciled(b)) expect(Date.parse(l.timestamp)).toBeGreaterThanOrEqual(Date.parse(becameLeader?.timestamp ?? ''));
-    expect((await client.get<Lease>(Resources.Lease, leaseNs, leaseName)).spec?.leaseTransitions).toBe(1);
+    for (const l of reconciled(b))
+      expect(Date.parse(l.timestamp)).toBeGreaterThanOrEqual(
+        Date.parse(becameLeader?.timestamp ?? ''),
+      );
+    expect(
+      (await client.get<Lease>(Resources.Lease, leaseNs, leaseName)).spec?.leaseTransitions,
+    ).toBe(1);
 
     const code = await b.stop('SIGTERM');
     expect(code).toBe(0);

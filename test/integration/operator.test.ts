@@ -22,7 +22,13 @@ interface Lepton {
   metadata: { generation?: number };
   status?: {
     observedGeneration?: number;
-    conditions?: { type: string; status: string; reason: string; message: string; lastTransitionTime: string }[];
+    conditions?: {
+      type: string;
+      status: string;
+      reason: string;
+      message: string;
+      lastTransitionTime: string;
+    }[];
   };
 }
 
@@ -32,20 +38,35 @@ let op: OperatorProcess;
 
 const accepted = (obj: Lepton) => obj.status?.conditions?.find((c) => c.type === 'Accepted');
 
-async function waitForAccepted(kind: keyof typeof Resources, name: string, generation = 1): Promise<Lepton> {
+async function waitForAccepted(
+  kind: keyof typeof Resources,
+  name: string,
+  generation = 1,
+): Promise<Lepton> {
   let obj: Lepton | undefined;
-  await waitFor(`${kind} ${name} to be reconciled at generation ${generation}`, async () => {
-    obj = await client.get<Lepton & { metadata: object }>(Resources[kind], ns, name);
-    return obj.status?.observedGeneration === generation && accepted(obj) !== undefined;
-  }, 30_000);
+  await waitFor(
+    `${kind} ${name} to be reconciled at generation ${generation}`,
+    async () => {
+      obj = await client.get<Lepton & { metadata: object }>(Resources[kind], ns, name);
+      return obj.status?.observedGeneration === generation && accepted(obj) !== undefined;
+    },
+    30_000,
+  );
   return obj as Lepton;
 }
 
 beforeAll(async () => {
   installCrds();
   ns = createNamespace('op');
-  op = await startOperator([`--namespaces=${ns}`, '--leader-elect=false'], operatorServiceAccountKubeconfig());
-  await waitFor('the operator to be ready', async () => (await op.get('/readyz')).status === 200, 60_000);
+  op = await startOperator(
+    [`--namespaces=${ns}`, '--leader-elect=false'],
+    operatorServiceAccountKubeconfig(),
+  );
+  await waitFor(
+    'the operator to be ready',
+    async () => (await op.get('/readyz')).status === 200,
+    60_000,
+  );
 });
 
 afterAll(async () => {
@@ -77,8 +98,12 @@ describe('the operator process', () => {
       expect(text).toContain(`# TYPE ${name} ${type}`);
     }
     // Samples that exist once the caches synced.
-    expect(metricValue(text, 'lepton_informer_objects', { resource: 'trainingjobs' })).toBeGreaterThanOrEqual(0);
-    expect(metricValue(text, 'lepton_client_requests_total', { verb: 'GET', code: '200' })).toBeGreaterThan(0);
+    expect(
+      metricValue(text, 'lepton_informer_objects', { resource: 'trainingjobs' }),
+    ).toBeGreaterThanOrEqual(0);
+    expect(
+      metricValue(text, 'lepton_client_requests_total', { verb: 'GET', code: '200' }),
+    ).toBeGreaterThan(0);
     expect(text).toContain('lepton_max_concurrent_reconciles{controller="trainingjob"} 4');
     expect(op.has('Synced caches')).toBe(true);
   });
@@ -88,13 +113,23 @@ describe('the operator process', () => {
     ['FederatedRound', 'federatedround.yaml'],
     ['InferenceService', 'inferenceservice.yaml'],
   ] as const)('accepts a valid %s and stamps observedGeneration', async (kind, file) => {
-    const name = kubectlOk(['create', '-n', ns, '-f', join(repoRoot, 'examples', file), '-o', 'jsonpath={.metadata.name}']);
+    const name = kubectlOk([
+      'create',
+      '-n',
+      ns,
+      '-f',
+      join(repoRoot, 'examples', file),
+      '-o',
+      'jsonpath={.metadata.name}',
+    ]);
     const obj = await waitForAccepted(kind, name);
     expect(accepted(obj)).toMatchObject({ status: 'True', reason: 'SpecAccepted' });
   });
 
   it('turns a spec the CRD cannot check into Accepted=False with a reason, and recovers after a fix', async () => {
-    const job = parse(readFileSync(join(repoRoot, 'examples', 'trainingjob-synthetic.yaml'), 'utf8')) as {
+    const job = parse(
+      readFileSync(join(repoRoot, 'examples', 'trainingjob-synthetic.yaml'), 'utf8'),
+    ) as {
       metadata: { name: string; namespace?: string };
       spec: Record<string, unknown>;
     };
@@ -104,36 +139,78 @@ describe('the operator process', () => {
     const obj = await waitForAccepted('TrainingJob', 'bad-cron');
     expect(accepted(obj)).toMatchObject({ status: 'False', reason: 'InvalidSchedule' });
     expect(accepted(obj)?.message).toContain('spec.schedule.cron');
-    await waitFor('a Warning Event about the schedule', () => {
-      const events = kubectlOk(['get', 'events.events.k8s.io', '-n', ns, '--field-selector', 'regarding.name=bad-cron', '-o', 'jsonpath={.items[*].reason}']);
-      return events.includes('InvalidSchedule');
-    }, 15_000);
+    await waitFor(
+      'a Warning Event about the schedule',
+      () => {
+        const events = kubectlOk([
+          'get',
+          'events.events.k8s.io',
+          '-n',
+          ns,
+          '--field-selector',
+          'regarding.name=bad-cron',
+          '-o',
+          'jsonpath={.items[*].reason}',
+        ]);
+        return events.includes('InvalidSchedule');
+      },
+      15_000,
+    );
 
-    await client.patch(Resources.TrainingJob, ns, 'bad-cron', { spec: { schedule: { cron: '0 3 * * *' } } }, 'merge');
+    await client.patch(
+      Resources.TrainingJob,
+      ns,
+      'bad-cron',
+      { spec: { schedule: { cron: '0 3 * * *' } } },
+      'merge',
+    );
     const fixed = await waitForAccepted('TrainingJob', 'bad-cron', 2);
     expect(accepted(fixed)).toMatchObject({ status: 'True', reason: 'SpecAccepted' });
-    expect((accepted(fixed)?.lastTransitionTime ?? '') >= (accepted(obj)?.lastTransitionTime ?? '')).toBe(true);
+    expect(
+      (accepted(fixed)?.lastTransitionTime ?? '') >= (accepted(obj)?.lastTransitionTime ?? ''),
+    ).toBe(true);
   });
 
   it('makes no API writes while nothing changes', async () => {
     const writes = async () => {
       const text = await op.metrics();
-      return ['POST', 'PUT', 'PATCH', 'DELETE'].reduce((n, verb) => n + metricValue(text, 'lepton_client_requests_total', { verb }), 0);
+      return ['POST', 'PUT', 'PATCH', 'DELETE'].reduce(
+        (n, verb) => n + metricValue(text, 'lepton_client_requests_total', { verb }),
+        0,
+      );
     };
     // Let the reconciles caused by the tests above finish.
     let before = -1;
-    await waitFor('write count to settle', async () => {
-      const now = await writes();
-      const settled = now === before;
-      before = now;
-      return settled && (await op.metrics()).includes('lepton_workqueue_depth{name="trainingjob"} 0');
-    }, 30_000);
+    await waitFor(
+      'write count to settle',
+      async () => {
+        const now = await writes();
+        const settled = now === before;
+        before = now;
+        return (
+          settled && (await op.metrics()).includes('lepton_workqueue_depth{name="trainingjob"} 0')
+        );
+      },
+      30_000,
+    );
     // Touch every object's metadata without changing its spec: each is reconciled again.
     const reconciles = metricValue(await op.metrics(), 'lepton_reconcile_total');
     for (const kind of ['trainingjobs', 'federatedrounds', 'inferenceservices']) {
-      kubectlOk(['annotate', kind, '--all', '-n', ns, `test.lepton.ai/touched=${Date.now()}`, '--overwrite']);
+      kubectlOk([
+        'annotate',
+        kind,
+        '--all',
+        '-n',
+        ns,
+        `test.lepton.ai/touched=${Date.now()}`,
+        '--overwrite',
+      ]);
     }
-    await waitFor('the touched objects to be reconciled', async () => metricValue(await op.metrics(), 'lepton_reconcile_total') >= reconciles + 4, 30_000);
+    await waitFor(
+      'the touched objects to be reconciled',
+      async () => metricValue(await op.metrics(), 'lepton_reconcile_total') >= reconciles + 4,
+      30_000,
+    );
     expect(await writes()).toBe(before);
   });
 });

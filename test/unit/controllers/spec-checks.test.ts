@@ -1,4 +1,10 @@
-import { READ_SCHEMES, WRITE_SCHEMES, checkCron, checkTimeZone, checkUri } from '../../../src/controllers/spec-checks.ts';
+import {
+  READ_SCHEMES,
+  WRITE_SCHEMES,
+  checkCron,
+  checkTimeZone,
+  checkUri,
+} from '../../../src/controllers/spec-checks.ts';
 
 describe('checkUri', () => {
   it.each([
@@ -35,6 +41,8 @@ describe('checkCron', () => {
 describe('checkTimeZone', () => {
   it('accepts an IANA zone and rejects a made-up one', () => {
     expect(checkTimeZone('spec.schedule.timeZone', 'Europe/Paris')).toEqual([]);
-    expect(checkTimeZone('spec.schedule.timeZone', 'Mars/Olympus')[0]?.reason).toBe('InvalidTimeZone');
+    expect(checkTimeZone('spec.schedule.timeZone', 'Mars/Olympus')[0]?.reason).toBe(
+      'InvalidTimeZone',
+    );
   });
 });

@@ -492,7 +492,7 @@ export interface ITrainingJob {
      */
     "schedule"?: {
       /**
-       * When to run, in cron format: five fields (minute hour day-of-month month day-of-week) or @yearly, @monthly, @weekly, @daily, @hourly. An expression that does not parse is reported in the condition Scheduled with reason InvalidSchedule.
+       * When to run, in cron format: five fields (minute hour day-of-month month day-of-week) or @yearly, @monthly, @weekly, @daily, @hourly. An expression that does not parse is reported in the condition Accepted (status False, reason InvalidSchedule).
        */
       "cron": string;
       /**
