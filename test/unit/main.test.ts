@@ -1,0 +1,27 @@
+// The operator's command line, as a person meets it: --help, --version, and a bad flag.
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const main = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'main.ts');
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', env: {} });
+
+describe('lepton-operator command line', () => {
+  it('explains every flag with --help and exits 0', () => {
+    const r = run('--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Usage: lepton-operator [flags]');
+    expect(r.stdout).toMatch(/--leader-elect\[=true\|false\]\n\s+Elect a leader/);
+  });
+
+  it('prints its version', () => {
+    expect(run('--version').stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('exits 2 with a message naming a bad flag, without connecting anywhere', () => {
+    const r = run('--kube-api-qps=fast');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--kube-api-qps (or LEPTON_KUBE_API_QPS): invalid value "fast"');
+  });
+});
