@@ -86,7 +86,13 @@ export const Resources = {
     namespaced: true,
   },
   Node: { group: '', version: 'v1', plural: 'nodes', kind: 'Node', namespaced: false },
-  Namespace: { group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false },
+  Namespace: {
+    group: '',
+    version: 'v1',
+    plural: 'namespaces',
+    kind: 'Namespace',
+    namespaced: false,
+  },
 } satisfies Record<string, ResourceType>;
 
 export function apiVersionOf(rt: ResourceType): string {
