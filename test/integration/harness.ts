@@ -139,6 +139,16 @@ export class OperatorProcess {
     }
   }
 
+  /** Resolves once /readyz answers 200 (caches synced). */
+  async ready(timeoutMs = 60_000): Promise<this> {
+    await waitFor(
+      'the operator to be ready',
+      async () => (await this.get('/readyz')).status === 200,
+      timeoutMs,
+    );
+    return this;
+  }
+
   async metrics(): Promise<string> {
     return (await this.get('/metrics', this.metricsPort)).body;
   }
@@ -219,4 +229,17 @@ export function operatorServiceAccountKubeconfig(): string {
     { mode: 0o600 },
   );
   return path;
+}
+
+/** Creates an InferenceService with nothing but a model URI, the smallest valid object. */
+export function createInferenceService(namespace: string, name: string): void {
+  kubectlOk(
+    ['create', '-n', namespace, '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'lepton.ai/v1alpha1',
+      kind: 'InferenceService',
+      metadata: { name },
+      spec: { model: { uri: `pvc://models/${name}` } },
+    }),
+  );
 }

@@ -10,6 +10,7 @@ import {
   kubeClient,
   kubectl,
   kubectlOk,
+  createInferenceService,
   metricValue,
   repoRoot,
   startOperator,
@@ -25,18 +26,6 @@ const relists = async (resource: string) =>
 const restarts = async (resource: string) =>
   metricValue(await op.metrics(), 'lepton_informer_restarts_total', { resource });
 
-function createService(name: string): void {
-  kubectlOk(
-    ['create', '-n', ns, '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'lepton.ai/v1alpha1',
-      kind: 'InferenceService',
-      metadata: { name },
-      spec: { model: { uri: `pvc://models/${name}` } },
-    }),
-  );
-}
-
 async function accepted(name: string): Promise<boolean> {
   const obj = await client.find<{
     metadata: object;
@@ -51,11 +40,7 @@ beforeAll(async () => {
   installCrds();
   ns = createNamespace('inf');
   op = await startOperator([`--namespaces=${ns}`, '--leader-elect=false', '--relist-interval=2s']);
-  await waitFor(
-    'the operator to be ready',
-    async () => (await op.get('/readyz')).status === 200,
-    60_000,
-  );
+  await op.ready();
 });
 
 afterAll(async () => {
@@ -75,7 +60,7 @@ describe('informer recovery', () => {
   });
 
   it('retries with backoff while the resource is gone and resumes when it is back', async () => {
-    createService('before');
+    createInferenceService(ns, 'before');
     await waitFor('the first object to be accepted', () => accepted('before'), 30_000);
 
     kubectlOk([
@@ -99,7 +84,7 @@ describe('informer recovery', () => {
     expect(op.child.exitCode).toBeNull();
 
     installCrds();
-    createService('after');
+    createInferenceService(ns, 'after');
     await waitFor(
       'an object created after the outage to be accepted',
       () => accepted('after'),

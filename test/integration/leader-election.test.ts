@@ -9,7 +9,7 @@ import {
   installCrds,
   kubeClient,
   kubectl,
-  kubectlOk,
+  createInferenceService,
   metricValue,
   operatorServiceAccountKubeconfig,
   startOperator,
@@ -56,18 +56,6 @@ async function holder(): Promise<string | undefined> {
 const reconciled = (p: OperatorProcess): LogLine[] =>
   p.logs.filter((l) => l.message === 'Reconciled');
 
-function createJob(name: string): void {
-  kubectlOk(
-    ['create', '-n', ns, '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'lepton.ai/v1alpha1',
-      kind: 'InferenceService',
-      metadata: { name },
-      spec: { model: { uri: `pvc://models/${name}` } },
-    }),
-  );
-}
-
 beforeAll(() => {
   installCrds();
   ns = createNamespace('le');
@@ -90,7 +78,7 @@ describe('leader election', () => {
       30_000,
     );
 
-    createJob('before-failover');
+    createInferenceService(ns, 'before-failover');
     await waitFor(
       'replica-a to reconcile the first object',
       () => reconciled(a).some((l) => l.name === 'before-failover'),
@@ -112,7 +100,7 @@ describe('leader election', () => {
     // period (1 s) before the kill; b notices within one more retry period.
     expect(takeoverMs).toBeLessThanOrEqual((LEASE_SECONDS + 2) * 1000);
 
-    createJob('after-failover');
+    createInferenceService(ns, 'after-failover');
     await waitFor(
       'replica-b to reconcile both objects',
       () => {

@@ -62,11 +62,7 @@ beforeAll(async () => {
     [`--namespaces=${ns}`, '--leader-elect=false'],
     operatorServiceAccountKubeconfig(),
   );
-  await waitFor(
-    'the operator to be ready',
-    async () => (await op.get('/readyz')).status === 200,
-    60_000,
-  );
+  await op.ready();
 });
 
 afterAll(async () => {
