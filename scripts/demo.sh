@@ -27,8 +27,8 @@ echo "== Nodes: kwok simulates GPU nodes; the real kube-scheduler places pods on
 kubectl get nodes -L nvidia.com/gpu.product -L nvidia.com/gpu.count
 kubectl apply --server-side -f crds/ >/dev/null
 kubectl wait --for=condition=Established -f crds/ >/dev/null
-kubectl create namespace lepton-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl create namespace lepton-system --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
+kubectl create namespace demo --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
 
 if [ -f "$STATE/operator.pid" ] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
   echo "== The operator is already running (pid $(cat "$STATE/operator.pid"))"
