@@ -30,9 +30,11 @@ export const isConflict = (err: unknown): boolean => err instanceof ApiError && 
 export const isAlreadyExists = (err: unknown): boolean =>
   err instanceof ApiError && err.code === 409 && err.reason === 'AlreadyExists';
 
-export type PatchType = 'merge' | 'apply' | 'json';
+export type PatchType = 'merge' | 'strategic' | 'apply' | 'json';
 const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
   merge: 'application/merge-patch+json',
+  // Built-in kinds only: lists such as pod conditions merge by their key instead of being replaced.
+  strategic: 'application/strategic-merge-patch+json',
   apply: 'application/apply-patch+yaml',
   json: 'application/json-patch+json',
 };

@@ -23,6 +23,7 @@ export interface InformerOptions<T extends KubeObject> {
   /** Watch one namespace; all namespaces when unset. */
   namespace?: string;
   labelSelector?: string;
+  fieldSelector?: string;
   /** Full relist period; 0 disables it. */
   relistIntervalMs?: number;
   transform?: (obj: T) => T;
@@ -162,6 +163,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
     const list = await this.opts.client.listAll<T>(this.resource, {
       namespace: this.opts.namespace,
       labelSelector: this.opts.labelSelector,
+      fieldSelector: this.opts.fieldSelector,
     });
     this.opts.metrics?.informerRelists.inc({ resource: this.resource.plural });
     const seen = new Set<string>();
@@ -193,6 +195,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
         allowWatchBookmarks: true,
       };
       if (this.opts.labelSelector) query.labelSelector = this.opts.labelSelector;
+      if (this.opts.fieldSelector) query.fieldSelector = this.opts.fieldSelector;
       let expired = false;
       let settled = false;
       let relistTimer: { cancel(): void } | undefined;

@@ -18,6 +18,7 @@ import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type NetworkRecord, removeNetwork } from './localnode/network.ts';
 import { ensurePki, type Pki } from './pki.ts';
 
 export const K8S_VERSION = 'v1.36.3';
@@ -30,8 +31,10 @@ export function binDir(): string {
   );
 }
 
-const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
-export const REQUIRED_BINARIES = [...COMPONENTS, 'kubectl', 'helm'];
+const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'localnode'];
+export const REQUIRED_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'kubectl', 'helm'];
+/** The node that really runs pods as processes (test/cluster/localnode). */
+export const LOCAL_NODE = 'lepton-local-0';
 
 export function missingBinaries(dir = binDir()): string[] {
   return REQUIRED_BINARIES.filter((b) => !existsSync(join(dir, b)));
@@ -146,12 +149,39 @@ function kubeconfigYaml(server: string, pki: Pki): string {
   ].join('\n');
 }
 
+/** Process groups of pods that the local node started and has not seen end. */
+function localNodePods(stateDir: string): number[] {
+  const file = join(stateDir, 'localnode', 'pids.json');
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as number[];
+  } catch {
+    return [];
+  }
+}
+
+/** Kills what a local node that died left behind: its pods' processes and network. */
+function killPodGroups(stateDir: string): void {
+  for (const pgid of localNodePods(stateDir)) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  try {
+    removeNetwork(JSON.parse(readFileSync(join(stateDir, 'localnode', 'network.json'), 'utf8')) as NetworkRecord);
+  } catch {
+    // no netns network recorded
+  }
+}
+
 /** Kills the components a previous supervisor left behind (it may have been SIGKILLed). */
 export function killLeftovers(stateDir: string): void {
   const old = readState(stateDir);
   if (!old) return;
   const pids = [old.supervisorPid, ...Object.values(old.pids)].filter((p) => p !== process.pid);
   for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  killPodGroups(stateDir);
 }
 
 export interface ClusterOptions {
@@ -292,7 +322,18 @@ export class LocalCluster {
       ),
     ]);
     this.kubectl(['apply', '--server-side', '-f', join(here, 'kwok', 'nodes.yaml')]);
-    await waitFor('kwok nodes Ready', () => this.nodesReady(), 60_000);
+    // The local node runs pods for real; its taint keeps pods away unless they ask for it.
+    this.spawn('localnode', process.execPath, [
+      join(here, 'localnode', 'main.ts'),
+      `--kubeconfig=${this.kubeconfig}`,
+      `--state=${join(this.stateDir, 'localnode')}`,
+      `--name=${LOCAL_NODE}`,
+      '--gpus=2',
+      '--taint=lepton.ai/local-node=true:NoSchedule',
+      '--provision-claims',
+    ]);
+    await waitFor('kwok nodes Ready', () => this.nodesReady('type=kwok'), 60_000);
+    await waitFor('the local node Ready', () => this.nodesReady('type=local'), 60_000);
     this.log(`control plane and kwok nodes ready after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return this.writeState(true);
   }
@@ -305,13 +346,13 @@ export class LocalCluster {
     });
   }
 
-  private nodesReady(): boolean {
+  private nodesReady(selector: string): boolean {
     try {
       const out = this.kubectl([
         'get',
         'nodes',
         '-l',
-        'type=kwok',
+        selector,
         '-o',
         'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
       ]);
@@ -375,6 +416,7 @@ export class LocalCluster {
       await exited;
       clearTimeout(timer);
     }
+    killPodGroups(this.stateDir);
     rmSync(join(this.stateDir, 'state.json'), { force: true });
   }
 }

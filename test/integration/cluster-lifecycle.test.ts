@@ -35,6 +35,7 @@ async function startSupervisor(
     'kube-controller-manager',
     'kube-scheduler',
     'kwok',
+    'localnode',
   ]);
   for (const pid of Object.values(state.pids)) expect(isAlive(pid)).toBe(true);
   return { supervisor, state };

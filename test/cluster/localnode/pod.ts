@@ -1,0 +1,494 @@
+// Runs one pod bound to the local node: each container is a process group on this machine. The
+// runner keeps the containers' states (waiting, running, terminated, restarts), runs probes,
+// honours restartPolicy, and computes the pod's status; the node writes that status to the API.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveImage } from './images.ts';
+import type { PodAddress, PodNetwork } from './network.ts';
+
+type Probe = {
+  httpGet?: { path?: string; port: number | string; host?: string; scheme?: string };
+  exec?: { command: string[] };
+  tcpSocket?: { port: number | string };
+  initialDelaySeconds?: number;
+  periodSeconds?: number;
+  timeoutSeconds?: number;
+  successThreshold?: number;
+  failureThreshold?: number;
+};
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  command?: string[];
+  args?: string[];
+  workingDir?: string;
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } & Record<string, unknown> }[];
+  envFrom?: unknown[];
+  ports?: { name?: string; containerPort: number }[];
+  volumeMounts?: { name: string; mountPath: string; subPath?: string; readOnly?: boolean }[];
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+  startupProbe?: Probe;
+  terminationMessagePath?: string;
+  terminationMessagePolicy?: 'File' | 'FallbackToLogsOnError';
+  resources?: { limits?: Record<string, string>; requests?: Record<string, string> };
+}
+
+export interface PodObject {
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    deletionTimestamp?: string;
+    deletionGracePeriodSeconds?: number;
+  };
+  spec: {
+    nodeName?: string;
+    hostname?: string;
+    subdomain?: string;
+    serviceAccountName?: string;
+    restartPolicy?: 'Always' | 'OnFailure' | 'Never';
+    terminationGracePeriodSeconds?: number;
+    initContainers?: ContainerSpec[];
+    containers: ContainerSpec[];
+    volumes?: {
+      name: string;
+      emptyDir?: object;
+      persistentVolumeClaim?: { claimName: string };
+      hostPath?: { path: string };
+    }[];
+  };
+  status?: { conditions?: { type: string; status: string; lastTransitionTime?: string }[] };
+}
+
+type State =
+  | { waiting: { reason: string; message?: string } }
+  | { running: { startedAt: string } }
+  | { terminated: { exitCode: number; signal?: number; reason: string; message?: string; startedAt: string; finishedAt: string } };
+
+interface Container {
+  spec: ContainerSpec;
+  proc?: ChildProcess;
+  state: State;
+  lastState?: State;
+  restartCount: number;
+  ready: boolean;
+  started: boolean;
+  /** Probe bookkeeping: consecutive successes and failures. */
+  readiness: { ok: number; fail: number };
+  liveness: { fail: number };
+  timers: NodeJS.Timeout[];
+  /** Set when the process exits, so terminate() can wait for it. */
+  exited?: Promise<void>;
+}
+
+export interface PodContext {
+  nodeName: string;
+  hostIP: string;
+  address: PodAddress;
+  network: PodNetwork;
+  /** Folder for this pod: logs, emptyDirs, termination messages. */
+  podDir: string;
+  /** Folder holding one sub-folder per PersistentVolumeClaim, shared by every pod. */
+  claimsDir: string;
+  hostsFile: string;
+  repoRoot: string;
+  onChange: () => void;
+  log: (msg: string, meta?: Record<string, unknown>) => void;
+}
+
+const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+const BACKOFF_BASE_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+const MAX_MESSAGE_BYTES = 4096;
+const FALLBACK_LOG_BYTES = 2048;
+
+export class PodRunner {
+  readonly pod: PodObject;
+  private readonly ctx: PodContext;
+  private readonly containers: Container[];
+  private readonly startedAt = now();
+  private readonly pathMap: Record<string, string> = {};
+  private terminating = false;
+  private setupError: { reason: string; message: string } | undefined;
+
+  constructor(pod: PodObject, ctx: PodContext) {
+    this.pod = pod;
+    this.ctx = ctx;
+    this.containers = pod.spec.containers.map((spec) => ({
+      spec,
+      state: { waiting: { reason: 'ContainerCreating' } },
+      restartCount: 0,
+      ready: false,
+      started: false,
+      readiness: { ok: 0, fail: 0 },
+      liveness: { fail: 0 },
+      timers: [],
+    }));
+  }
+
+  start(): void {
+    this.setupError = this.prepareVolumes();
+    if (this.pod.spec.initContainers?.length) {
+      this.setupError ??= { reason: 'InitContainersNotSupported', message: 'the local node does not run init containers' };
+    }
+    if (this.setupError) {
+      for (const c of this.containers) c.state = { waiting: { ...this.setupError } };
+      this.ctx.onChange();
+      return;
+    }
+    for (const c of this.containers) this.startContainer(c);
+  }
+
+  /** Volumes become folders: emptyDir per pod, a claim per claim name, hostPath as itself. */
+  private prepareVolumes(): { reason: string; message: string } | undefined {
+    const dirs: Record<string, string> = {};
+    for (const v of this.pod.spec.volumes ?? []) {
+      if (v.emptyDir) dirs[v.name] = join(this.ctx.podDir, 'volumes', v.name);
+      else if (v.persistentVolumeClaim) {
+        dirs[v.name] = join(this.ctx.claimsDir, this.pod.metadata.namespace, v.persistentVolumeClaim.claimName);
+      } else if (v.hostPath) dirs[v.name] = v.hostPath.path;
+      else {
+        return {
+          reason: 'CreateContainerConfigError',
+          message: `volume ${v.name}: the local node supports emptyDir, persistentVolumeClaim and hostPath volumes only`,
+        };
+      }
+      mkdirSync(dirs[v.name] as string, { recursive: true });
+    }
+    for (const c of this.containers) {
+      for (const m of c.spec.volumeMounts ?? []) {
+        const dir = dirs[m.name];
+        if (!dir) return { reason: 'CreateContainerConfigError', message: `volumeMount ${m.mountPath}: no volume named ${m.name}` };
+        const target = m.subPath ? join(dir, m.subPath) : dir;
+        mkdirSync(target, { recursive: true });
+        this.pathMap[m.mountPath] = target;
+      }
+    }
+    return undefined;
+  }
+
+  private containerDir(c: Container): string {
+    return join(this.ctx.podDir, c.spec.name);
+  }
+
+  logFile(name: string, restart?: number): string {
+    const c = this.containers.find((x) => x.spec.name === name);
+    return join(this.ctx.podDir, name, `${restart ?? c?.restartCount ?? 0}.log`);
+  }
+
+  private fieldValue(path: string): string {
+    const { metadata, spec } = this.pod;
+    const label = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
+    if (label) return (label[1] === 'labels' ? metadata.labels : metadata.annotations)?.[label[2] ?? ''] ?? '';
+    const fields: Record<string, string | undefined> = {
+      'metadata.name': metadata.name,
+      'metadata.namespace': metadata.namespace,
+      'metadata.uid': metadata.uid,
+      'spec.nodeName': this.ctx.nodeName,
+      'spec.serviceAccountName': spec.serviceAccountName,
+      'status.podIP': this.ctx.address.ip,
+      'status.podIPs': this.ctx.address.ip,
+      'status.hostIP': this.ctx.hostIP,
+      'status.hostIPs': this.ctx.hostIP,
+    };
+    return fields[path] ?? '';
+  }
+
+  private environment(c: Container): Record<string, string> | { error: string } {
+    if (c.spec.envFrom?.length) return { error: 'envFrom is not supported by the local node' };
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/root',
+      HOSTNAME: this.pod.spec.hostname ?? this.pod.metadata.name,
+      LEPTON_POD_IP: this.ctx.address.ip,
+      LEPTON_NODE_NAME: this.ctx.nodeName,
+      LEPTON_PATH_MAP: JSON.stringify(this.pathMap),
+      LEPTON_HOSTS_FILE: this.ctx.hostsFile,
+      LEPTON_TERMINATION_LOG: join(this.containerDir(c), 'termination-log'),
+    };
+    for (const e of c.spec.env ?? []) {
+      if (e.value !== undefined) env[e.name] = e.value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, v: string) => env[v] ?? m);
+      else if (e.valueFrom?.fieldRef) env[e.name] = this.fieldValue(e.valueFrom.fieldRef.fieldPath);
+      else if (e.valueFrom) return { error: `env ${e.name}: only value and fieldRef are supported by the local node` };
+      else env[e.name] = '';
+    }
+    return env;
+  }
+
+  private startContainer(c: Container): void {
+    if (this.terminating) return;
+    const image = resolveImage(c.spec.image, c.spec.command, c.spec.args, this.ctx.repoRoot);
+    if (!image.ok) {
+      c.state = { waiting: { reason: image.reason, message: image.message } };
+      this.ctx.onChange();
+      return;
+    }
+    const env = this.environment(c);
+    if ('error' in env) {
+      c.state = { waiting: { reason: 'CreateContainerConfigError', message: env.error } };
+      this.ctx.onChange();
+      return;
+    }
+    mkdirSync(this.containerDir(c), { recursive: true });
+    const cwd = this.workingDir(c);
+    const logPath = this.logFile(c.spec.name, c.restartCount);
+    const fd = openSync(logPath, 'a');
+    const startedAt = now();
+    let proc: ChildProcess;
+    try {
+      // Its own process group, so that stopping the container stops everything it started.
+      const { command, args } = this.ctx.network.wrap(this.ctx.address, image.entrypoint.command, image.entrypoint.args);
+      proc = spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+    c.proc = proc;
+    c.state = { running: { startedAt } };
+    c.started = true;
+    c.ready = !c.spec.readinessProbe;
+    c.readiness = { ok: 0, fail: 0 };
+    c.liveness = { fail: 0 };
+    let spawnError: Error | undefined;
+    proc.on('error', (err) => (spawnError = err));
+    c.exited = new Promise((resolve) => {
+      proc.on('close', (code, signal) => {
+        this.onExit(c, startedAt, code, signal, spawnError);
+        resolve();
+      });
+    });
+    this.startProbes(c);
+    this.ctx.log('Started container', { container: c.spec.name, pid: proc.pid, command: image.entrypoint.command });
+    this.ctx.onChange();
+  }
+
+  private workingDir(c: Container): string {
+    const dir = c.spec.workingDir;
+    if (!dir) return this.containerDir(c);
+    const mapped = this.mapPath(dir);
+    if (mapped !== dir || existsSync(dir)) return mapped;
+    const local = join(this.containerDir(c), 'workdir', dir);
+    mkdirSync(local, { recursive: true });
+    return local;
+  }
+
+  /** A path as the process must open it: mount paths map to their folders, others are unchanged. */
+  mapPath(path: string): string {
+    const mounts = Object.keys(this.pathMap).sort((a, b) => b.length - a.length);
+    for (const m of mounts) {
+      if (path === m || path.startsWith(`${m}/`)) return join(this.pathMap[m] as string, path.slice(m.length));
+    }
+    return path;
+  }
+
+  private terminationMessage(c: Container, failed: boolean): string | undefined {
+    const file = join(this.containerDir(c), 'termination-log');
+    let message = '';
+    if (existsSync(file)) message = readFileSync(file, 'utf8').slice(0, MAX_MESSAGE_BYTES);
+    if (!message && failed && c.spec.terminationMessagePolicy === 'FallbackToLogsOnError') {
+      const log = this.logFile(c.spec.name, c.restartCount);
+      if (existsSync(log)) {
+        const size = statSync(log).size;
+        const text = readFileSync(log, 'utf8');
+        message = text.slice(Math.max(0, size - FALLBACK_LOG_BYTES)).split('\n').slice(-80).join('\n');
+      }
+    }
+    return message || undefined;
+  }
+
+  private onExit(c: Container, startedAt: string, code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): void {
+    for (const t of c.timers.splice(0)) clearTimeout(t);
+    c.proc = undefined;
+    c.ready = false;
+    const signalNumber = signal ? ({ SIGTERM: 15, SIGKILL: 9, SIGINT: 2 } as Record<string, number>)[signal] ?? 1 : undefined;
+    const exitCode = spawnError ? 128 : (code ?? 128 + (signalNumber ?? 0));
+    const failed = exitCode !== 0;
+    let message = this.terminationMessage(c, failed);
+    if (spawnError) message = `failed to start ${c.spec.command?.[0] ?? c.spec.image}: ${spawnError.message}`;
+    c.state = {
+      terminated: {
+        exitCode,
+        ...(signalNumber ? { signal: signalNumber } : {}),
+        reason: spawnError ? 'StartError' : failed ? 'Error' : 'Completed',
+        ...(message ? { message } : {}),
+        startedAt,
+        finishedAt: now(),
+      },
+    };
+    this.ctx.log('Container exited', { container: c.spec.name, exitCode, signal });
+    const policy = this.pod.spec.restartPolicy ?? 'Always';
+    const restart = !this.terminating && (policy === 'Always' || (policy === 'OnFailure' && failed));
+    if (restart) {
+      c.lastState = c.state;
+      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** c.restartCount);
+      c.state = { waiting: { reason: 'CrashLoopBackOff', message: `back-off ${delay / 1000}s restarting container ${c.spec.name}` } };
+      c.restartCount++;
+      c.timers.push(setTimeout(() => this.startContainer(c), delay));
+    }
+    this.ctx.onChange();
+  }
+
+  private startProbes(c: Container): void {
+    const schedule = (probe: Probe, onResult: (ok: boolean) => void) => {
+      const period = (probe.periodSeconds ?? 10) * 1000;
+      const tick = async () => {
+        if (!c.proc || this.terminating) return;
+        const ok = await this.runProbe(c, probe);
+        if (!c.proc || this.terminating) return;
+        onResult(ok);
+        c.timers.push(setTimeout(tick, period));
+      };
+      c.timers.push(setTimeout(tick, (probe.initialDelaySeconds ?? 0) * 1000));
+    };
+    const readiness = c.spec.readinessProbe;
+    if (readiness) {
+      schedule(readiness, (ok) => {
+        const r = c.readiness;
+        if (ok) {
+          r.ok++;
+          r.fail = 0;
+        } else {
+          r.fail++;
+          r.ok = 0;
+        }
+        const next = ok ? (c.ready || r.ok >= (readiness.successThreshold ?? 1)) : c.ready && r.fail < (readiness.failureThreshold ?? 3);
+        if (next !== c.ready) {
+          c.ready = next;
+          this.ctx.onChange();
+        }
+      });
+    }
+    const liveness = c.spec.livenessProbe;
+    if (liveness) {
+      schedule(liveness, (ok) => {
+        c.liveness.fail = ok ? 0 : c.liveness.fail + 1;
+        if (c.liveness.fail >= (liveness.failureThreshold ?? 3) && c.proc?.pid) {
+          this.ctx.log('Liveness probe failed; killing the container', { container: c.spec.name });
+          killGroup(c.proc.pid, 'SIGKILL');
+        }
+      });
+    }
+  }
+
+  private resolvePort(c: Container, port: number | string): number {
+    if (typeof port === 'number') return port;
+    return c.spec.ports?.find((p) => p.name === port)?.containerPort ?? Number(port);
+  }
+
+  private async runProbe(c: Container, probe: Probe): Promise<boolean> {
+    const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
+    if (probe.httpGet) {
+      const { path = '/', host = this.ctx.address.ip, scheme = 'HTTP' } = probe.httpGet;
+      const url = `${scheme.toLowerCase()}://${host}:${this.resolvePort(c, probe.httpGet.port)}${path}`;
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+        await res.arrayBuffer();
+        return res.status >= 200 && res.status < 400;
+      } catch {
+        return false;
+      }
+    }
+    if (probe.exec) {
+      const [cmd, ...rest] = probe.exec.command;
+      const env = this.environment(c);
+      if (!cmd || 'error' in env) return false;
+      const { command, args } = this.ctx.network.wrap(this.ctx.address, cmd, rest);
+      return new Promise((resolve) => {
+        const p = spawn(command, args, { env, cwd: this.workingDir(c), stdio: 'ignore' });
+        const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+        p.on('error', () => resolve(false));
+        p.on('close', (code) => {
+          clearTimeout(timer);
+          resolve(code === 0);
+        });
+      });
+    }
+    if (probe.tcpSocket) {
+      const { connect } = await import('node:net');
+      return new Promise((resolve) => {
+        const s = connect({ host: this.ctx.address.ip, port: this.resolvePort(c, probe.tcpSocket?.port ?? 0), timeout: timeoutMs });
+        s.on('connect', () => (s.destroy(), resolve(true)));
+        s.on('error', () => resolve(false));
+        s.on('timeout', () => (s.destroy(), resolve(false)));
+      });
+    }
+    return true;
+  }
+
+  /** SIGTERM to every container, SIGKILL after the grace period; resolves when all are gone. */
+  async terminate(graceSeconds: number): Promise<void> {
+    this.terminating = true;
+    const running = this.containers.filter((c) => c.proc?.pid);
+    for (const c of this.containers) for (const t of c.timers.splice(0)) clearTimeout(t);
+    for (const c of running) killGroup(c.proc?.pid as number, 'SIGTERM');
+    const kill = setTimeout(() => {
+      for (const c of running) if (c.proc?.pid) killGroup(c.proc.pid, 'SIGKILL');
+    }, graceSeconds * 1000);
+    await Promise.all(running.map((c) => c.exited));
+    clearTimeout(kill);
+    this.ctx.onChange();
+  }
+
+  /** Process group ids of the running containers (for the node's record of what it started). */
+  pids(): number[] {
+    return this.containers.map((c) => c.proc?.pid).filter((p): p is number => p !== undefined);
+  }
+
+  /** The pod status as a kubelet would report it. */
+  status(): Record<string, unknown> {
+    const cs = this.containers;
+    const policy = this.pod.spec.restartPolicy ?? 'Always';
+    const terminated = (c: Container) => ('terminated' in c.state ? c.state.terminated : undefined);
+    const allTerminated = cs.every((c) => terminated(c));
+    let phase = 'Pending';
+    if (allTerminated) {
+      const allOk = cs.every((c) => terminated(c)?.exitCode === 0);
+      phase = allOk ? 'Succeeded' : 'Failed';
+      if (policy === 'Always') phase = 'Running';
+    } else if (cs.every((c) => c.started)) {
+      phase = 'Running';
+    }
+    const ready = cs.every((c) => c.ready && 'running' in c.state);
+    const cond = (type: string, ok: boolean, reason?: string) => ({
+      type,
+      status: ok ? 'True' : 'False',
+      ...(reason && !ok ? { reason } : {}),
+    });
+    return {
+      phase,
+      hostIP: this.ctx.hostIP,
+      hostIPs: [{ ip: this.ctx.hostIP }],
+      podIP: this.ctx.address.ip,
+      podIPs: [{ ip: this.ctx.address.ip }],
+      startTime: this.startedAt,
+      conditions: [
+        cond('Initialized', !this.setupError, this.setupError?.reason),
+        cond('ContainersReady', ready, 'ContainersNotReady'),
+        cond('Ready', ready, phase === 'Succeeded' || phase === 'Failed' ? 'PodCompleted' : 'ContainersNotReady'),
+      ],
+      containerStatuses: cs.map((c) => ({
+        name: c.spec.name,
+        image: c.spec.image,
+        imageID: '',
+        containerID: c.proc?.pid ? `local://${c.proc.pid}` : undefined,
+        ready: c.ready && 'running' in c.state,
+        started: 'running' in c.state,
+        restartCount: c.restartCount,
+        state: c.state,
+        lastState: c.lastState ?? {},
+      })),
+    };
+  }
+}
+
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,248 @@
+// The local node runs the pods the real scheduler binds to it as processes on this machine:
+// exit codes and restarts, pod addresses and Services, probes, GPU capacity in scheduling,
+// deletion within the grace period, and claims shared between pods.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Resources } from '../../src/core/resources.ts';
+import { createLogger } from '../../src/core/logging.ts';
+import { LOCAL_NODE, isAlive } from '../cluster/cluster.ts';
+import { LocalNode } from '../cluster/localnode/node.ts';
+import { createNamespace, kubeClient, kubeconfigPath, kubectl, repoRoot, waitFor } from './harness.ts';
+
+interface ContainerState {
+  running?: { startedAt: string };
+  waiting?: { reason: string };
+  terminated?: { exitCode: number; reason: string; message?: string };
+}
+interface Pod {
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  spec: Record<string, unknown> & { nodeName?: string };
+  status?: {
+    phase?: string;
+    podIP?: string;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+    containerStatuses?: { containerID?: string; restartCount: number; ready: boolean; state: ContainerState }[];
+  };
+}
+
+const client = kubeClient();
+let ns: string;
+const extraNodes: LocalNode[] = [];
+
+beforeAll(() => {
+  ns = createNamespace('local');
+});
+afterAll(async () => {
+  await Promise.all(extraNodes.map((n) => n.stop()));
+  kubectl(['delete', 'namespace', ns, '--wait=false']);
+  kubectl(['delete', 'node', 'lepton-local-test']);
+});
+
+const LOCAL_TOLERATIONS = [
+  { key: 'lepton.ai/local-node', operator: 'Exists', effect: 'NoSchedule' },
+  { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+];
+
+interface PodOpts {
+  script: string;
+  restartPolicy?: 'Never' | 'OnFailure' | 'Always';
+  labels?: Record<string, string>;
+  gpus?: number;
+  nodeSelector?: Record<string, string>;
+  volumes?: unknown[];
+  mounts?: unknown[];
+  readinessPort?: number;
+  grace?: number;
+}
+
+/** A pod whose one container runs `node -e SCRIPT` on the local node. */
+function nodePod(name: string, o: PodOpts): Pod {
+  return {
+    metadata: { name, namespace: ns, labels: o.labels },
+    spec: {
+      restartPolicy: o.restartPolicy ?? 'Never',
+      nodeSelector: o.nodeSelector ?? { 'kubernetes.io/hostname': LOCAL_NODE },
+      tolerations: LOCAL_TOLERATIONS,
+      terminationGracePeriodSeconds: o.grace ?? 30,
+      volumes: o.volumes,
+      containers: [
+        {
+          name: 'main',
+          image: 'node:24',
+          args: ['-e', o.script],
+          env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+          ports: [{ name: 'http', containerPort: 8080 }],
+          volumeMounts: o.mounts,
+          resources: o.gpus ? { limits: { 'nvidia.com/gpu': String(o.gpus) } } : undefined,
+          readinessProbe: o.readinessPort
+            ? { httpGet: { path: '/', port: o.readinessPort }, periodSeconds: 1 }
+            : undefined,
+        },
+      ],
+    },
+  };
+}
+
+const create = (pod: Pod) => client.create(Resources.Pod, { apiVersion: 'v1', kind: 'Pod', ...pod });
+const get = (name: string) => client.get<Pod & { metadata: object }>(Resources.Pod, ns, name);
+
+async function waitForPod(name: string, what: string, ok: (p: Pod) => boolean, timeoutMs = 30_000): Promise<Pod> {
+  let last: Pod | undefined;
+  await waitFor(`pod ${name} ${what}`, async () => ok((last = await get(name))), timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
+  });
+  return last as Pod;
+}
+
+const pidOf = (p: Pod) => Number(p.status?.containerStatuses?.[0]?.containerID?.replace('local://', '') ?? 0);
+const main = (p: Pod) => p.status?.containerStatuses?.[0];
+
+// Serves its pod name on $LEPTON_POD_IP:8080 until stopped.
+const SERVER = `require('http').createServer((q, s) => s.end(process.env.POD_NAME)).listen(8080, process.env.LEPTON_POD_IP)`;
+
+describe('the local node', () => {
+  it('ends a pod that exits 0 Succeeded', async () => {
+    await create(nodePod('exits-0', { script: 'process.exit(0)' }));
+    const pod = await waitForPod('exits-0', 'to succeed', (p) => p.status?.phase === 'Succeeded');
+    expect(pod.spec.nodeName).toBe(LOCAL_NODE);
+    expect(main(pod)?.state.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
+  });
+
+  it('ends a pod that exits 3 Failed, with its exit code and termination message', async () => {
+    const script = `require('fs').writeFileSync(process.env.LEPTON_TERMINATION_LOG, 'label column missing'); process.exit(3)`;
+    await create(nodePod('exits-3', { script }));
+    const pod = await waitForPod('exits-3', 'to fail', (p) => p.status?.phase === 'Failed');
+    expect(main(pod)?.state.terminated).toMatchObject({ exitCode: 3, reason: 'Error', message: 'label column missing' });
+  });
+
+  it('restarts a failing container under restartPolicy OnFailure and counts the restarts', async () => {
+    // Fails twice, then succeeds: the attempt count lives in an emptyDir, which outlives restarts.
+    const script = `
+      const fs = require('fs');
+      const f = JSON.parse(process.env.LEPTON_PATH_MAP)['/scratch'] + '/attempts';
+      const n = fs.existsSync(f) ? Number(fs.readFileSync(f, 'utf8')) : 0;
+      fs.writeFileSync(f, String(n + 1));
+      process.exit(n < 2 ? 1 : 0);`;
+    await create(nodePod('on-failure', {
+      script,
+      restartPolicy: 'OnFailure',
+      volumes: [{ name: 'scratch', emptyDir: {} }],
+      mounts: [{ name: 'scratch', mountPath: '/scratch' }],
+    }));
+    const pod = await waitForPod('on-failure', 'to succeed after restarts', (p) => p.status?.phase === 'Succeeded');
+    expect(main(pod)?.restartCount).toBe(2);
+  });
+
+  it('gives each pod its own address: two pods serve the same port, a probe gates Ready, a Service finds the ready one', async () => {
+    await create(nodePod('web-ready', { script: SERVER, labels: { app: 'web' }, readinessPort: 8080 }));
+    // Its probe asks a port nothing listens on: it serves, but never becomes Ready.
+    await create(nodePod('web-unready', { script: SERVER, labels: { app: 'web' }, readinessPort: 9999 }));
+    await client.create(Resources.Service, {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: ns },
+      spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
+    });
+    const ready = await waitForPod('web-ready', 'to be Ready', (p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false);
+    const unready = await waitForPod('web-unready', 'to run', (p) => p.status?.phase === 'Running' && Boolean(p.status.podIP));
+    expect(ready.status?.podIP).not.toBe(unready.status?.podIP);
+    for (const p of [ready, unready]) {
+      await waitFor(`pod ${p.metadata.name} to serve`, async () => {
+        const res = await fetch(`http://${p.status?.podIP}:8080/`).catch(() => undefined);
+        return (await res?.text()) === p.metadata.name;
+      }, 15_000);
+    }
+    expect((await get('web-unready')).status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
+
+    type Slice = { metadata: object; endpoints?: { addresses: string[]; conditions?: { ready?: boolean } }[] };
+    let readyAddresses: string[] = [];
+    await waitFor('the EndpointSlice to list the ready pod', async () => {
+      const slices = await client.list<Slice>(
+        { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', kind: 'EndpointSlice', namespaced: true },
+        { namespace: ns, labelSelector: 'kubernetes.io/service-name=web' },
+      );
+      readyAddresses = slices.items.flatMap((s) => (s.endpoints ?? []).filter((e) => e.conditions?.ready).flatMap((e) => e.addresses));
+      return readyAddresses.length > 0;
+    }, 30_000);
+    expect(readyAddresses).toEqual([ready.status?.podIP]);
+    const res = await fetch(`http://${readyAddresses[0]}:8080/`);
+    expect(await res.text()).toBe('web-ready');
+  });
+
+  it('receives a pod asking for a GPU when it advertises GPUs', async () => {
+    await create(nodePod('gpu-here', { script: 'process.exit(0)', gpus: 1 }));
+    const pod = await waitForPod('gpu-here', 'to succeed', (p) => p.status?.phase === 'Succeeded');
+    expect(pod.spec.nodeName).toBe(LOCAL_NODE);
+  });
+
+  it('is not given a pod asking for a GPU when it advertises none', async () => {
+    const node = new LocalNode({
+      name: 'lepton-local-test',
+      kubeconfig: kubeconfigPath(),
+      stateDir: mkdtempSync(join(tmpdir(), 'lepton-localnode-')),
+      repoRoot,
+      ipOctet: 11,
+      labels: { 'test.lepton.ai/node': 'no-gpu' },
+      taints: [{ key: 'lepton.ai/local-node', value: 'true', effect: 'NoSchedule' }],
+      capacity: { cpu: '2', memory: '4Gi', pods: '20' },
+      logger: createLogger('warn'),
+    });
+    extraNodes.push(node);
+    await node.start();
+    await waitFor('the new node to lose the not-ready taint', async () => {
+      const n = await client.get<{ metadata: object; spec?: { taints?: { key: string }[] } }>(Resources.Node, '', 'lepton-local-test');
+      return !(n.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/'));
+    }, 30_000);
+    await create(nodePod('gpu-nowhere', { script: 'process.exit(0)', gpus: 1, nodeSelector: { 'test.lepton.ai/node': 'no-gpu' } }));
+    const pod = await waitForPod('gpu-nowhere', 'to be unschedulable', (p) =>
+      p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable') ?? false);
+    expect(pod.status?.conditions?.find((c) => c.type === 'PodScheduled')?.message).toContain('Insufficient nvidia.com/gpu');
+    // The same pod without the GPU request runs there.
+    await create(nodePod('cpu-there', { script: 'process.exit(0)', nodeSelector: { 'test.lepton.ai/node': 'no-gpu' } }));
+    await waitForPod('cpu-there', 'to succeed', (p) => p.status?.phase === 'Succeeded');
+  });
+
+  it('stops a deleted pod within its grace period, SIGKILLing one that ignores SIGTERM, and leaves no process', async () => {
+    await create(nodePod('stubborn', { script: `process.on('SIGTERM', () => {}); ${SERVER}`, grace: 2 }));
+    const running = await waitForPod('stubborn', 'to run', (p) => main(p)?.state.running !== undefined);
+    const pid = pidOf(running);
+    expect(isAlive(pid)).toBe(true);
+    const started = Date.now();
+    await client.delete(Resources.Pod, ns, 'stubborn');
+    await waitFor('the pod object to be removed', async () => (await client.find(Resources.Pod, ns, 'stubborn')) === undefined, 20_000);
+    expect(isAlive(pid)).toBe(false);
+    // SIGTERM was ignored, so the process lived until the 2 s grace period ended.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+  });
+
+  it('stops the pods it runs when it stops, and reports NotReady', async () => {
+    const node = extraNodes[0] as LocalNode;
+    await create(nodePod('runs-until-node-stops', { script: SERVER, nodeSelector: { 'test.lepton.ai/node': 'no-gpu' } }));
+    const running = await waitForPod('runs-until-node-stops', 'to run', (p) => main(p)?.state.running !== undefined);
+    const pid = pidOf(running);
+    expect(isAlive(pid)).toBe(true);
+    await node.stop();
+    expect(isAlive(pid)).toBe(false);
+    const status = await client.get<{ metadata: object; status: { conditions: { type: string; status: string }[] } }>(
+      Resources.Node, '', 'lepton-local-test');
+    expect(status.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('False');
+  });
+
+  it('lets two pods that mount the same claim see each other\'s files', async () => {
+    kubectl(['create', '-n', ns, '-f', '-'], JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'shared' },
+      spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } },
+    }));
+    const claim = { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'shared' } }], mounts: [{ name: 'data', mountPath: '/data' }] };
+    const dir = `JSON.parse(process.env.LEPTON_PATH_MAP)['/data']`;
+    await create(nodePod('writer', { ...claim, script: `require('fs').writeFileSync(${dir} + '/model.txt', 'weights-v1')` }));
+    await waitForPod('writer', 'to succeed', (p) => p.status?.phase === 'Succeeded');
+    const reader = `const t = require('fs').readFileSync(${dir} + '/model.txt', 'utf8'); require('fs').writeFileSync(process.env.LEPTON_TERMINATION_LOG, t)`;
+    await create(nodePod('reader', { ...claim, script: reader }));
+    const pod = await waitForPod('reader', 'to succeed', (p) => p.status?.phase === 'Succeeded');
+    expect(main(pod)?.state.terminated?.message).toBe('weights-v1');
+  });
+});
