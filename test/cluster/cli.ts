@@ -5,11 +5,13 @@
 //   down [--state DIR]    stop it; no process is left behind
 //   status [--state DIR]  show whether it runs and how to reach it
 //   kubectl ARGS...       run the project's kubectl against it
+//   logs [-n NS] POD [-c CONTAINER] [--previous]
+//                         print the log of a pod the local node runs (kubectl logs cannot reach it)
 //
 // `up --foreground` runs the supervisor in this process (the test suite uses it with
 // --parent-pid, so the cluster stops when the test runner dies, however it dies).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   LocalCluster,
@@ -131,6 +133,47 @@ async function down(stateDir: string): Promise<void> {
   process.stdout.write('The local cluster is stopped.\n');
 }
 
+/**
+ * Container logs of the local node live in <state>/localnode/pods/<ns>_<pod>_<uid>/<container>/<restart>.log,
+ * like a kubelet's /var/log/pods.
+ */
+function printLog(stateDir: string, args: string[]): void {
+  const namespace = flag(args, '-n') ?? 'default';
+  const skip = new Set(['-n', '-c', '--state']);
+  const pod = args.find((a, i) => !a.startsWith('-') && !skip.has(args[i - 1] ?? ''));
+  if (!pod)
+    throw new Error(
+      'usage: npm run cluster -- logs [-n NAMESPACE] POD [-c CONTAINER] [--previous]',
+    );
+  const podsDir = join(stateDir, 'localnode', 'pods');
+  const dirs = existsSync(podsDir)
+    ? readdirSync(podsDir).filter((d) => d.startsWith(`${namespace}_${pod}_`))
+    : [];
+  const dir = dirs
+    .map((d) => join(podsDir, d))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+  if (!dir)
+    throw new Error(`No pod ${namespace}/${pod} has run on the local node (looked in ${podsDir})`);
+  const containers = readdirSync(dir, { withFileTypes: true }).filter(
+    (e) => e.isDirectory() && e.name !== 'volumes',
+  );
+  const container = flag(args, '-c') ?? (containers.length === 1 ? containers[0]?.name : undefined);
+  if (!container)
+    throw new Error(
+      `Pod ${pod} has several containers; choose one with -c: ${containers.map((c) => c.name).join(', ')}`,
+    );
+  const restarts = readdirSync(join(dir, container))
+    .filter((f) => f.endsWith('.log'))
+    .map((f) => Number(f.slice(0, -4)))
+    .sort((a, b) => a - b);
+  const pick = args.includes('--previous') ? restarts.at(-2) : restarts.at(-1);
+  if (pick === undefined)
+    throw new Error(
+      `No ${args.includes('--previous') ? 'previous ' : ''}log for container ${container}`,
+    );
+  process.stdout.write(readFileSync(join(dir, container, `${pick}.log`)));
+}
+
 async function main(): Promise<void> {
   const [cmd = 'help', ...args] = process.argv.slice(2);
   const stateDir = resolve(flag(args, '--state') ?? DEFAULT_STATE);
@@ -153,6 +196,8 @@ async function main(): Promise<void> {
       else process.stdout.write('The local cluster is not running.\n');
       return;
     }
+    case 'logs':
+      return printLog(stateDir, args);
     case 'kubectl': {
       const r = spawnSync(
         join(binDir(), 'kubectl'),

@@ -31,8 +31,23 @@ export function binDir(): string {
   );
 }
 
-const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'localnode'];
-export const REQUIRED_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'kubectl', 'helm'];
+const COMPONENTS = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kwok',
+  'localnode',
+];
+export const REQUIRED_BINARIES = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kwok',
+  'kubectl',
+  'helm',
+];
 /** The node that really runs pods as processes (test/cluster/localnode). */
 export const LOCAL_NODE = 'lepton-local-0';
 
@@ -169,7 +184,11 @@ function killPodGroups(stateDir: string): void {
     }
   }
   try {
-    removeNetwork(JSON.parse(readFileSync(join(stateDir, 'localnode', 'network.json'), 'utf8')) as NetworkRecord);
+    removeNetwork(
+      JSON.parse(
+        readFileSync(join(stateDir, 'localnode', 'network.json'), 'utf8'),
+      ) as NetworkRecord,
+    );
   } catch {
     // no netns network recorded
   }

@@ -128,7 +128,7 @@ describe('simulated GPU nodes', () => {
     const cond = (await podStatus('no-toleration')).status?.conditions?.find(
       (c) => c.type === 'PodScheduled',
     );
-    expect(cond?.message).toMatch(/4 node\(s\) had untolerated taint/);
+    expect(cond?.message).toMatch(/\d+ node\(s\) had untolerated taint/);
   });
 
   it('does not schedule a pod asking for more GPUs than any node of the product has', async () => {

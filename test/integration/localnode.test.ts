@@ -3,12 +3,20 @@
 // deletion within the grace period, and claims shared between pods.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { Resources } from '../../src/core/resources.ts';
 import { createLogger } from '../../src/core/logging.ts';
 import { LOCAL_NODE, isAlive } from '../cluster/cluster.ts';
 import { LocalNode } from '../cluster/localnode/node.ts';
-import { createNamespace, kubeClient, kubeconfigPath, kubectl, repoRoot, waitFor } from './harness.ts';
+import {
+  createNamespace,
+  kubeClient,
+  kubeconfigPath,
+  kubectl,
+  repoRoot,
+  waitFor,
+} from './harness.ts';
 
 interface ContainerState {
   running?: { startedAt: string };
@@ -22,7 +30,12 @@ interface Pod {
     phase?: string;
     podIP?: string;
     conditions?: { type: string; status: string; reason?: string; message?: string }[];
-    containerStatuses?: { containerID?: string; restartCount: number; ready: boolean; state: ContainerState }[];
+    containerStatuses?: {
+      containerID?: string;
+      restartCount: number;
+      ready: boolean;
+      state: ContainerState;
+    }[];
   };
 }
 
@@ -84,18 +97,27 @@ function nodePod(name: string, o: PodOpts): Pod {
   };
 }
 
-const create = (pod: Pod) => client.create(Resources.Pod, { apiVersion: 'v1', kind: 'Pod', ...pod });
+const create = (pod: Pod) =>
+  client.create(Resources.Pod, { apiVersion: 'v1', kind: 'Pod', ...pod });
 const get = (name: string) => client.get<Pod & { metadata: object }>(Resources.Pod, ns, name);
 
-async function waitForPod(name: string, what: string, ok: (p: Pod) => boolean, timeoutMs = 30_000): Promise<Pod> {
+async function waitForPod(
+  name: string,
+  what: string,
+  ok: (p: Pod) => boolean,
+  timeoutMs = 30_000,
+): Promise<Pod> {
   let last: Pod | undefined;
-  await waitFor(`pod ${name} ${what}`, async () => ok((last = await get(name))), timeoutMs).catch((err: Error) => {
-    throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
-  });
+  await waitFor(`pod ${name} ${what}`, async () => ok((last = await get(name))), timeoutMs).catch(
+    (err: Error) => {
+      throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
+    },
+  );
   return last as Pod;
 }
 
-const pidOf = (p: Pod) => Number(p.status?.containerStatuses?.[0]?.containerID?.replace('local://', '') ?? 0);
+const pidOf = (p: Pod) =>
+  Number(p.status?.containerStatuses?.[0]?.containerID?.replace('local://', '') ?? 0);
 const main = (p: Pod) => p.status?.containerStatuses?.[0];
 
 // Serves its pod name on $LEPTON_POD_IP:8080 until stopped.
@@ -113,7 +135,11 @@ describe('the local node', () => {
     const script = `require('fs').writeFileSync(process.env.LEPTON_TERMINATION_LOG, 'label column missing'); process.exit(3)`;
     await create(nodePod('exits-3', { script }));
     const pod = await waitForPod('exits-3', 'to fail', (p) => p.status?.phase === 'Failed');
-    expect(main(pod)?.state.terminated).toMatchObject({ exitCode: 3, reason: 'Error', message: 'label column missing' });
+    expect(main(pod)?.state.terminated).toMatchObject({
+      exitCode: 3,
+      reason: 'Error',
+      message: 'label column missing',
+    });
   });
 
   it('restarts a failing container under restartPolicy OnFailure and counts the restarts', async () => {
@@ -124,47 +150,86 @@ describe('the local node', () => {
       const n = fs.existsSync(f) ? Number(fs.readFileSync(f, 'utf8')) : 0;
       fs.writeFileSync(f, String(n + 1));
       process.exit(n < 2 ? 1 : 0);`;
-    await create(nodePod('on-failure', {
-      script,
-      restartPolicy: 'OnFailure',
-      volumes: [{ name: 'scratch', emptyDir: {} }],
-      mounts: [{ name: 'scratch', mountPath: '/scratch' }],
-    }));
-    const pod = await waitForPod('on-failure', 'to succeed after restarts', (p) => p.status?.phase === 'Succeeded');
+    await create(
+      nodePod('on-failure', {
+        script,
+        restartPolicy: 'OnFailure',
+        volumes: [{ name: 'scratch', emptyDir: {} }],
+        mounts: [{ name: 'scratch', mountPath: '/scratch' }],
+      }),
+    );
+    const pod = await waitForPod(
+      'on-failure',
+      'to succeed after restarts',
+      (p) => p.status?.phase === 'Succeeded',
+    );
     expect(main(pod)?.restartCount).toBe(2);
   });
 
   it('gives each pod its own address: two pods serve the same port, a probe gates Ready, a Service finds the ready one', async () => {
-    await create(nodePod('web-ready', { script: SERVER, labels: { app: 'web' }, readinessPort: 8080 }));
+    await create(
+      nodePod('web-ready', { script: SERVER, labels: { app: 'web' }, readinessPort: 8080 }),
+    );
     // Its probe asks a port nothing listens on: it serves, but never becomes Ready.
-    await create(nodePod('web-unready', { script: SERVER, labels: { app: 'web' }, readinessPort: 9999 }));
+    await create(
+      nodePod('web-unready', { script: SERVER, labels: { app: 'web' }, readinessPort: 9999 }),
+    );
     await client.create(Resources.Service, {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: 'web', namespace: ns },
       spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
     });
-    const ready = await waitForPod('web-ready', 'to be Ready', (p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false);
-    const unready = await waitForPod('web-unready', 'to run', (p) => p.status?.phase === 'Running' && Boolean(p.status.podIP));
+    const ready = await waitForPod(
+      'web-ready',
+      'to be Ready',
+      (p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    );
+    const unready = await waitForPod(
+      'web-unready',
+      'to run',
+      (p) => p.status?.phase === 'Running' && Boolean(p.status.podIP),
+    );
     expect(ready.status?.podIP).not.toBe(unready.status?.podIP);
     for (const p of [ready, unready]) {
-      await waitFor(`pod ${p.metadata.name} to serve`, async () => {
-        const res = await fetch(`http://${p.status?.podIP}:8080/`).catch(() => undefined);
-        return (await res?.text()) === p.metadata.name;
-      }, 15_000);
-    }
-    expect((await get('web-unready')).status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
-
-    type Slice = { metadata: object; endpoints?: { addresses: string[]; conditions?: { ready?: boolean } }[] };
-    let readyAddresses: string[] = [];
-    await waitFor('the EndpointSlice to list the ready pod', async () => {
-      const slices = await client.list<Slice>(
-        { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', kind: 'EndpointSlice', namespaced: true },
-        { namespace: ns, labelSelector: 'kubernetes.io/service-name=web' },
+      await waitFor(
+        `pod ${p.metadata.name} to serve`,
+        async () => {
+          const res = await fetch(`http://${p.status?.podIP}:8080/`).catch(() => undefined);
+          return (await res?.text()) === p.metadata.name;
+        },
+        15_000,
       );
-      readyAddresses = slices.items.flatMap((s) => (s.endpoints ?? []).filter((e) => e.conditions?.ready).flatMap((e) => e.addresses));
-      return readyAddresses.length > 0;
-    }, 30_000);
+    }
+    expect(
+      (await get('web-unready')).status?.conditions?.find((c) => c.type === 'Ready')?.status,
+    ).toBe('False');
+
+    type Slice = {
+      metadata: object;
+      endpoints?: { addresses: string[]; conditions?: { ready?: boolean } }[];
+    };
+    let readyAddresses: string[] = [];
+    await waitFor(
+      'the EndpointSlice to list the ready pod',
+      async () => {
+        const slices = await client.list<Slice>(
+          {
+            group: 'discovery.k8s.io',
+            version: 'v1',
+            plural: 'endpointslices',
+            kind: 'EndpointSlice',
+            namespaced: true,
+          },
+          { namespace: ns, labelSelector: 'kubernetes.io/service-name=web' },
+        );
+        readyAddresses = slices.items.flatMap((s) =>
+          (s.endpoints ?? []).filter((e) => e.conditions?.ready).flatMap((e) => e.addresses),
+        );
+        return readyAddresses.length > 0;
+      },
+      30_000,
+    );
     expect(readyAddresses).toEqual([ready.status?.podIP]);
     const res = await fetch(`http://${readyAddresses[0]}:8080/`);
     expect(await res.text()).toBe('web-ready');
@@ -182,7 +247,6 @@ describe('the local node', () => {
       kubeconfig: kubeconfigPath(),
       stateDir: mkdtempSync(join(tmpdir(), 'lepton-localnode-')),
       repoRoot,
-      ipOctet: 11,
       labels: { 'test.lepton.ai/node': 'no-gpu' },
       taints: [{ key: 'lepton.ai/local-node', value: 'true', effect: 'NoSchedule' }],
       capacity: { cpu: '2', memory: '4Gi', pods: '20' },
@@ -190,27 +254,64 @@ describe('the local node', () => {
     });
     extraNodes.push(node);
     await node.start();
-    await waitFor('the new node to lose the not-ready taint', async () => {
-      const n = await client.get<{ metadata: object; spec?: { taints?: { key: string }[] } }>(Resources.Node, '', 'lepton-local-test');
-      return !(n.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/'));
-    }, 30_000);
-    await create(nodePod('gpu-nowhere', { script: 'process.exit(0)', gpus: 1, nodeSelector: { 'test.lepton.ai/node': 'no-gpu' } }));
-    const pod = await waitForPod('gpu-nowhere', 'to be unschedulable', (p) =>
-      p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable') ?? false);
-    expect(pod.status?.conditions?.find((c) => c.type === 'PodScheduled')?.message).toContain('Insufficient nvidia.com/gpu');
+    await waitFor(
+      'the new node to lose the not-ready taint',
+      async () => {
+        const n = await client.get<{ metadata: object; spec?: { taints?: { key: string }[] } }>(
+          Resources.Node,
+          '',
+          'lepton-local-test',
+        );
+        return !(n.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/'));
+      },
+      30_000,
+    );
+    await create(
+      nodePod('gpu-nowhere', {
+        script: 'process.exit(0)',
+        gpus: 1,
+        nodeSelector: { 'test.lepton.ai/node': 'no-gpu' },
+      }),
+    );
+    const pod = await waitForPod(
+      'gpu-nowhere',
+      'to be unschedulable',
+      (p) =>
+        p.status?.conditions?.some(
+          (c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable',
+        ) ?? false,
+    );
+    expect(pod.status?.conditions?.find((c) => c.type === 'PodScheduled')?.message).toContain(
+      'Insufficient nvidia.com/gpu',
+    );
     // The same pod without the GPU request runs there.
-    await create(nodePod('cpu-there', { script: 'process.exit(0)', nodeSelector: { 'test.lepton.ai/node': 'no-gpu' } }));
+    await create(
+      nodePod('cpu-there', {
+        script: 'process.exit(0)',
+        nodeSelector: { 'test.lepton.ai/node': 'no-gpu' },
+      }),
+    );
     await waitForPod('cpu-there', 'to succeed', (p) => p.status?.phase === 'Succeeded');
   });
 
   it('stops a deleted pod within its grace period, SIGKILLing one that ignores SIGTERM, and leaves no process', async () => {
-    await create(nodePod('stubborn', { script: `process.on('SIGTERM', () => {}); ${SERVER}`, grace: 2 }));
-    const running = await waitForPod('stubborn', 'to run', (p) => main(p)?.state.running !== undefined);
+    await create(
+      nodePod('stubborn', { script: `process.on('SIGTERM', () => {}); ${SERVER}`, grace: 2 }),
+    );
+    const running = await waitForPod(
+      'stubborn',
+      'to run',
+      (p) => main(p)?.state.running !== undefined,
+    );
     const pid = pidOf(running);
     expect(isAlive(pid)).toBe(true);
     const started = Date.now();
     await client.delete(Resources.Pod, ns, 'stubborn');
-    await waitFor('the pod object to be removed', async () => (await client.find(Resources.Pod, ns, 'stubborn')) === undefined, 20_000);
+    await waitFor(
+      'the pod object to be removed',
+      async () => (await client.find(Resources.Pod, ns, 'stubborn')) === undefined,
+      20_000,
+    );
     expect(isAlive(pid)).toBe(false);
     // SIGTERM was ignored, so the process lived until the 2 s grace period ended.
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
@@ -218,27 +319,79 @@ describe('the local node', () => {
 
   it('stops the pods it runs when it stops, and reports NotReady', async () => {
     const node = extraNodes[0] as LocalNode;
-    await create(nodePod('runs-until-node-stops', { script: SERVER, nodeSelector: { 'test.lepton.ai/node': 'no-gpu' } }));
-    const running = await waitForPod('runs-until-node-stops', 'to run', (p) => main(p)?.state.running !== undefined);
+    await create(
+      nodePod('runs-until-node-stops', {
+        script: SERVER,
+        nodeSelector: { 'test.lepton.ai/node': 'no-gpu' },
+      }),
+    );
+    const running = await waitForPod(
+      'runs-until-node-stops',
+      'to run',
+      (p) => main(p)?.state.running !== undefined,
+    );
     const pid = pidOf(running);
     expect(isAlive(pid)).toBe(true);
     await node.stop();
     expect(isAlive(pid)).toBe(false);
-    const status = await client.get<{ metadata: object; status: { conditions: { type: string; status: string }[] } }>(
-      Resources.Node, '', 'lepton-local-test');
+    const status = await client.get<{
+      metadata: object;
+      status: { conditions: { type: string; status: string }[] };
+    }>(Resources.Node, '', 'lepton-local-test');
     expect(status.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('False');
   });
 
-  it('lets two pods that mount the same claim see each other\'s files', async () => {
-    kubectl(['create', '-n', ns, '-f', '-'], JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'PersistentVolumeClaim',
-      metadata: { name: 'shared' },
-      spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } },
-    }));
-    const claim = { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'shared' } }], mounts: [{ name: 'data', mountPath: '/data' }] };
+  it('lets a pod reach a peer by its DNS name (hostname.subdomain.namespace.svc.cluster.local)', async () => {
+    const peer = nodePod('peer', { script: SERVER });
+    peer.spec.hostname = 'worker-0';
+    peer.spec.subdomain = 'ring';
+    await create(peer);
+    await waitForPod('peer', 'to run', (p) => main(p)?.state.running !== undefined);
+    const url = `http://worker-0.ring.${ns}.svc.cluster.local:8080/`;
+    const client = `
+      const fs = require('fs');
+      const ask = () => fetch('${url}').then((r) => r.text()).then(
+        (t) => { fs.writeFileSync(process.env.LEPTON_TERMINATION_LOG, t); process.exit(0); },
+        () => setTimeout(ask, 200));
+      ask();`;
+    await create(nodePod('asks-peer', { script: client }));
+    const pod = await waitForPod('asks-peer', 'to succeed', (p) => p.status?.phase === 'Succeeded');
+    expect(main(pod)?.state.terminated?.message).toBe('peer');
+  });
+
+  it('keeps container logs where npm run cluster -- logs finds them', async () => {
+    await create(nodePod('talks', { script: `console.log('hello from ' + process.env.POD_NAME)` }));
+    await waitForPod('talks', 'to succeed', (p) => p.status?.phase === 'Succeeded');
+    const stateDir = dirname(kubeconfigPath());
+    const out = execFileSync(
+      process.execPath,
+      [join(repoRoot, 'test', 'cluster', 'cli.ts'), 'logs', '--state', stateDir, '-n', ns, 'talks'],
+      { encoding: 'utf8' },
+    );
+    expect(out).toBe('hello from talks\n');
+  });
+
+  it("lets two pods that mount the same claim see each other's files", async () => {
+    kubectl(
+      ['create', '-n', ns, '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        metadata: { name: 'shared' },
+        spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } },
+      }),
+    );
+    const claim = {
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'shared' } }],
+      mounts: [{ name: 'data', mountPath: '/data' }],
+    };
     const dir = `JSON.parse(process.env.LEPTON_PATH_MAP)['/data']`;
-    await create(nodePod('writer', { ...claim, script: `require('fs').writeFileSync(${dir} + '/model.txt', 'weights-v1')` }));
+    await create(
+      nodePod('writer', {
+        ...claim,
+        script: `require('fs').writeFileSync(${dir} + '/model.txt', 'weights-v1')`,
+      }),
+    );
     await waitForPod('writer', 'to succeed', (p) => p.status?.phase === 'Succeeded');
     const reader = `const t = require('fs').readFileSync(${dir} + '/model.txt', 'utf8'); require('fs').writeFileSync(process.env.LEPTON_TERMINATION_LOG, t)`;
     await create(nodePod('reader', { ...claim, script: reader }));

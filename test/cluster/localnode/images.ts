@@ -15,7 +15,8 @@ export interface Entrypoint {
   args: string[];
 }
 
-export type Resolution = { ok: true; entrypoint: Entrypoint } | { ok: false; reason: string; message: string };
+export type Resolution =
+  { ok: true; entrypoint: Entrypoint } | { ok: false; reason: string; message: string };
 
 function repository(image: string): string {
   const withoutDigest = image.split('@')[0] ?? image;
@@ -39,12 +40,18 @@ export function resolveImage(
   if (repo === 'lepton-ai/runtime' || repo.endsWith('/lepton-ai/runtime')) {
     const main = join(repoRoot, 'src', 'runtime', 'main.ts');
     if (!existsSync(main)) {
-      return { ok: false, reason: 'RuntimeNotBuilt', message: `${image} maps to ${main}, which does not exist yet` };
+      return {
+        ok: false,
+        reason: 'RuntimeNotBuilt',
+        message: `${image} maps to ${main}, which does not exist yet`,
+      };
     }
     return { ok: true, entrypoint: { command: process.execPath, args: [main, ...argv] } };
   }
-  if (repo === 'node' || repo.endsWith('/node')) return { ok: true, entrypoint: { command: process.execPath, args: argv } };
-  if (repo === 'python' || repo.endsWith('/python')) return { ok: true, entrypoint: { command: 'python3', args: argv } };
+  if (repo === 'node' || repo.endsWith('/node'))
+    return { ok: true, entrypoint: { command: process.execPath, args: argv } };
+  if (repo === 'python' || repo.endsWith('/python'))
+    return { ok: true, entrypoint: { command: 'python3', args: argv } };
   return {
     ok: false,
     reason: 'ImageNotMapped',

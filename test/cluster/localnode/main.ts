@@ -2,7 +2,7 @@
 // more):
 //
 //   node test/cluster/localnode/main.ts --kubeconfig FILE --state DIR [--name lepton-local-0]
-//     [--ip-octet 10] [--cpu 2] [--memory 8Gi] [--pods 110] [--gpus 0] [--gpu-product NAME]
+//     [--ip-octet N] [--cpu 2] [--memory 8Gi] [--pods 110] [--gpus 0] [--gpu-product NAME]
 //     [--gpu-resource nvidia.com/gpu] [--label k=v ...] [--taint k=v:NoSchedule ...]
 //     [--provision-claims] [--network auto|netns|loopback]
 //
@@ -21,7 +21,7 @@ const { values } = parseArgs({
     kubeconfig: { type: 'string' },
     state: { type: 'string' },
     name: { type: 'string', default: 'lepton-local-0' },
-    'ip-octet': { type: 'string', default: '10' },
+    'ip-octet': { type: 'string' },
     cpu: { type: 'string', default: String(availableParallelism()) },
     memory: { type: 'string', default: `${Math.floor(totalmem() / 2 ** 30)}Gi` },
     pods: { type: 'string', default: '110' },
@@ -49,7 +49,11 @@ const taints: Taint[] = values.taint.map((t) => {
   if (!m) throw new Error(`--taint ${t}: want key[=value]:Effect`);
   return { key: m[1] as string, ...(m[2] ? { value: m[2] } : {}), effect: m[3] as Taint['effect'] };
 });
-const capacity: Record<string, string> = { cpu: values.cpu, memory: values.memory, pods: values.pods };
+const capacity: Record<string, string> = {
+  cpu: values.cpu,
+  memory: values.memory,
+  pods: values.pods,
+};
 const gpus = Number(values.gpus);
 if (gpus > 0) {
   capacity[values['gpu-resource']] = String(gpus);
@@ -65,7 +69,7 @@ const node = new LocalNode({
   kubeconfig: resolve(values.kubeconfig),
   stateDir: resolve(values.state),
   repoRoot,
-  ipOctet: Number(values['ip-octet']),
+  ipOctet: values['ip-octet'] ? Number(values['ip-octet']) : undefined,
   labels,
   taints,
   capacity,

@@ -48,6 +48,18 @@ export function canUseNetns(): boolean {
   }
 }
 
+/**
+ * A subnet octet no other local node on this machine uses: the first N >= 10 with no bridge
+ * leptonN (netns mode), or a random one (loopback mode, where nothing records it).
+ */
+export function freeOctet(netns: boolean): number {
+  if (!netns) return 10 + Math.floor(Math.random() * 240);
+  const out = execFileSync('ip', ['-o', 'link', 'show', 'type', 'bridge'], { encoding: 'utf8' });
+  const taken = new Set([...out.matchAll(/^\d+: lepton(\d+)[:@]/gm)].map((m) => Number(m[1])));
+  for (let n = 10; n < 255; n++) if (!taken.has(n)) return n;
+  throw new Error('No free subnet for another local node (bridges lepton10 to lepton254 exist)');
+}
+
 class Allocator {
   private readonly used = new Set<string>();
   private readonly make: (i: number) => string;
@@ -79,7 +91,10 @@ export class LoopbackNetwork implements PodNetwork {
   private readonly addresses: Allocator;
 
   constructor(octet: number) {
-    this.addresses = new Allocator(62_500, (i) => `127.${octet}.${Math.floor(i / 250)}.${(i % 250) + 2}`);
+    this.addresses = new Allocator(
+      62_500,
+      (i) => `127.${octet}.${Math.floor(i / 250)}.${(i % 250) + 2}`,
+    );
   }
 
   async init(): Promise<void> {}
@@ -126,16 +141,10 @@ export class NetnsNetwork implements PodNetwork {
   }
 
   async init(): Promise<void> {
-    removeNetwork({ bridge: this.bridge, namespaces: await this.staleNamespaces() });
     await ip('link', 'add', this.bridge, 'type', 'bridge');
     await ip('addr', 'add', `${this.gateway}/24`, 'dev', this.bridge);
     await ip('link', 'set', this.bridge, 'up');
     this.record();
-  }
-
-  private async staleNamespaces(): Promise<string[]> {
-    const { stdout } = await ip('netns', 'list');
-    return stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(this.prefix));
   }
 
   private record(): void {

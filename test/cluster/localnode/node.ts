@@ -14,7 +14,14 @@ import { KubeClient, isAlreadyExists, isNotFound } from '../../../src/core/clien
 import { Informer } from '../../../src/core/informer.ts';
 import { microTime } from '../../../src/core/leader.ts';
 import { type KubeObject, type ResourceType, Resources } from '../../../src/core/resources.ts';
-import { LoopbackNetwork, NetnsNetwork, type PodAddress, type PodNetwork, canUseNetns } from './network.ts';
+import {
+  LoopbackNetwork,
+  NetnsNetwork,
+  type PodAddress,
+  type PodNetwork,
+  canUseNetns,
+  freeOctet,
+} from './network.ts';
 import { type PodObject, PodRunner, killGroup } from './pod.ts';
 
 export interface Taint {
@@ -29,8 +36,11 @@ export interface LocalNodeOptions {
   /** Folder for pods' files, claims, the hosts file and the record of started processes. */
   stateDir: string;
   repoRoot: string;
-  /** Picks the node's pod subnet: 10.245.<octet>.0/24 (netns) or 127.<octet>.0.0/16 (loopback). */
-  ipOctet: number;
+  /**
+   * Picks the node's pod subnet: 10.245.<octet>.0/24 (netns) or 127.<octet>.0.0/16 (loopback).
+   * Default: one no other local node on this machine uses.
+   */
+  ipOctet?: number;
   /** auto: netns when permitted (root), else loopback. See network.ts. */
   network?: 'auto' | 'netns' | 'loopback';
   /**
@@ -54,12 +64,28 @@ interface PodEntry {
   dirty?: boolean;
 }
 
-type PodResource = PodObject & { apiVersion?: string; kind?: string; status?: PodObject['status'] & { phase?: string } };
+type PodResource = PodObject & {
+  apiVersion?: string;
+  kind?: string;
+  status?: PodObject['status'] & { phase?: string };
+};
 
 const HOST_IP = '127.0.0.1';
 export const LOCAL_STORAGE_CLASS = 'lepton-local';
-const CLAIMS: ResourceType = { group: '', version: 'v1', plural: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true };
-const VOLUMES: ResourceType = { group: '', version: 'v1', plural: 'persistentvolumes', kind: 'PersistentVolume', namespaced: false };
+const CLAIMS: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'persistentvolumeclaims',
+  kind: 'PersistentVolumeClaim',
+  namespaced: true,
+};
+const VOLUMES: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'persistentvolumes',
+  kind: 'PersistentVolume',
+  namespaced: false,
+};
 
 interface Claim extends KubeObject {
   spec: {
@@ -92,10 +118,9 @@ export class LocalNode {
     mkdirSync(join(opts.stateDir, 'pods'), { recursive: true });
     mkdirSync(join(opts.stateDir, 'claims'), { recursive: true });
     const mode = opts.network ?? 'auto';
-    this.network =
-      mode === 'netns' || (mode === 'auto' && canUseNetns())
-        ? new NetnsNetwork(opts.ipOctet, opts.stateDir)
-        : new LoopbackNetwork(opts.ipOctet);
+    const netns = mode === 'netns' || (mode === 'auto' && canUseNetns());
+    const octet = opts.ipOctet ?? freeOctet(netns);
+    this.network = netns ? new NetnsNetwork(octet, opts.stateDir) : new LoopbackNetwork(octet);
   }
 
   get hostsFile(): string {
@@ -111,8 +136,18 @@ export class LocalNode {
     await this.register();
     await this.renewLease();
     await this.reportStatus(true);
-    this.timers.push(setInterval(() => void this.renewLease().catch((e: Error) => this.warn('Lease renewal failed', e)), LEASE_RENEW_MS));
-    this.timers.push(setInterval(() => void this.reportStatus(true).catch((e: Error) => this.warn('Node status failed', e)), STATUS_REPORT_MS));
+    this.timers.push(
+      setInterval(
+        () => void this.renewLease().catch((e: Error) => this.warn('Lease renewal failed', e)),
+        LEASE_RENEW_MS,
+      ),
+    );
+    this.timers.push(
+      setInterval(
+        () => void this.reportStatus(true).catch((e: Error) => this.warn('Node status failed', e)),
+        STATUS_REPORT_MS,
+      ),
+    );
     this.writeHosts();
     this.informer = new Informer({
       client: this.client,
@@ -138,18 +173,28 @@ export class LocalNode {
     for (const t of this.timers) clearInterval(t);
     await this.informer?.stop();
     await this.claims?.stop();
-    await Promise.all([...this.pods.values()].map(async (e) => {
-      await e.starting;
-      await e.runner?.terminate(5);
-    }));
+    await Promise.all(
+      [...this.pods.values()].map(async (e) => {
+        await e.starting;
+        await e.runner?.terminate(5);
+      }),
+    );
     this.recordPids();
     await this.network.shutdown();
-    await this.reportStatus(false).catch((e: Error) => this.warn('Could not mark the node NotReady', e));
+    await this.reportStatus(false).catch((e: Error) =>
+      this.warn('Could not mark the node NotReady', e),
+    );
   }
 
   private async startProvisioner(): Promise<void> {
-    this.claims = new Informer<Claim>({ client: this.client, resource: CLAIMS, relistIntervalMs: 60_000, logger: this.o.logger });
-    const provision = (c: Claim) => void this.provision(c).catch((e: Error) => this.warn('Could not provision a volume', e));
+    this.claims = new Informer<Claim>({
+      client: this.client,
+      resource: CLAIMS,
+      relistIntervalMs: 60_000,
+      logger: this.o.logger,
+    });
+    const provision = (c: Claim) =>
+      void this.provision(c).catch((e: Error) => this.warn('Could not provision a volume', e));
     this.claims.addHandler({ add: provision, update: (_o, c) => provision(c) });
     this.claims.start();
     await this.claims.waitForSync();
@@ -159,7 +204,12 @@ export class LocalNode {
   private async provision(claim: Claim): Promise<void> {
     const { namespace = '', name = '', uid = '' } = claim.metadata;
     const cls = claim.spec.storageClassName ?? '';
-    if (claim.status?.phase !== 'Pending' || claim.spec.volumeName || (cls !== '' && cls !== LOCAL_STORAGE_CLASS)) return;
+    if (
+      claim.status?.phase !== 'Pending' ||
+      claim.spec.volumeName ||
+      (cls !== '' && cls !== LOCAL_STORAGE_CLASS)
+    )
+      return;
     const path = join(this.o.stateDir, 'claims', namespace, name);
     mkdirSync(path, { recursive: true });
     const volume = {
@@ -203,15 +253,27 @@ export class LocalNode {
       spec: { taints: this.o.taints ?? [] },
     };
     const existing = await this.client.find(Resources.Node, '', this.o.name);
-    if (existing) await this.client.patch(Resources.Node, '', this.o.name, node, 'apply', { force: true });
+    if (existing)
+      await this.client.patch(Resources.Node, '', this.o.name, node, 'apply', { force: true });
     else await this.client.create(Resources.Node, node);
   }
 
   private async renewLease(): Promise<void> {
     const name = this.o.name;
-    const spec = { holderIdentity: name, leaseDurationSeconds: LEASE_SECONDS, renewTime: microTime(Date.now()) };
-    const body = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: 'kube-node-lease' }, spec };
-    await this.client.patch(Resources.Lease, 'kube-node-lease', name, body, 'apply', { force: true });
+    const spec = {
+      holderIdentity: name,
+      leaseDurationSeconds: LEASE_SECONDS,
+      renewTime: microTime(Date.now()),
+    };
+    const body = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name, namespace: 'kube-node-lease' },
+      spec,
+    };
+    await this.client.patch(Resources.Lease, 'kube-node-lease', name, body, 'apply', {
+      force: true,
+    });
   }
 
   private async reportStatus(ready: boolean): Promise<void> {
@@ -232,11 +294,31 @@ export class LocalNode {
         { type: 'Hostname', address: this.o.name },
       ],
       conditions: [
-        condition('MemoryPressure', 'False', 'LocalNodeHasSufficientMemory', 'not measured by the local node'),
-        condition('DiskPressure', 'False', 'LocalNodeHasNoDiskPressure', 'not measured by the local node'),
-        condition('PIDPressure', 'False', 'LocalNodeHasSufficientPID', 'not measured by the local node'),
+        condition(
+          'MemoryPressure',
+          'False',
+          'LocalNodeHasSufficientMemory',
+          'not measured by the local node',
+        ),
+        condition(
+          'DiskPressure',
+          'False',
+          'LocalNodeHasNoDiskPressure',
+          'not measured by the local node',
+        ),
+        condition(
+          'PIDPressure',
+          'False',
+          'LocalNodeHasSufficientPID',
+          'not measured by the local node',
+        ),
         ready
-          ? condition('Ready', 'True', 'LocalNodeReady', 'the local node runs pods as processes on this machine')
+          ? condition(
+              'Ready',
+              'True',
+              'LocalNodeReady',
+              'the local node runs pods as processes on this machine',
+            )
           : condition('Ready', 'False', 'LocalNodeStopped', 'the local node process stopped'),
       ],
       nodeInfo: {
@@ -252,9 +334,10 @@ export class LocalNode {
         bootID: '',
       },
     };
-    await this.client.patch(Resources.Node, '', this.o.name, { status }, 'strategic', { subresource: 'status' });
+    await this.client.patch(Resources.Node, '', this.o.name, { status }, 'strategic', {
+      subresource: 'status',
+    });
   }
-
 
   private key(p: PodObject): string {
     return `${p.metadata.namespace}/${p.metadata.name}/${p.metadata.uid}`;
@@ -275,12 +358,18 @@ export class LocalNode {
     if (phase === 'Succeeded' || phase === 'Failed') return;
     const created: PodEntry = {};
     this.pods.set(key, created);
-    created.starting = this.startPod(pod, created).catch((err: Error) => this.warn(`Could not start pod ${key}`, err));
+    created.starting = this.startPod(pod, created).catch((err: Error) =>
+      this.warn(`Could not start pod ${key}`, err),
+    );
   }
 
   private async startPod(pod: PodResource, entry: PodEntry): Promise<void> {
     entry.address = await this.network.attach(pod.metadata.uid.replace(/-/g, '').slice(0, 12));
-    const dir = join(this.o.stateDir, 'pods', `${pod.metadata.namespace}_${pod.metadata.name}_${pod.metadata.uid}`);
+    const dir = join(
+      this.o.stateDir,
+      'pods',
+      `${pod.metadata.namespace}_${pod.metadata.name}_${pod.metadata.uid}`,
+    );
     mkdirSync(dir, { recursive: true });
     const log = this.o.logger.child({ namespace: pod.metadata.namespace, pod: pod.metadata.name });
     entry.runner = new PodRunner(pod, {
@@ -302,7 +391,8 @@ export class LocalNode {
 
   /** A pod being deleted: stop it within its grace period, then remove the object. */
   private async finish(pod: PodResource, entry: PodEntry): Promise<void> {
-    const grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
+    const grace =
+      pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
     await entry.starting;
     await entry.runner?.terminate(grace);
     await entry.syncing;
@@ -313,7 +403,11 @@ export class LocalNode {
         preconditions: { uid: pod.metadata.uid },
       });
     } catch (err) {
-      if (!isNotFound(err)) this.warn(`Could not remove pod ${pod.metadata.namespace}/${pod.metadata.name}`, err as Error);
+      if (!isNotFound(err))
+        this.warn(
+          `Could not remove pod ${pod.metadata.namespace}/${pod.metadata.name}`,
+          err as Error,
+        );
     }
   }
 
@@ -353,15 +447,28 @@ export class LocalNode {
         const t = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
         status.conditions = (status.conditions as { type: string; status: string }[]).map((c) => {
           const prev = old.find((o) => o.type === c.type);
-          return { ...c, lastTransitionTime: prev && prev.status === c.status ? prev.lastTransitionTime : t };
+          return {
+            ...c,
+            lastTransitionTime: prev && prev.status === c.status ? prev.lastTransitionTime : t,
+          };
         });
         try {
-          await this.client.patch(Resources.Pod, pod.metadata.namespace, pod.metadata.name, { status }, 'strategic', {
-            subresource: 'status',
-          });
+          await this.client.patch(
+            Resources.Pod,
+            pod.metadata.namespace,
+            pod.metadata.name,
+            { status },
+            'strategic',
+            {
+              subresource: 'status',
+            },
+          );
         } catch (err) {
           if (isNotFound(err)) break;
-          this.warn(`Could not write the status of pod ${pod.metadata.namespace}/${pod.metadata.name}`, err as Error);
+          this.warn(
+            `Could not write the status of pod ${pod.metadata.namespace}/${pod.metadata.name}`,
+            err as Error,
+          );
           await new Promise((r) => setTimeout(r, 1000));
           entry.dirty = true;
         }
@@ -372,7 +479,9 @@ export class LocalNode {
 
   /** Peers' DNS names (hostname.subdomain.namespace.svc...) for pods on this node, hosts(5) format. */
   private writeHosts(): void {
-    const lines = ['# Written by the lepton local node: pods with spec.hostname and spec.subdomain'];
+    const lines = [
+      '# Written by the lepton local node: pods with spec.hostname and spec.subdomain',
+    ];
     for (const entry of this.pods.values()) {
       const p = entry.runner?.pod;
       const ip = entry.address?.ip;
@@ -389,7 +498,8 @@ export class LocalNode {
     // Renamed into place, so a reader never sees half a file.
     writeFileSync(`${this.hostsFile}.tmp`, text);
     renameSync(`${this.hostsFile}.tmp`, this.hostsFile);
-    for (const entry of this.pods.values()) if (entry.address) this.network.writeHosts(entry.address, text);
+    for (const entry of this.pods.values())
+      if (entry.address) this.network.writeHosts(entry.address, text);
   }
 
   /** Process groups started by this node, for the cluster supervisor to kill if this node dies. */

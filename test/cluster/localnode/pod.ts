@@ -24,7 +24,11 @@ export interface ContainerSpec {
   command?: string[];
   args?: string[];
   workingDir?: string;
-  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } & Record<string, unknown> }[];
+  env?: {
+    name: string;
+    value?: string;
+    valueFrom?: { fieldRef?: { fieldPath: string } } & Record<string, unknown>;
+  }[];
   envFrom?: unknown[];
   ports?: { name?: string; containerPort: number }[];
   volumeMounts?: { name: string; mountPath: string; subPath?: string; readOnly?: boolean }[];
@@ -68,7 +72,16 @@ export interface PodObject {
 type State =
   | { waiting: { reason: string; message?: string } }
   | { running: { startedAt: string } }
-  | { terminated: { exitCode: number; signal?: number; reason: string; message?: string; startedAt: string; finishedAt: string } };
+  | {
+      terminated: {
+        exitCode: number;
+        signal?: number;
+        reason: string;
+        message?: string;
+        startedAt: string;
+        finishedAt: string;
+      };
+    };
 
 interface Container {
   spec: ContainerSpec;
@@ -134,7 +147,10 @@ export class PodRunner {
   start(): void {
     this.setupError = this.prepareVolumes();
     if (this.pod.spec.initContainers?.length) {
-      this.setupError ??= { reason: 'InitContainersNotSupported', message: 'the local node does not run init containers' };
+      this.setupError ??= {
+        reason: 'InitContainersNotSupported',
+        message: 'the local node does not run init containers',
+      };
     }
     if (this.setupError) {
       for (const c of this.containers) c.state = { waiting: { ...this.setupError } };
@@ -150,7 +166,11 @@ export class PodRunner {
     for (const v of this.pod.spec.volumes ?? []) {
       if (v.emptyDir) dirs[v.name] = join(this.ctx.podDir, 'volumes', v.name);
       else if (v.persistentVolumeClaim) {
-        dirs[v.name] = join(this.ctx.claimsDir, this.pod.metadata.namespace, v.persistentVolumeClaim.claimName);
+        dirs[v.name] = join(
+          this.ctx.claimsDir,
+          this.pod.metadata.namespace,
+          v.persistentVolumeClaim.claimName,
+        );
       } else if (v.hostPath) dirs[v.name] = v.hostPath.path;
       else {
         return {
@@ -163,7 +183,11 @@ export class PodRunner {
     for (const c of this.containers) {
       for (const m of c.spec.volumeMounts ?? []) {
         const dir = dirs[m.name];
-        if (!dir) return { reason: 'CreateContainerConfigError', message: `volumeMount ${m.mountPath}: no volume named ${m.name}` };
+        if (!dir)
+          return {
+            reason: 'CreateContainerConfigError',
+            message: `volumeMount ${m.mountPath}: no volume named ${m.name}`,
+          };
         const target = m.subPath ? join(dir, m.subPath) : dir;
         mkdirSync(target, { recursive: true });
         this.pathMap[m.mountPath] = target;
@@ -184,7 +208,10 @@ export class PodRunner {
   private fieldValue(path: string): string {
     const { metadata, spec } = this.pod;
     const label = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
-    if (label) return (label[1] === 'labels' ? metadata.labels : metadata.annotations)?.[label[2] ?? ''] ?? '';
+    if (label)
+      return (
+        (label[1] === 'labels' ? metadata.labels : metadata.annotations)?.[label[2] ?? ''] ?? ''
+      );
     const fields: Record<string, string | undefined> = {
       'metadata.name': metadata.name,
       'metadata.namespace': metadata.namespace,
@@ -212,9 +239,14 @@ export class PodRunner {
       LEPTON_TERMINATION_LOG: join(this.containerDir(c), 'termination-log'),
     };
     for (const e of c.spec.env ?? []) {
-      if (e.value !== undefined) env[e.name] = e.value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, v: string) => env[v] ?? m);
+      if (e.value !== undefined)
+        env[e.name] = e.value.replace(
+          /\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g,
+          (m, v: string) => env[v] ?? m,
+        );
       else if (e.valueFrom?.fieldRef) env[e.name] = this.fieldValue(e.valueFrom.fieldRef.fieldPath);
-      else if (e.valueFrom) return { error: `env ${e.name}: only value and fieldRef are supported by the local node` };
+      else if (e.valueFrom)
+        return { error: `env ${e.name}: only value and fieldRef are supported by the local node` };
       else env[e.name] = '';
     }
     return env;
@@ -242,7 +274,11 @@ export class PodRunner {
     let proc: ChildProcess;
     try {
       // Its own process group, so that stopping the container stops everything it started.
-      const { command, args } = this.ctx.network.wrap(this.ctx.address, image.entrypoint.command, image.entrypoint.args);
+      const { command, args } = this.ctx.network.wrap(
+        this.ctx.address,
+        image.entrypoint.command,
+        image.entrypoint.args,
+      );
       proc = spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', fd, fd] });
     } finally {
       closeSync(fd);
@@ -262,7 +298,11 @@ export class PodRunner {
       });
     });
     this.startProbes(c);
-    this.ctx.log('Started container', { container: c.spec.name, pid: proc.pid, command: image.entrypoint.command });
+    this.ctx.log('Started container', {
+      container: c.spec.name,
+      pid: proc.pid,
+      command: image.entrypoint.command,
+    });
     this.ctx.onChange();
   }
 
@@ -280,7 +320,8 @@ export class PodRunner {
   mapPath(path: string): string {
     const mounts = Object.keys(this.pathMap).sort((a, b) => b.length - a.length);
     for (const m of mounts) {
-      if (path === m || path.startsWith(`${m}/`)) return join(this.pathMap[m] as string, path.slice(m.length));
+      if (path === m || path.startsWith(`${m}/`))
+        return join(this.pathMap[m] as string, path.slice(m.length));
     }
     return path;
   }
@@ -294,21 +335,34 @@ export class PodRunner {
       if (existsSync(log)) {
         const size = statSync(log).size;
         const text = readFileSync(log, 'utf8');
-        message = text.slice(Math.max(0, size - FALLBACK_LOG_BYTES)).split('\n').slice(-80).join('\n');
+        message = text
+          .slice(Math.max(0, size - FALLBACK_LOG_BYTES))
+          .split('\n')
+          .slice(-80)
+          .join('\n');
       }
     }
     return message || undefined;
   }
 
-  private onExit(c: Container, startedAt: string, code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): void {
+  private onExit(
+    c: Container,
+    startedAt: string,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    spawnError?: Error,
+  ): void {
     for (const t of c.timers.splice(0)) clearTimeout(t);
     c.proc = undefined;
     c.ready = false;
-    const signalNumber = signal ? ({ SIGTERM: 15, SIGKILL: 9, SIGINT: 2 } as Record<string, number>)[signal] ?? 1 : undefined;
+    const signalNumber = signal
+      ? (({ SIGTERM: 15, SIGKILL: 9, SIGINT: 2 } as Record<string, number>)[signal] ?? 1)
+      : undefined;
     const exitCode = spawnError ? 128 : (code ?? 128 + (signalNumber ?? 0));
     const failed = exitCode !== 0;
     let message = this.terminationMessage(c, failed);
-    if (spawnError) message = `failed to start ${c.spec.command?.[0] ?? c.spec.image}: ${spawnError.message}`;
+    if (spawnError)
+      message = `failed to start ${c.spec.command?.[0] ?? c.spec.image}: ${spawnError.message}`;
     c.state = {
       terminated: {
         exitCode,
@@ -321,11 +375,17 @@ export class PodRunner {
     };
     this.ctx.log('Container exited', { container: c.spec.name, exitCode, signal });
     const policy = this.pod.spec.restartPolicy ?? 'Always';
-    const restart = !this.terminating && (policy === 'Always' || (policy === 'OnFailure' && failed));
+    const restart =
+      !this.terminating && (policy === 'Always' || (policy === 'OnFailure' && failed));
     if (restart) {
       c.lastState = c.state;
       const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** c.restartCount);
-      c.state = { waiting: { reason: 'CrashLoopBackOff', message: `back-off ${delay / 1000}s restarting container ${c.spec.name}` } };
+      c.state = {
+        waiting: {
+          reason: 'CrashLoopBackOff',
+          message: `back-off ${delay / 1000}s restarting container ${c.spec.name}`,
+        },
+      };
       c.restartCount++;
       c.timers.push(setTimeout(() => this.startContainer(c), delay));
     }
@@ -355,7 +415,9 @@ export class PodRunner {
           r.fail++;
           r.ok = 0;
         }
-        const next = ok ? (c.ready || r.ok >= (readiness.successThreshold ?? 1)) : c.ready && r.fail < (readiness.failureThreshold ?? 3);
+        const next = ok
+          ? c.ready || r.ok >= (readiness.successThreshold ?? 1)
+          : c.ready && r.fail < (readiness.failureThreshold ?? 3);
         if (next !== c.ready) {
           c.ready = next;
           this.ctx.onChange();
@@ -410,7 +472,11 @@ export class PodRunner {
     if (probe.tcpSocket) {
       const { connect } = await import('node:net');
       return new Promise((resolve) => {
-        const s = connect({ host: this.ctx.address.ip, port: this.resolvePort(c, probe.tcpSocket?.port ?? 0), timeout: timeoutMs });
+        const s = connect({
+          host: this.ctx.address.ip,
+          port: this.resolvePort(c, probe.tcpSocket?.port ?? 0),
+          timeout: timeoutMs,
+        });
         s.on('connect', () => (s.destroy(), resolve(true)));
         s.on('error', () => resolve(false));
         s.on('timeout', () => (s.destroy(), resolve(false)));
@@ -468,7 +534,11 @@ export class PodRunner {
       conditions: [
         cond('Initialized', !this.setupError, this.setupError?.reason),
         cond('ContainersReady', ready, 'ContainersNotReady'),
-        cond('Ready', ready, phase === 'Succeeded' || phase === 'Failed' ? 'PodCompleted' : 'ContainersNotReady'),
+        cond(
+          'Ready',
+          ready,
+          phase === 'Succeeded' || phase === 'Failed' ? 'PodCompleted' : 'ContainersNotReady',
+        ),
       ],
       containerStatuses: cs.map((c) => ({
         name: c.spec.name,
