@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+# The local node gives pods network namespaces with iproute2's `ip` (see test/cluster/localnode).
+if ! command -v ip >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "[setup] installing iproute2" >&2
+  (apt-get update -qq && apt-get install -y -qq iproute2) >&2
+fi
 for tool in go openssl; do
   command -v "$tool" >/dev/null || { echo "[setup] $tool is required (see README: Prerequisites)" >&2; exit 1; }
 done
