@@ -56,6 +56,27 @@ kubectl get lepton -n demo
 echo
 kubectl get lepton -n demo -o custom-columns='KIND:.kind,NAME:.metadata.name,ACCEPTED:.status.conditions[?(@.type=="Accepted")].status,REASON:.status.conditions[?(@.type=="Accepted")].reason'
 echo
+echo "== A pod that really runs, on the local node (a process in its own network namespace)"
+kubectl delete pod hello -n demo --ignore-not-found >/dev/null
+kubectl apply --server-side -n demo -f - >/dev/null <<'POD'
+apiVersion: v1
+kind: Pod
+metadata: { name: hello }
+spec:
+  nodeSelector: { lepton.ai/local-node: "true" }
+  tolerations: [{ operator: Exists }]   # the local-node and nvidia.com/gpu taints
+  containers:
+    - name: web
+      image: node:24
+      args: [-e, "require('http').createServer((q, s) => s.end('hello from ' + process.env.HOSTNAME + '\\n')).listen(8080, process.env.LEPTON_POD_IP)"]
+      readinessProbe: { httpGet: { path: /, port: 8080 }, periodSeconds: 1 }
+POD
+kubectl wait --for=condition=Ready pod/hello -n demo --timeout=60s >/dev/null
+kubectl get pod hello -n demo -o wide
+ip=$(kubectl get pod hello -n demo -o jsonpath='{.status.podIP}')
+echo "\$ curl http://$ip:8080/"
+curl -s "http://$ip:8080/"
+echo
 echo "Metrics: curl http://127.0.0.1:18080/metrics"
 echo "kubectl: export KUBECONFIG=$KUBECONFIG; $BIN/kubectl get lepton -A"
 echo "Stop:    npm run demo -- down"
