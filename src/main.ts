@@ -10,7 +10,8 @@ import { registerControllers } from './controllers/register.ts';
 
 function loadKubeConfig(path: string | undefined): KubeConfig {
   const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
+  // KUBECONFIG may list several files (a:b), which loadFromDefault merges as kubectl does.
+  if (path && !path.includes(':')) kc.loadFromFile(path);
   else kc.loadFromDefault();
   return kc;
 }
@@ -47,10 +48,10 @@ async function main(): Promise<number> {
     logger,
     metrics,
     onLeadershipLost: () => {
-      // As controller-runtime does: a replica that lost the lease exits and is restarted, rather
-      // than risk reconciling next to the new leader.
+      // As controller-runtime does: a replica that lost the lease exits at once and is
+      // restarted, rather than risk reconciling next to the new leader.
       exitCode = 1;
-      void manager.stop().then(resolveDone);
+      resolveDone();
     },
   });
   registerControllers(manager, config);
@@ -66,7 +67,8 @@ async function main(): Promise<number> {
   });
 
   try {
-    await manager.start();
+    // A signal during start-up (caches still syncing) ends the wait too.
+    await Promise.race([manager.start(), done]);
   } catch (err) {
     logger.error('Failed to start', { error: (err as Error).message });
     await manager.stop();

@@ -92,7 +92,7 @@ function register<T extends Resource>(
   });
   controller.watchPrimary(cache as unknown as Parameters<Controller['watchPrimary']>[0]);
   for (const owned of kind.owns) {
-    controller.watchOwned(manager.cache<KubeObject>(owned, MANAGED_SELECTOR), kind.resource.kind);
+    controller.watchOwned(manager.cache<KubeObject>(owned, MANAGED_SELECTOR), kind.resource);
   }
   manager.addController(controller);
 }

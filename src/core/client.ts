@@ -67,6 +67,8 @@ export interface KubeClientOptions {
   fieldManager: string;
   metrics?: OperatorMetrics;
   clock?: Clock;
+  /** Abandon a request after this long (default 60 s), so nothing waits on a dead connection. */
+  requestTimeoutMs?: number;
 }
 
 type Query = Record<string, string | number | boolean | undefined>;
@@ -77,6 +79,12 @@ export class KubeClient {
   private readonly limiter: BucketRateLimiter | undefined;
   private readonly opts: KubeClientOptions;
   private readonly clock: Clock;
+  /**
+   * client-node builds a new connection pool (undici Agent) each time it applies credentials;
+   * requests share the first one so that connections are reused. (TLS material is read once:
+   * a rotated client certificate needs a restart.)
+   */
+  private dispatcher: ReturnType<RequestContext['getDispatcher']>;
 
   constructor(kc: KubeConfig, opts: KubeClientOptions) {
     const cluster = kc.getCurrentCluster();
@@ -203,20 +211,27 @@ export class KubeClient {
     ctx.setHeaderParam('Accept', 'application/json');
     if (body !== undefined) ctx.setHeaderParam('Content-Type', contentType);
     await this.kubeConfig.applySecurityAuthentication(ctx);
+    this.dispatcher ??= ctx.getDispatcher();
     const started = performance.now();
     let code = 0;
     try {
       const res = await fetch(url, {
         method,
         headers: ctx.getHeaders(),
-        dispatcher: ctx.getDispatcher(),
+        dispatcher: this.dispatcher,
         body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 60_000),
       });
       code = res.status;
       const text = await res.text();
-      const parsed: unknown = text ? JSON.parse(text) : undefined;
       if (res.status >= 300) {
-        const status = (parsed ?? {}) as { message?: string; reason?: string; details?: unknown };
+        // A proxy in front of the API server may answer with something that is not a Status.
+        let status: { message?: string; reason?: string; details?: unknown } = {};
+        try {
+          status = JSON.parse(text) as typeof status;
+        } catch {
+          status = { message: text.slice(0, 200) || res.statusText };
+        }
         throw new ApiError(
           `${method} ${path}: ${status.message ?? res.statusText} (${res.status})`,
           res.status,
@@ -224,7 +239,7 @@ export class KubeClient {
           status.details,
         );
       }
-      return parsed as T;
+      return (text ? JSON.parse(text) : undefined) as T;
     } finally {
       this.opts.metrics?.observeClientRequest(
         method,

@@ -278,6 +278,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (c.leaderElect && c.renewDeadlineMs >= c.leaseDurationMs) {
     throw new ConfigError('--renew-deadline must be shorter than --lease-duration');
   }
+  if (c.leaderElect && c.renewDeadlineMs <= 1.2 * c.retryPeriodMs) {
+    throw new ConfigError(
+      "--renew-deadline must be more than 1.2 times --retry-period (client-go's rule)",
+    );
+  }
   if (c.concurrency < 1) throw new ConfigError('--concurrency must be at least 1');
   return { config: c };
 }

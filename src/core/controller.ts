@@ -72,14 +72,25 @@ export class Controller {
     cache.addHandler({ add: enqueue, update: (_old, obj) => enqueue(obj), delete: enqueue });
   }
 
-  /** Enqueues the controller owner's key when an owned object of kind `ownerKind` changes. */
-  watchOwned(cache: Cache<KubeObject>, ownerKind: string): void {
+  /**
+   * Enqueues the controller owner's key when an owned object changes; on an update, the old
+   * owner's too (an object can change hands). `owner` is the owner's kind and API group.
+   */
+  watchOwned(cache: Cache<KubeObject>, owner: { kind: string; group: string }): void {
     const enqueue = (obj: KubeObject) => {
-      const owner = controllerOf(obj);
-      if (owner?.kind === ownerKind)
-        this.queue.add(keyOf({ namespace: obj.metadata.namespace, name: owner.name }));
+      const ref = controllerOf(obj);
+      if (ref?.kind === owner.kind && ref.apiVersion.split('/')[0] === owner.group) {
+        this.queue.add(keyOf({ namespace: obj.metadata.namespace, name: ref.name }));
+      }
     };
-    cache.addHandler({ add: enqueue, update: (_old, obj) => enqueue(obj), delete: enqueue });
+    cache.addHandler({
+      add: enqueue,
+      update: (old, obj) => {
+        enqueue(old);
+        enqueue(obj);
+      },
+      delete: enqueue,
+    });
   }
 
   /** Starts the workers; resolves when the queue has shut down and the workers stopped. */
@@ -92,6 +103,11 @@ export class Controller {
   async stop(): Promise<void> {
     await this.queue.shutDownWithDrain();
     await this.running;
+  }
+
+  /** Stops at once: queued keys are dropped, no new reconcile starts (leadership was lost). */
+  abort(): void {
+    this.queue.shutDown();
   }
 
   private async process(key: string): Promise<void> {

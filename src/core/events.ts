@@ -38,8 +38,6 @@ export class EventRecorder {
     const dedupeKey = `${obj.metadata.uid}\u0000${type}\u0000${reason}\u0000${message}`;
     const last = this.recent.get(dedupeKey);
     if (last !== undefined && now - last < window) return;
-    this.recent.set(dedupeKey, now);
-    if (this.recent.size > 10_000) this.prune(now, window);
     const { namespace = 'default', name = '', uid, resourceVersion } = obj.metadata;
     try {
       await this.o.client.create(Resources.Event, {
@@ -65,6 +63,9 @@ export class EventRecorder {
           resourceVersion,
         },
       } as KubeObject);
+      // Remembered only once recorded, so a failed attempt does not silence the next one.
+      this.recent.set(dedupeKey, now);
+      if (this.recent.size > 10_000) this.prune(now, window);
     } catch (err) {
       this.o.logger.warn('Failed to record an Event', {
         namespace,

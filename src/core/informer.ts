@@ -95,8 +95,9 @@ export class Informer<T extends KubeObject> implements Cache<T> {
     return this.synced;
   }
 
+  /** Resolves once the first list has been cached, or when the informer is stopped. */
   waitForSync(): Promise<void> {
-    if (this.synced) return Promise.resolve();
+    if (this.synced || this.stopped) return Promise.resolve();
     return new Promise((r) => this.syncWaiters.push(r));
   }
 
@@ -110,6 +111,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
     this.stopped = true;
     this.abortWatch?.();
     this.wake?.();
+    for (const w of this.syncWaiters.splice(0)) w();
     await this.loop;
   }
 
@@ -124,11 +126,19 @@ export class Informer<T extends KubeObject> implements Cache<T> {
         const relistEvery = this.opts.relistIntervalMs ?? 10 * 60_000;
         const relistDue = relistEvery > 0 && this.clock.now() - this.lastList >= relistEvery;
         if (!this.resourceVersion || relistDue) await this.relist();
-        await this.watchOnce(relistEvery > 0 ? this.lastList + relistEvery - this.clock.now() : 0);
+        const started = this.clock.now();
+        const events = await this.watchOnce(
+          relistEvery > 0 ? this.lastList + relistEvery - this.clock.now() : 0,
+        );
+        // A watch that ends at once without news is a failure in disguise: back off.
+        if (events === 0 && this.clock.now() - started < 1000 && !this.stopped)
+          throw new Error('watch ended at once');
         failures = 0;
       } catch (err) {
         if (this.stopped) break;
-        if (err instanceof ExpiredError || (err instanceof ApiError && err.code === 410)) {
+        const code =
+          err instanceof ApiError ? err.code : (err as { statusCode?: number }).statusCode;
+        if (err instanceof ExpiredError || code === 410) {
           this.resourceVersion = '';
           continue;
         }
@@ -186,17 +196,27 @@ export class Informer<T extends KubeObject> implements Cache<T> {
     }
   }
 
-  /** Watches from the current resourceVersion until the watch ends or `maxMs` passes. */
-  private watchOnce(maxMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  /**
+   * Watches from the current resourceVersion until the watch ends or `maxMs` passes; resolves
+   * with the number of events seen. The server ends a watch after 5 to 10 minutes (randomised,
+   * as client-go's reflector asks) and sends a bookmark about every minute, so a quiet watch is
+   * not mistaken for a dead connection.
+   */
+  private watchOnce(maxMs: number): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
       const watch = new Watch(this.opts.client.kubeConfig);
-      const query: Record<string, string | boolean> = {
+      // client-node aborts a watch after 30 s without data; bookmarks come about once a minute.
+      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 3 * 60_000;
+      const query: Record<string, string | boolean | number> = {
         resourceVersion: this.resourceVersion,
         allowWatchBookmarks: true,
+        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
       };
       if (this.opts.labelSelector) query.labelSelector = this.opts.labelSelector;
       if (this.opts.fieldSelector) query.fieldSelector = this.opts.fieldSelector;
       let expired = false;
+      let failed: ApiError | undefined;
+      let events = 0;
       let settled = false;
       let relistTimer: { cancel(): void } | undefined;
       const finish = (err?: unknown) => {
@@ -205,15 +225,21 @@ export class Informer<T extends KubeObject> implements Cache<T> {
         relistTimer?.cancel();
         this.abortWatch = undefined;
         if (expired) reject(new ExpiredError('resourceVersion expired'));
+        else if (failed) reject(failed);
         else if (
           err &&
           (err as Error).name !== 'TimeoutError' &&
           (err as Error).name !== 'AbortError'
         )
           reject(err);
-        else resolve();
+        else resolve(events);
       };
-      const onEvent = (type: string, obj: T & { code?: number }) => {
+      const onEvent = (
+        type: string,
+        obj: T & { code?: number; message?: string; reason?: string },
+      ) => {
+        if (settled) return;
+        events++;
         switch (type) {
           case 'ADDED':
           case 'MODIFIED':
@@ -223,7 +249,14 @@ export class Informer<T extends KubeObject> implements Cache<T> {
             this.remove(obj);
             break;
           case 'ERROR':
+            // An error inside the stream (a metav1.Status): 410 means relist; others back off.
             if (obj.code === 410) expired = true;
+            else
+              failed = new ApiError(
+                `watch ${this.resource.plural}: ${obj.message ?? 'error'}`,
+                obj.code ?? 500,
+                obj.reason ?? '',
+              );
             return;
         }
         if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
@@ -231,8 +264,12 @@ export class Informer<T extends KubeObject> implements Cache<T> {
       watch
         .watch(resourcePath(this.resource, this.opts.namespace), query, onEvent, finish)
         .then((ctl: AbortController) => {
+          // client-node may already have reported the end (a failed connect) before this runs.
+          if (settled || this.stopped) {
+            ctl.abort();
+            return;
+          }
           this.abortWatch = () => ctl.abort();
-          if (settled || this.stopped) ctl.abort();
           if (maxMs > 0) relistTimer = this.clock.setTimer(() => ctl.abort(), maxMs);
         })
         .catch(finish);

@@ -49,6 +49,7 @@ export class LeaderElector {
   private lastRenew = 0;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
+  private watchdog: { cancel(): void } | undefined;
 
   constructor(opts: LeaderElectionOptions) {
     this.o = opts;
@@ -64,35 +65,57 @@ export class LeaderElector {
     this.loop ??= this.run();
   }
 
-  /** Stops campaigning; a leader releases the lease so another replica can take it at once. */
-  async stop(): Promise<void> {
+  /**
+   * Stops campaigning. A leader releases the lease so another replica can take it at once,
+   * unless `release` is false (reconciles may still be running: the lease must expire first).
+   */
+  async stop(release = true): Promise<void> {
     this.stopped = true;
+    this.watchdog?.cancel();
     this.wake?.();
     await this.loop;
     if (this.leading) {
-      await this.release();
+      if (release) await this.release();
       this.setLeading(false);
     }
   }
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      const ok = await this.tryAcquireOrRenew().catch((err: Error) => {
+      const result = await this.tryAcquireOrRenew().catch((err: Error) => {
         this.o.logger.warn('Failed to acquire or renew the leader lease', { error: err.message });
-        return false;
+        return 'failed' as const;
       });
-      const now = this.clock.now();
-      if (ok) {
-        this.lastRenew = now;
+      if (this.stopped) break;
+      if (result === 'held') {
+        this.lastRenew = this.clock.now();
+        this.armWatchdog();
         if (!this.leading) this.setLeading(true);
-      } else if (this.leading && now - this.lastRenew > this.o.renewDeadlineMs) {
-        this.o.logger.error('Lost the leader lease: could not renew it within the renew deadline', {
-          lease: `${this.o.namespace}/${this.o.name}`,
-        });
-        this.setLeading(false);
+      } else if (result === 'taken' && this.leading) {
+        this.stepDown('another replica holds the lease');
       }
       await this.sleep(this.o.retryPeriodMs);
     }
+  }
+
+  /**
+   * Steps down at lastRenew + renewDeadline unless a renewal came first. A timer of its own, so a
+   * renew request that hangs (a partition, a stalled API server) cannot keep a stale leader going.
+   */
+  private armWatchdog(): void {
+    this.watchdog?.cancel();
+    this.watchdog = this.clock.setTimer(() => {
+      if (this.leading && !this.stopped)
+        this.stepDown('could not renew it within the renew deadline');
+    }, this.o.renewDeadlineMs);
+  }
+
+  private stepDown(why: string): void {
+    this.watchdog?.cancel();
+    this.o.logger.error(`Lost the leader lease: ${why}`, {
+      lease: `${this.o.namespace}/${this.o.name}`,
+    });
+    this.setLeading(false);
   }
 
   private setLeading(leading: boolean): void {
@@ -130,7 +153,8 @@ export class LeaderElector {
     };
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /** held: we hold the lease now; taken: another replica holds it; failed: could not tell. */
+  private async tryAcquireOrRenew(): Promise<'held' | 'taken' | 'failed'> {
     const { client, namespace, name } = this.o;
     const now = this.clock.now();
     let lease: Lease;
@@ -145,9 +169,9 @@ export class LeaderElector {
           metadata: { namespace, name },
           spec: this.desired(undefined, now),
         });
-        return true;
+        return 'held';
       } catch (createErr) {
-        if (isAlreadyExists(createErr)) return false;
+        if (isAlreadyExists(createErr)) return 'failed';
         throw createErr;
       }
     }
@@ -163,12 +187,12 @@ export class LeaderElector {
     }
     const durationMs = (spec.leaseDurationSeconds ?? 0) * 1000;
     const heldByOther = holder !== '' && holder !== this.o.identity;
-    if (heldByOther && this.observed.at + durationMs > now) return false;
+    if (heldByOther && (this.leading || this.observed.at + durationMs > now)) return 'taken';
     try {
       await client.replace<Lease>(Resources.Lease, { ...lease, spec: this.desired(spec, now) });
-      return true;
+      return 'held';
     } catch (err) {
-      if (isConflict(err)) return false;
+      if (isConflict(err)) return 'failed';
       throw err;
     }
   }

@@ -157,6 +157,7 @@ export class Manager {
       Promise.all([...this.caches.values()].map((x) => x.waitForSync())),
       timeout,
     ]);
+    if (this.stopping) return;
     this.synced = true;
     this.logger.info('Synced caches', {
       resources: [...this.caches.values()].map((x) => `${x.resource.plural}=${x.size}`).join(','),
@@ -167,7 +168,16 @@ export class Manager {
       return;
     }
     this.elector = new LeaderElector({
-      client: this.client,
+      // Its own client: lease renewals never queue behind reconciles in the rate limiter, and a
+      // renewal that hangs is abandoned well before the renew deadline.
+      client: new KubeClient(this.o.kubeConfig, {
+        qps: 0,
+        burst: 0,
+        fieldManager: 'lepton-operator',
+        metrics: this.o.metrics,
+        clock: this.clock,
+        requestTimeoutMs: Math.max(1000, Math.floor(c.renewDeadlineMs / 2)),
+      }),
       namespace: c.leaderElectionNamespace,
       name: c.leaderElectionId,
       identity: this.identity,
@@ -180,8 +190,10 @@ export class Manager {
       onStartedLeading: () => this.startControllers(),
       onStoppedLeading: () => {
         if (this.stopping) return;
+        // As controller-runtime: stop at once and let the process exit; draining the queue now
+        // would reconcile next to the new leader.
         this.logger.error('Stopped leading; reconciles stop');
-        void this.stopControllers();
+        for (const ctl of this.controllers) ctl.abort();
         this.o.onLeadershipLost?.();
       },
     });
@@ -203,26 +215,29 @@ export class Manager {
     }
   }
 
-  private async stopControllers(): Promise<void> {
+  /** Waits for reconciles in flight, at most the shutdown timeout; returns whether they ended. */
+  private async stopControllers(): Promise<boolean> {
     const timeoutMs = this.o.config.shutdownTimeoutMs;
     let timer: { cancel(): void } | undefined;
-    const drained = Promise.all(this.controllers.map((ctl) => ctl.stop()));
-    const timedOut = new Promise<void>((r) => {
+    const drained = Promise.all(this.controllers.map((ctl) => ctl.stop())).then(() => true);
+    const timedOut = new Promise<boolean>((r) => {
       timer = this.clock.setTimer(() => {
         this.logger.warn('Reconciles still running at the shutdown timeout', { timeoutMs });
-        r();
+        r(false);
       }, timeoutMs);
     });
-    await Promise.race([drained, timedOut]);
+    const done = await Promise.race([drained, timedOut]);
     timer?.cancel();
+    return done;
   }
 
   /** Graceful shutdown; safe to call more than once. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.logger.info('Stopping the manager');
-      await this.stopControllers();
-      await this.elector?.stop();
+      const drained = await this.stopControllers();
+      // Releasing the lease while a reconcile still runs would let the next leader start beside it.
+      await this.elector?.stop(drained);
       await Promise.all([...this.caches.values()].map((x) => x.stop()));
       await Promise.all(
         this.servers.map(

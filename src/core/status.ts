@@ -36,14 +36,17 @@ export async function applyStatus<S>(
 ): Promise<boolean> {
   const next = compact(status);
   if (jsonEqual(obj.status ?? {}, next)) return false;
+  const { name, namespace, resourceVersion } = obj.metadata;
+  // resourceVersion makes the write conditional: a status computed from a stale cache gets a
+  // 409 Conflict and the reconcile is retried from fresh state, instead of overwriting news.
   await client.patch(
     rt,
-    obj.metadata.namespace ?? '',
-    obj.metadata.name ?? '',
+    namespace ?? '',
+    name ?? '',
     {
       apiVersion: apiVersionOf(rt),
       kind: rt.kind,
-      metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace },
+      metadata: { name, namespace, resourceVersion },
       status: next,
     },
     'apply',

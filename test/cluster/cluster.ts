@@ -9,6 +9,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  readlinkSync,
   renameSync,
   rmSync,
   writeFileSync,
@@ -177,6 +178,8 @@ function localNodePods(stateDir: string): number[] {
 /** Kills what a local node that died left behind: its pods' processes and network. */
 function killPodGroups(stateDir: string): void {
   for (const pgid of localNodePods(stateDir)) {
+    // Pod processes run in this state folder (their working directory is under it).
+    if (!ownedProcess(pgid, [stateDir])) continue;
     try {
       process.kill(-pgid, 'SIGKILL');
     } catch {
@@ -199,8 +202,29 @@ export function killLeftovers(stateDir: string): void {
   const old = readState(stateDir);
   if (!old) return;
   const pids = [old.supervisorPid, ...Object.values(old.pids)].filter((p) => p !== process.pid);
-  for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of pids) {
+    if (isAlive(pid) && ownedProcess(pid, [stateDir, old.binDir])) process.kill(pid, 'SIGKILL');
+  }
   killPodGroups(stateDir);
+}
+
+/**
+ * Whether `pid` is still one of ours: its command line or working directory mentions one of
+ * `markers`. A recorded pid may have been reused by an unrelated process since (after a reboot).
+ */
+function ownedProcess(pid: number, markers: string[]): boolean {
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    let cwd = '';
+    try {
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      // not readable: decide on the command line
+    }
+    return markers.some((m) => cmdline.includes(m) || cwd.startsWith(m));
+  } catch {
+    return false;
+  }
 }
 
 export interface ClusterOptions {
@@ -383,6 +407,7 @@ export class LocalCluster {
   }
 
   private spawn(name: string, cmd: string, args: string[]): void {
+    if (this.stopping) throw new Error(`The cluster is stopping; not starting ${name}`);
     const out = createWriteStream(join(this.stateDir, 'logs', `${name}.log`));
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.pipe(out);
@@ -425,16 +450,22 @@ export class LocalCluster {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    // Reverse start order: clients first, etcd last.
-    for (const name of [...COMPONENTS].reverse()) {
+    // The local node first (it stops its pods), then the other clients together, etcd last;
+    // each gets 5 s after SIGTERM, so the whole stop stays well under the callers' 30 s.
+    const stopOne = async (name: string) => {
       const p = this.procs.get(name);
-      if (!p || p.exitCode !== null) continue;
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
       const exited = new Promise<void>((r) => p.once('exit', () => r()));
       p.kill('SIGTERM');
-      const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
+      const timer = setTimeout(() => p.kill('SIGKILL'), 5_000);
       await exited;
       clearTimeout(timer);
-    }
+    };
+    await stopOne('localnode');
+    await Promise.all(
+      ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver'].map(stopOne),
+    );
+    await stopOne('etcd');
     killPodGroups(this.stateDir);
     rmSync(join(this.stateDir, 'state.json'), { force: true });
   }
