@@ -3,13 +3,17 @@
 // spec checks of that kind.
 import type { IFederatedRound } from '../api/generated/lepton.ai/v1alpha1/FederatedRound.ts';
 import type { IInferenceService } from '../api/generated/lepton.ai/v1alpha1/InferenceService.ts';
-import type { ITrainingJob } from '../api/generated/lepton.ai/v1alpha1/TrainingJob.ts';
 import type { OperatorConfig } from '../core/config.ts';
 import { Controller } from '../core/controller.ts';
 import type { Manager } from '../core/manager.ts';
-import { type KubeObject, type ResourceType, Resources } from '../core/resources.ts';
+import type { Cache } from '../core/informer.ts';
+import { type KubeObject, type ResourceType, Resources, keyOf } from '../core/resources.ts';
 import { AcceptanceReconciler, type Resource } from './acceptance.ts';
 import { MANAGED_SELECTOR } from './labels.ts';
+import type { TrainingJob } from './trainingjob/builders.ts';
+import { TrainingJobMetrics } from './trainingjob/metrics.ts';
+import type { Pod } from './trainingjob/pods.ts';
+import { TrainingJobReconciler } from './trainingjob/reconciler.ts';
 import {
   READ_SCHEMES,
   type SpecProblem,
@@ -21,24 +25,6 @@ import {
 
 type Dataset = { uri?: string } | undefined;
 type ModelSource = { uri?: string } | undefined;
-
-function checkTrainingJob({ spec }: ITrainingJob): SpecProblem[] {
-  return [
-    ...checkUri('spec.model.uri', spec.model?.uri, READ_SCHEMES),
-    ...checkUri('spec.dataset.uri', (spec.dataset as Dataset)?.uri, READ_SCHEMES),
-    ...checkUri('spec.output.uri', spec.output?.uri, WRITE_SCHEMES),
-    ...checkUri('spec.checkpoint.uri', spec.checkpoint?.uri, WRITE_SCHEMES),
-    ...checkCron('spec.schedule.cron', spec.schedule?.cron),
-    ...checkTimeZone('spec.schedule.timeZone', spec.schedule?.timeZone),
-    ...(spec.federated?.participants ?? []).flatMap((p, i) =>
-      checkUri(
-        `spec.federated.participants[${i}].dataset.uri`,
-        (p.dataset as Dataset)?.uri,
-        READ_SCHEMES,
-      ),
-    ),
-  ];
-}
 
 function checkFederatedRound({ spec }: IFederatedRound): SpecProblem[] {
   return [
@@ -92,18 +78,61 @@ function register<T extends Resource>(
   });
   controller.watchPrimary(cache as unknown as Parameters<Controller['watchPrimary']>[0]);
   for (const owned of kind.owns) {
-    controller.watchOwned(manager.cache<KubeObject>(owned, MANAGED_SELECTOR), kind.resource);
+    controller.watchOwned(
+      manager.cache<KubeObject>(owned, { labelSelector: MANAGED_SELECTOR }),
+      kind.resource,
+    );
   }
   manager.addController(controller);
 }
 
-export function registerControllers(manager: Manager, config: OperatorConfig): void {
-  register(manager, config, {
-    name: 'trainingjob',
-    resource: Resources.TrainingJob,
-    owns: [Resources.Pod, Resources.Service],
-    checkSpec: (o: ITrainingJob & Resource) => checkTrainingJob(o),
+function registerTrainingJobs(manager: Manager, config: OperatorConfig): void {
+  const jobs = manager.cache<TrainingJob>(Resources.TrainingJob);
+  const ownedPods = manager.cache<Pod>(Resources.Pod, { labelSelector: MANAGED_SELECTOR });
+  const ownedServices = manager.cache<KubeObject>(Resources.Service, {
+    labelSelector: MANAGED_SELECTOR,
   });
+  // Gang admission needs every GPU holder in the cluster, not only our pods (and only pods that
+  // have not ended, which keeps this cache small).
+  const allPods = manager.cache<Pod>(Resources.Pod, {
+    fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed',
+    clusterWide: true,
+  });
+  const nodes = manager.cache<KubeObject>(Resources.Node);
+  const controller = new Controller({
+    name: 'trainingjob',
+    concurrency: config.concurrency,
+    logger: manager.logger,
+    metrics: manager.metrics,
+    clock: manager.clock,
+    reconciler: new TrainingJobReconciler({
+      jobs,
+      ownedPods,
+      ownedServices,
+      allPods,
+      nodes,
+      client: manager.client,
+      events: manager.eventRecorder('trainingjob'),
+      clock: manager.clock,
+      build: { runtimeImage: config.runtimeImage, runtimeGpuImage: config.runtimeGpuImage },
+      metrics: new TrainingJobMetrics(manager.metrics, jobs),
+    }),
+  });
+  controller.watchPrimary(jobs as unknown as Cache<KubeObject>);
+  controller.watchOwned(ownedPods, Resources.TrainingJob);
+  controller.watchOwned(ownedServices, Resources.TrainingJob);
+  // GPUs freed anywhere (a pod ended or went away, a node changed) may admit a queued job.
+  const wakeQueued = () => {
+    for (const j of jobs.list())
+      if (j.status?.phase === 'Queued') controller.queue.add(keyOf(j.metadata));
+  };
+  allPods.addHandler({ delete: wakeQueued });
+  nodes.addHandler({ add: wakeQueued, update: wakeQueued });
+  manager.addController(controller);
+}
+
+export function registerControllers(manager: Manager, config: OperatorConfig): void {
+  registerTrainingJobs(manager, config);
   register(manager, config, {
     name: 'federatedround',
     resource: Resources.FederatedRound,

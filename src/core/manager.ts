@@ -70,14 +70,19 @@ export class Manager {
    * The shared cache of a resource type, scoped to the watched namespaces and, for the objects
    * the operator creates, to its own label so that a big cluster's pods do not fill our memory.
    */
-  cache<T extends KubeObject>(rt: ResourceType, labelSelector?: string): Cache<T> {
-    const id = `${rt.group}/${rt.version}/${rt.plural}?${labelSelector ?? ''}`;
+  cache<T extends KubeObject>(
+    rt: ResourceType,
+    select: { labelSelector?: string; fieldSelector?: string; clusterWide?: boolean } = {},
+  ): Cache<T> {
+    const { labelSelector, fieldSelector, clusterWide } = select;
+    const id = `${rt.group}/${rt.version}/${rt.plural}?${labelSelector ?? ''}&${fieldSelector ?? ''}&${clusterWide ?? false}`;
     let cache = this.caches.get(id);
     if (!cache) {
       const opts = {
         client: this.client,
         resource: rt,
         labelSelector,
+        fieldSelector,
         relistIntervalMs: this.o.config.relistIntervalMs,
         metrics: this.o.metrics,
         logger: this.logger,
@@ -85,7 +90,7 @@ export class Manager {
       };
       const namespaces = this.o.config.namespaces;
       cache =
-        rt.namespaced && namespaces.length > 0
+        rt.namespaced && namespaces.length > 0 && !clusterWide
           ? new MultiNamespaceInformer(namespaces, opts)
           : new Informer(opts);
       this.caches.set(id, cache);

@@ -58,3 +58,16 @@ export interface TrainingResult {
   epochs: number;
   backend: string;
 }
+
+/** Where the operator mounts PersistentVolumeClaim CLAIM named by a pvc://CLAIM/PATH URI. */
+export const PVC_MOUNT_ROOT = '/mnt/pvc';
+
+/** The claims named by pvc:// URIs, in order of first appearance. */
+export function claimsOf(uris: (string | undefined)[]): string[] {
+  const claims: string[] = [];
+  for (const uri of uris) {
+    const m = /^pvc:\/\/([^/]+)/.exec(uri ?? '');
+    if (m?.[1] && !claims.includes(m[1])) claims.push(m[1]);
+  }
+  return claims;
+}

@@ -1,0 +1,219 @@
+// Pure builders of what a TrainingJob owns: one pod per worker (rank 0 is the chief) and a
+// headless Service whose DNS names let workers find the chief before any of them is ready.
+import type { ITrainingJob } from '../../api/generated/lepton.ai/v1alpha1/TrainingJob.ts';
+import { type KubeObject, ownerReference } from '../../core/resources.ts';
+import {
+  AVERAGING_PORT,
+  DEFAULT_PORT,
+  ENV,
+  PVC_MOUNT_ROOT,
+  claimsOf,
+} from '../../runtime/contract.ts';
+import {
+  JOB_NAME_LABEL,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  REPLICA_INDEX_LABEL,
+  ROLE_LABEL,
+} from '../labels.ts';
+
+export type TrainingJob = ITrainingJob & KubeObject & { apiVersion: string; kind: string };
+
+export interface BuildOptions {
+  runtimeImage: string;
+  runtimeGpuImage: string;
+}
+
+/** The restart generation of the gang, so pods of an earlier attempt are told apart. */
+export const ATTEMPT_LABEL = 'lepton.ai/attempt';
+export const DEFAULT_GPU_RESOURCE = 'nvidia.com/gpu';
+export const GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product';
+
+export function workerCount(job: TrainingJob): number {
+  return job.spec.workers ?? 1;
+}
+
+export function gpuRequest(job: TrainingJob): {
+  count: number;
+  product?: string;
+  resource: string;
+} {
+  const gpu = job.spec.resources?.gpu;
+  return {
+    count: gpu?.count ?? 0,
+    product: gpu?.product,
+    resource: gpu?.resourceName ?? DEFAULT_GPU_RESOURCE,
+  };
+}
+
+export function podName(job: TrainingJob, index: number): string {
+  return `${job.metadata.name}-worker-${index}`;
+}
+
+/** The chief's averaging address, through the headless Service (pod hostname.subdomain). */
+export function chiefAddress(job: TrainingJob): string {
+  return `${podName(job, 0)}.${job.metadata.name}.${job.metadata.namespace}.svc.cluster.local:${AVERAGING_PORT}`;
+}
+
+function labels(job: TrainingJob, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...(job.spec.podTemplate?.metadata?.labels ?? {}),
+    [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+    [JOB_NAME_LABEL]: job.metadata.name ?? '',
+    ...extra,
+  };
+}
+
+export function rendezvousService(job: TrainingJob): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: job.metadata.name,
+      namespace: job.metadata.namespace,
+      labels: labels(job),
+      ownerReferences: [ownerReference(job)],
+    },
+    spec: {
+      clusterIP: 'None',
+      // Workers resolve the chief while it is still starting.
+      publishNotReadyAddresses: true,
+      selector: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_NAME_LABEL]: job.metadata.name },
+      ports: [
+        { name: 'http', port: DEFAULT_PORT },
+        { name: 'averaging', port: AVERAGING_PORT },
+      ],
+    },
+  } as KubeObject;
+}
+
+type Toleration = { key?: string; operator?: string; value?: string; effect?: string };
+
+export function workerPod(
+  job: TrainingJob,
+  index: number,
+  attempt: number,
+  opts: BuildOptions,
+): KubeObject {
+  const spec = job.spec;
+  const template = spec.podTemplate?.spec ?? {};
+  const gpu = gpuRequest(job);
+  const workers = workerCount(job);
+  const name = job.metadata.name ?? '';
+
+  const claims = claimsOf([
+    spec.model.uri,
+    spec.dataset?.uri,
+    spec.output?.uri,
+    spec.checkpoint?.uri,
+  ]);
+  const claimVolumes = claims.map((claim, i) => ({
+    name: `claim-${i}`,
+    persistentVolumeClaim: { claimName: claim },
+  }));
+  const claimMounts = claims.map((claim, i) => ({
+    name: `claim-${i}`,
+    mountPath: `${PVC_MOUNT_ROOT}/${claim}`,
+  }));
+
+  const limits: Record<string, string> = {};
+  const requests: Record<string, string> = {};
+  if (gpu.count > 0) limits[gpu.resource] = String(gpu.count);
+  if (spec.resources?.cpu !== undefined) requests.cpu = String(spec.resources.cpu);
+  if (spec.resources?.memory !== undefined) {
+    requests.memory = String(spec.resources.memory);
+    limits.memory = String(spec.resources.memory);
+  }
+
+  const tolerations: Toleration[] = [...((template.tolerations as Toleration[] | undefined) ?? [])];
+  if (gpu.count > 0)
+    tolerations.push({ key: gpu.resource, operator: 'Exists', effect: 'NoSchedule' });
+
+  const env = [
+    { name: ENV.spec, value: JSON.stringify(spec) },
+    { name: ENV.jobName, value: name },
+    { name: ENV.namespace, value: job.metadata.namespace ?? '' },
+    { name: ENV.rank, value: String(index) },
+    { name: ENV.worldSize, value: String(workers) },
+    { name: ENV.chiefAddress, value: chiefAddress(job) },
+    { name: ENV.port, value: String(DEFAULT_PORT) },
+    ...((template.env as object[] | undefined) ?? []),
+  ];
+
+  const kueue: Record<string, string> = {};
+  const kueueAnnotations: Record<string, string> = {};
+  if (spec.queueName) {
+    // Kueue's plain pod groups: the whole gang is admitted together.
+    kueue['kueue.x-k8s.io/queue-name'] = spec.queueName;
+    kueue['kueue.x-k8s.io/pod-group-name'] = name;
+    kueueAnnotations['kueue.x-k8s.io/pod-group-total-count'] = String(workers);
+  }
+
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: podName(job, index),
+      namespace: job.metadata.namespace,
+      labels: labels(job, {
+        [REPLICA_INDEX_LABEL]: String(index),
+        [ROLE_LABEL]: index === 0 ? 'chief' : 'worker',
+        [ATTEMPT_LABEL]: String(attempt),
+        ...kueue,
+      }),
+      annotations: { ...(spec.podTemplate?.metadata?.annotations ?? {}), ...kueueAnnotations },
+      ownerReferences: [ownerReference(job)],
+    },
+    spec: {
+      // The operator decides about restarts (exit codes, backoffLimit), not the kubelet.
+      restartPolicy: 'Never',
+      hostname: podName(job, index),
+      subdomain: name,
+      // Workloads get no Kubernetes API credentials; the operator reads progress from the chief.
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      serviceAccountName: template.serviceAccountName,
+      priorityClassName: spec.priorityClassName,
+      schedulerName: spec.schedulerName,
+      nodeSelector: {
+        ...((template.nodeSelector as Record<string, string> | undefined) ?? {}),
+        ...(gpu.count > 0 && gpu.product ? { [GPU_PRODUCT_LABEL]: gpu.product } : {}),
+      },
+      tolerations,
+      affinity: template.affinity,
+      topologySpreadConstraints: template.topologySpreadConstraints,
+      imagePullSecrets: template.imagePullSecrets,
+      runtimeClassName: template.runtimeClassName,
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: 1000,
+        seccompProfile: { type: 'RuntimeDefault' },
+        ...((template.securityContext as object | undefined) ?? {}),
+      },
+      volumes: [...claimVolumes, ...((template.volumes as object[] | undefined) ?? [])],
+      containers: [
+        {
+          name: 'trainer',
+          image: spec.image ?? (gpu.count > 0 ? opts.runtimeGpuImage : opts.runtimeImage),
+          args: ['train'],
+          env,
+          ports: [
+            { name: 'http', containerPort: DEFAULT_PORT },
+            { name: 'averaging', containerPort: AVERAGING_PORT },
+          ],
+          readinessProbe: { httpGet: { path: '/readyz', port: DEFAULT_PORT }, periodSeconds: 5 },
+          resources: { limits, requests },
+          volumeMounts: [
+            ...claimMounts,
+            ...((template.volumeMounts as object[] | undefined) ?? []),
+          ],
+          terminationMessagePolicy: 'FallbackToLogsOnError',
+          securityContext: {
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ['ALL'] },
+          },
+        },
+      ],
+    },
+  } as KubeObject;
+}

@@ -1,0 +1,476 @@
+// The TrainingJob reconcile, as a short list of steps:
+//   1. load the job; check what the CRD cannot (Accepted)
+//   2. a finished job: clean up pods (cleanPodPolicy), delete the job after its TTL
+//   3. suspended: delete the pods, keep progress; resume goes through admission again
+//   4. gang admission: no pod until every worker fits the free GPUs (Queued until then)
+//   5. the workers' fate: success, permanent failure, retry of the gang (backoffLimit),
+//      stuck before starting (startupDeadlineSeconds), too long (activeDeadlineSeconds)
+//   6. create what is missing (Service, worker pods), read the chief's progress
+//   7. write the status if it changed; an Event on every phase change
+import type { Cache } from '../../core/informer.ts';
+import type { Clock } from '../../core/clock.ts';
+import { type KubeClient, isAlreadyExists, isNotFound } from '../../core/client.ts';
+import { type Condition, findCondition, metaTime, setCondition } from '../../core/conditions.ts';
+import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../core/controller.ts';
+import type { EventRecorder } from '../../core/events.ts';
+import { type KubeObject, Resources } from '../../core/resources.ts';
+import { applyStatus } from '../../core/status.ts';
+import { DEFAULT_PORT, type Progress } from '../../runtime/contract.ts';
+import { acceptanceStatus } from '../acceptance.ts';
+import {
+  type BuildOptions,
+  type TrainingJob,
+  gpuRequest,
+  podName,
+  rendezvousService,
+  workerCount,
+  workerPod,
+} from './builders.ts';
+import { type GangDemand, describe, fits, gpuView, reserve } from './capacity.ts';
+import { checkTrainingJob } from './checks.ts';
+import type { TrainingJobMetrics } from './metrics.ts';
+import { type Pod, attemptOf, indexOf, summarize } from './pods.ts';
+
+type Status = NonNullable<TrainingJob['status']>;
+type Phase = NonNullable<Status['phase']>;
+
+export const COND = {
+  admitted: 'Admitted',
+  running: 'Running',
+  succeeded: 'Succeeded',
+  failed: 'Failed',
+  suspended: 'Suspended',
+} as const;
+
+const QUEUED_RECHECK_MS = 15_000;
+const PROGRESS_POLL_MS = 10_000;
+
+export interface TrainingJobReconcilerOptions {
+  jobs: Cache<TrainingJob>;
+  /** Pods and Services the operator created (its own label). */
+  ownedPods: Cache<Pod>;
+  ownedServices: Cache<KubeObject>;
+  /** Every pod that has not ended and every node: the GPU capacity view. */
+  allPods: Cache<Pod>;
+  nodes: Cache<KubeObject>;
+  client: KubeClient;
+  events: EventRecorder;
+  clock: Clock;
+  build: BuildOptions;
+  metrics?: TrainingJobMetrics;
+  /** Reads the chief's /progress; injectable so tests need no pod network. */
+  fetchProgress?: (ip: string) => Promise<Progress | undefined>;
+}
+
+async function defaultFetchProgress(ip: string): Promise<Progress | undefined> {
+  try {
+    const res = await fetch(`http://${ip}:${DEFAULT_PORT}/progress`, {
+      signal: AbortSignal.timeout(1000),
+    });
+    return res.ok ? ((await res.json()) as Progress) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const isFinished = (phase: Status['phase']) => phase === 'Succeeded' || phase === 'Failed';
+
+export class TrainingJobReconciler implements Reconciler {
+  private readonly o: TrainingJobReconcilerOptions;
+
+  constructor(opts: TrainingJobReconcilerOptions) {
+    this.o = opts;
+  }
+
+  async reconcile(req: ReconcileRequest): Promise<ReconcileResult> {
+    // 1. Load and check.
+    const job = this.o.jobs.get(req.namespace, req.name);
+    if (!job || job.metadata.deletionTimestamp) return {};
+    const now = this.o.clock.now();
+    const problems = checkTrainingJob(job);
+    const status: Status = acceptanceStatus(job, problems, now);
+    const pods = this.o.ownedPods.listOwnedBy(job.metadata.uid ?? '');
+    const step = new Step(job, status, now);
+
+    let result: ReconcileResult = {};
+    if (problems.length > 0) {
+      // Nothing runs until the spec is fixed; Accepted=False says why.
+    } else if (isFinished(status.phase)) {
+      result = await this.finished(job, status, pods, now);
+    } else if (job.spec.schedule || job.spec.federated) {
+      const what = job.spec.schedule
+        ? 'spec.schedule (periodic runs)'
+        : 'spec.federated (federated campaigns)';
+      step.set(
+        COND.admitted,
+        false,
+        'NotImplemented',
+        `${what} is not implemented yet by this operator version`,
+      );
+      step.phase('Pending');
+    } else if (job.spec.suspend) {
+      await this.deletePods(pods);
+      step.set(
+        COND.suspended,
+        true,
+        'Suspended',
+        'spec.suspend is true: pods deleted; progress and checkpoints kept',
+      );
+      step.set(COND.admitted, false, 'Suspended', 'admission waits for the job to resume');
+      step.set(COND.running, false, 'Suspended', 'suspended');
+      step.phase('Suspended');
+      status.workers = { active: 0, ready: 0, succeeded: 0, failed: 0 };
+    } else {
+      if (findCondition(status.conditions, COND.suspended)?.status === 'True') {
+        step.set(COND.suspended, false, 'Resumed', 'spec.suspend is false');
+      }
+      result = await this.run(job, status, step, pods, req);
+    }
+
+    // 7. Write the status; an Event when the phase changes.
+    const before = job.status?.phase;
+    await applyStatus(this.o.client, Resources.TrainingJob, job, status);
+    if (status.phase !== before && status.phase) {
+      const warning = status.phase === 'Failed';
+      const note =
+        status.failure?.message ?? findCondition(status.conditions, COND.admitted)?.message ?? '';
+      await this.o.events.record(
+        job,
+        warning ? 'Warning' : 'Normal',
+        status.phase,
+        `${status.phase}: ${note}`.trim(),
+      );
+      req.log.info('Changed phase', { from: before ?? 'none', to: status.phase });
+      if (isFinished(status.phase)) this.o.metrics?.finished(job, status);
+    }
+    return result;
+  }
+
+  private async run(
+    job: TrainingJob,
+    status: Status,
+    step: Step,
+    allPods: Pod[],
+    req: ReconcileRequest,
+  ): Promise<ReconcileResult> {
+    const now = step.now;
+    const attempt = status.restarts ?? 0;
+    const current = allPods.filter((p) => attemptOf(p) === attempt);
+    // Pods of an earlier attempt of the gang go away before the next one starts.
+    await this.deletePods(allPods.filter((p) => attemptOf(p) !== attempt));
+
+    // 4. Gang admission.
+    if (findCondition(status.conditions, COND.admitted)?.status !== 'True') {
+      const verdict = this.admit(job);
+      if (!verdict.admitted) {
+        step.set(COND.admitted, false, verdict.reason, verdict.message);
+        step.phase('Queued');
+        return { requeueAfterMs: QUEUED_RECHECK_MS };
+      }
+      step.set(COND.admitted, true, 'GangAdmitted', verdict.message);
+      this.o.metrics?.admitted(job, now);
+      status.startTime ??= metaTime(now);
+    }
+
+    // 5. The workers' fate.
+    const s = summarize(current);
+    status.workers = { active: s.active, ready: s.ready, succeeded: s.succeeded, failed: s.failed };
+    status.gpus = gpuRequest(job).count * workerCount(job);
+    const backoffLimit = job.spec.backoffLimit ?? 3;
+    if (s.chiefSucceeded) {
+      if (s.result) status.model = { uri: s.result.model.uri, digest: s.result.model.digest };
+      step.finish('Succeeded', COND.succeeded, 'Completed', 'the chief finished training');
+      await this.cleanup(job, current);
+      return this.ttl(job, status, now);
+    }
+    if (s.failure) {
+      const { failure } = s;
+      const exhausted = (status.restarts ?? 0) >= backoffLimit;
+      if (failure.permanent || exhausted) {
+        const reason = failure.permanent ? failure.reason : 'BackoffLimitExceeded';
+        const message = failure.permanent
+          ? failure.message
+          : `${backoffLimit} restarts used (backoffLimit); last failure of worker ${failure.worker}: ${failure.message}`;
+        status.failure = {
+          reason,
+          message,
+          worker: failure.worker,
+          ...(failure.exitCode !== undefined ? { exitCode: failure.exitCode } : {}),
+        };
+        step.finish('Failed', COND.failed, reason, message);
+        await this.cleanup(job, current);
+        return this.ttl(job, status, now);
+      }
+      // A retryable failure restarts the whole gang: data-parallel workers cannot rejoin a round.
+      await this.deletePods(current);
+      status.restarts = (status.restarts ?? 0) + 1;
+      this.o.metrics?.restarted(job);
+      step.set(
+        COND.running,
+        false,
+        'Restarting',
+        `worker ${failure.worker} failed (${failure.message}); restarting the gang, attempt ${status.restarts} of ${backoffLimit}`,
+      );
+      step.phase('Pending');
+      req.log.info('Restarting the gang', {
+        worker: failure.worker,
+        exitCode: failure.exitCode,
+        restarts: status.restarts,
+      });
+      await this.o.events.record(
+        job,
+        'Warning',
+        'Restarting',
+        `worker ${failure.worker} failed: ${failure.message}`,
+      );
+      return { requeueAfterMs: 1000 };
+    }
+    const started = Date.parse(status.startTime ?? metaTime(now));
+    const startup = job.spec.startupDeadlineSeconds;
+    if (s.stuck && startup !== undefined && now - started >= startup * 1000) {
+      const reason = s.stuck.reason === 'Unschedulable' ? 'Unschedulable' : s.stuck.reason;
+      const message = `worker ${s.stuck.worker} did not start within startupDeadlineSeconds (${startup}): ${s.stuck.reason}: ${s.stuck.message}`;
+      status.failure = { reason, message, worker: s.stuck.worker };
+      step.finish('Failed', COND.failed, reason, message);
+      await this.cleanup(job, current);
+      return this.ttl(job, status, now);
+    }
+    const active = job.spec.activeDeadlineSeconds;
+    if (active !== undefined && now - started >= active * 1000) {
+      const message = `the job ran longer than activeDeadlineSeconds (${active})`;
+      status.failure = { reason: 'DeadlineExceeded', message };
+      step.finish('Failed', COND.failed, 'DeadlineExceeded', message);
+      await this.cleanup(job, current);
+      return this.ttl(job, status, now);
+    }
+
+    // 6. Create what is missing.
+    await this.ensureService(job);
+    const have = new Set(current.map(indexOf));
+    for (let i = 0; i < workerCount(job); i++) {
+      if (!have.has(i)) await this.createPod(workerPod(job, i, attempt, this.o.build));
+    }
+    const running =
+      s.active > 0 &&
+      s.active === workerCount(job) &&
+      current.every((p) => p.status?.phase === 'Running');
+    if (s.stuck && !running) {
+      // Say why at once, not only when startupDeadlineSeconds runs out.
+      step.set(
+        COND.running,
+        false,
+        s.stuck.reason,
+        `worker ${s.stuck.worker} cannot start: ${s.stuck.message}`,
+      );
+    } else {
+      step.set(
+        COND.running,
+        running,
+        running ? 'WorkersRunning' : 'WorkersStarting',
+        `${s.active} of ${workerCount(job)} workers active, ${s.ready} ready`,
+      );
+    }
+    step.phase(running ? 'Running' : 'Pending');
+    if (running && s.chiefIP) {
+      const p = await (this.o.fetchProgress ?? defaultFetchProgress)(s.chiefIP);
+      if (p) {
+        status.progress = {
+          epoch: p.epoch,
+          epochs: p.epochs,
+          loss: p.loss,
+          accuracy: p.accuracy,
+          valLoss: p.valLoss,
+          valAccuracy: p.valAccuracy,
+          samplesPerSecond: p.samplesPerSecond,
+          backend: p.backend,
+        };
+      }
+    }
+    const waits = [running ? PROGRESS_POLL_MS : undefined];
+    if (startup !== undefined && !running) waits.push(started + startup * 1000 - now);
+    if (active !== undefined) waits.push(started + active * 1000 - now);
+    const next = waits.filter((w): w is number => w !== undefined && w > 0);
+    return next.length ? { requeueAfterMs: Math.min(...next) + 50 } : {};
+  }
+
+  /** Gang admission in creation order: jobs queued earlier that fit take their GPUs first. */
+  private admit(job: TrainingJob): { admitted: boolean; reason: string; message: string } {
+    const gpu = gpuRequest(job);
+    const demand: GangDemand = {
+      workers: workerCount(job),
+      perWorker: gpu.count,
+      product: gpu.product,
+    };
+    if (gpu.count === 0)
+      return { admitted: true, reason: 'GangAdmitted', message: 'no GPUs requested' };
+    const view = gpuView(this.o.nodes.list() as never[], this.o.allPods.list(), gpu.resource);
+    const { need } = describe(view, demand, gpu.resource);
+    if (!fits(view, demand, 'total')) {
+      const { free } = describe(view, demand, gpu.resource);
+      return {
+        admitted: false,
+        reason: 'ExceedsClusterCapacity',
+        message: `needs ${need} at once, more than the cluster has even when idle (${free.replace(/ \d+\//g, ' capacity ')}); it will wait until such nodes join`,
+      };
+    }
+    // Pods of admitted jobs that are not bound yet hold their GPUs too.
+    for (const other of this.o.jobs.list()) {
+      if (other.metadata.uid === job.metadata.uid) continue;
+      const g = gpuRequest(other);
+      if (g.resource !== gpu.resource || g.count === 0) continue;
+      const admitted =
+        findCondition(other.status?.conditions, COND.admitted)?.status === 'True' &&
+        !isFinished(other.status?.phase);
+      const queuedAhead = other.status?.phase === 'Queued' && earlier(other, job);
+      if (!admitted && !queuedAhead) continue;
+      const unbound = admitted
+        ? this.o.ownedPods.listOwnedBy(other.metadata.uid ?? '').filter((p) => !p.spec?.nodeName)
+            .length
+        : workerCount(other);
+      const d = { workers: unbound, perWorker: g.count, product: g.product };
+      if (admitted || fits(view, d)) reserve(view, d);
+    }
+    const { free } = describe(view, demand, gpu.resource);
+    if (!fits(view, demand)) {
+      return {
+        admitted: false,
+        reason: 'InsufficientGPU',
+        message: `waiting for ${need} to be free at once; free now: ${free}`,
+      };
+    }
+    return {
+      admitted: true,
+      reason: 'GangAdmitted',
+      message: `${need} fit; free before admission: ${free}`,
+    };
+  }
+
+  private async finished(
+    job: TrainingJob,
+    status: Status,
+    pods: Pod[],
+    now: number,
+  ): Promise<ReconcileResult> {
+    await this.cleanup(job, pods);
+    return this.ttl(job, status, now);
+  }
+
+  /** cleanPodPolicy: Running (default) deletes pods still running, All deletes all, None none. */
+  private async cleanup(job: TrainingJob, pods: Pod[]): Promise<void> {
+    const policy = job.spec.cleanPodPolicy ?? 'Running';
+    if (policy === 'None') return;
+    const victims =
+      policy === 'All'
+        ? pods
+        : pods.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+    await this.deletePods(victims);
+  }
+
+  private async ttl(job: TrainingJob, status: Status, now: number): Promise<ReconcileResult> {
+    const ttl = job.spec.ttlSecondsAfterFinished;
+    if (ttl === undefined || !status.completionTime) return {};
+    const left = Date.parse(status.completionTime) + ttl * 1000 - now;
+    if (left > 0) return { requeueAfterMs: left + 50 };
+    try {
+      await this.o.client.delete(
+        Resources.TrainingJob,
+        job.metadata.namespace ?? '',
+        job.metadata.name ?? '',
+        {
+          propagationPolicy: 'Background',
+          preconditions: { uid: job.metadata.uid },
+        },
+      );
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    return {};
+  }
+
+  private async deletePods(pods: Pod[]): Promise<void> {
+    for (const p of pods) {
+      if (p.metadata.deletionTimestamp) continue;
+      try {
+        await this.o.client.delete(
+          Resources.Pod,
+          p.metadata.namespace ?? '',
+          p.metadata.name ?? '',
+          {
+            preconditions: { uid: p.metadata.uid },
+          },
+        );
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  }
+
+  private async ensureService(job: TrainingJob): Promise<void> {
+    if (this.o.ownedServices.listOwnedBy(job.metadata.uid ?? '').length > 0) return;
+    try {
+      await this.o.client.create(Resources.Service, rendezvousService(job));
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  private async createPod(pod: KubeObject): Promise<void> {
+    try {
+      await this.o.client.create(Resources.Pod, pod);
+    } catch (err) {
+      // The cache has not seen our earlier create yet: the next event reconciles again.
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+}
+
+function earlier(a: TrainingJob, b: TrainingJob): boolean {
+  const ta = a.metadata.creationTimestamp ?? '';
+  const tb = b.metadata.creationTimestamp ?? '';
+  return (
+    ta < tb ||
+    (ta === tb &&
+      `${a.metadata.namespace}/${a.metadata.name}` < `${b.metadata.namespace}/${b.metadata.name}`)
+  );
+}
+
+/** Helpers that change the status being computed. */
+class Step {
+  readonly now: number;
+  private readonly job: TrainingJob;
+  private readonly status: Status;
+
+  constructor(job: TrainingJob, status: Status, now: number) {
+    this.job = job;
+    this.status = status;
+    this.now = now;
+  }
+
+  set(type: string, ok: boolean, reason: string, message: string): void {
+    this.status.conditions = setCondition(
+      this.status.conditions as Condition[] | undefined,
+      {
+        type,
+        status: ok ? 'True' : 'False',
+        reason,
+        message,
+        observedGeneration: this.job.metadata.generation,
+      },
+      this.now,
+    );
+  }
+
+  phase(p: Phase): void {
+    this.status.phase = p;
+  }
+
+  finish(p: 'Succeeded' | 'Failed', type: string, reason: string, message: string): void {
+    this.set(type, true, reason, message);
+    this.set(COND.running, false, reason, message);
+    this.phase(p);
+    this.status.completionTime ??= metaTime(this.now);
+    this.status.workers = { ...this.status.workers, active: 0, ready: 0 };
+  }
+}
+
+export { podName };

@@ -1,0 +1,365 @@
+// The TrainingJob controller on kwok GPU nodes: placement, lockdown, gang admission, and every
+// way a job ends. kwok plays the pods' lives from annotations passed through the pod template.
+import { Resources } from '../../src/core/resources.ts';
+import {
+  type OperatorProcess,
+  createNamespace,
+  installCrds,
+  kubeClient,
+  kubectl,
+  metricValue,
+  operatorServiceAccountKubeconfig,
+  startOperator,
+  waitFor,
+} from './harness.ts';
+
+interface Job {
+  metadata: { name: string; namespace?: string; uid?: string };
+  spec: Record<string, unknown>;
+  status?: {
+    phase?: string;
+    restarts?: number;
+    gpus?: number;
+    workers?: { active?: number; ready?: number; succeeded?: number; failed?: number };
+    failure?: { reason?: string; message?: string; worker?: number; exitCode?: number };
+    conditions?: { type: string; status: string; reason: string; message: string }[];
+    completionTime?: string;
+  };
+}
+interface Pod {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec: {
+    nodeName?: string;
+    automountServiceAccountToken?: boolean;
+    hostname?: string;
+    subdomain?: string;
+    securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type: string } };
+    tolerations?: { key?: string }[];
+    containers: {
+      env?: { name: string; value?: string }[];
+      resources?: { limits?: Record<string, string> };
+      securityContext?: { allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[] } };
+    }[];
+  };
+  status?: { phase?: string };
+}
+
+const client = kubeClient();
+const H100 = 'NVIDIA-H100-80GB-HBM3';
+const A100 = 'NVIDIA-A100-SXM4-80GB';
+let ns: string;
+let op: OperatorProcess;
+
+interface JobOpts {
+  workers?: number;
+  gpus?: number;
+  product?: string;
+  annotations?: Record<string, string>;
+  extra?: Record<string, unknown>;
+  nodeSelector?: Record<string, string>;
+}
+
+function job(name: string, o: JobOpts = {}): Job {
+  return {
+    metadata: { name, namespace: ns },
+    spec: {
+      model: { preset: 'mlp' },
+      dataset: { synthetic: { generator: 'blobs' } },
+      // file:// needs no claim, so kwok pods schedule without one.
+      output: { uri: `file:///var/lib/lepton/${name}` },
+      workers: o.workers ?? 1,
+      resources: o.gpus ? { gpu: { count: o.gpus, product: o.product } } : undefined,
+      podTemplate: {
+        metadata: { annotations: o.annotations ?? {} },
+        spec: o.nodeSelector
+          ? { nodeSelector: o.nodeSelector }
+          : { nodeSelector: { type: 'kwok' } },
+      },
+      ...o.extra,
+    },
+  };
+}
+
+const create = (j: Job) =>
+  client.create(Resources.TrainingJob, {
+    apiVersion: 'lepton.ai/v1alpha1',
+    kind: 'TrainingJob',
+    ...j,
+  });
+const get = (name: string) =>
+  client.get<Job & { metadata: object }>(Resources.TrainingJob, ns, name);
+const podsOf = async (name: string) =>
+  (
+    await client.list<Pod & { metadata: object }>(Resources.Pod, {
+      namespace: ns,
+      labelSelector: `lepton.ai/job-name=${name}`,
+    })
+  ).items;
+const cond = (j: Job, type: string) => j.status?.conditions?.find((c) => c.type === type);
+
+async function waitForJob(
+  name: string,
+  what: string,
+  ok: (j: Job) => boolean,
+  timeoutMs = 30_000,
+): Promise<Job> {
+  let last: Job | undefined;
+  await waitFor(
+    `TrainingJob ${name} ${what}`,
+    async () => ok((last = await get(name))),
+    timeoutMs,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
+  });
+  return last as Job;
+}
+
+async function remove(name: string): Promise<void> {
+  await client
+    .delete(Resources.TrainingJob, ns, name, { propagationPolicy: 'Foreground' })
+    .catch(() => undefined);
+  await waitFor(
+    `TrainingJob ${name} and its pods to be gone`,
+    async () => (await podsOf(name)).length === 0,
+    30_000,
+  );
+}
+
+/** Waits until no pod left by earlier tests holds GPUs of `product`. */
+async function gpusIdle(product: string): Promise<void> {
+  await waitFor(
+    `${product} GPUs to be idle`,
+    async () => {
+      const pods = await client.list<Pod & { metadata: object }>(Resources.Pod, {
+        fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed',
+      });
+      const nodes = new Set(
+        (
+          await client.list<{ metadata: { name?: string } }>(Resources.Node, {
+            labelSelector: `nvidia.com/gpu.product=${product}`,
+          })
+        ).items.map((n) => n.metadata.name),
+      );
+      return !pods.items.some(
+        (p) =>
+          nodes.has(p.spec.nodeName) &&
+          p.spec.containers.some((c) => c.resources?.limits?.['nvidia.com/gpu']),
+      );
+    },
+    60_000,
+  );
+}
+
+beforeAll(async () => {
+  installCrds();
+  ns = createNamespace('tj');
+  op = await startOperator(
+    [`--namespaces=${ns}`, '--leader-elect=false'],
+    operatorServiceAccountKubeconfig(),
+  );
+  await op.ready();
+});
+
+afterAll(async () => {
+  await op?.stop();
+  kubectl(['delete', 'namespace', ns, '--wait=false']);
+});
+
+describe('TrainingJob', () => {
+  it('places one locked-down pod per worker on nodes of the requested GPU product, behind a headless Service', async () => {
+    await create(job('placed', { workers: 2, gpus: 2, product: A100 }));
+    const running = await waitForJob('placed', 'to run', (j) => j.status?.phase === 'Running');
+    expect(running.status).toMatchObject({ gpus: 4, workers: { active: 2 } });
+    expect(cond(running, 'Admitted')).toMatchObject({ status: 'True', reason: 'GangAdmitted' });
+    const pods = (await podsOf('placed')).sort((a, b) =>
+      a.metadata.name.localeCompare(b.metadata.name),
+    );
+    expect(pods.map((p) => p.metadata.labels?.['lepton.ai/role'])).toEqual(['chief', 'worker']);
+    for (const [i, p] of pods.entries()) {
+      expect(p.spec.nodeName).toMatch(/^kwok-a100-/);
+      expect(p.metadata.labels).toMatchObject({
+        'lepton.ai/job-name': 'placed',
+        'lepton.ai/replica-index': String(i),
+      });
+      expect(p.spec).toMatchObject({
+        automountServiceAccountToken: false,
+        hostname: `placed-worker-${i}`,
+        subdomain: 'placed',
+      });
+      expect(p.spec.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      const c = p.spec.containers[0];
+      expect(c?.resources?.limits?.['nvidia.com/gpu']).toBe('2');
+      expect(c?.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(c?.env).toEqual(
+        expect.arrayContaining([
+          { name: 'LEPTON_RANK', value: String(i) },
+          { name: 'LEPTON_WORLD_SIZE', value: '2' },
+          {
+            name: 'LEPTON_CHIEF_ADDRESS',
+            value: `placed-worker-0.placed.${ns}.svc.cluster.local:7070`,
+          },
+        ]),
+      );
+      expect(p.spec.tolerations?.some((t) => t.key === 'nvidia.com/gpu')).toBe(true);
+    }
+    const svc = await client.get<{
+      metadata: object;
+      spec: { clusterIP: string; publishNotReadyAddresses: boolean };
+    }>(Resources.Service, ns, 'placed');
+    expect(svc.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
+    await remove('placed');
+  });
+
+  it('succeeds when the chief finishes', async () => {
+    await create(job('finishes', { annotations: { 'kwok.lepton.ai/run-duration': '2s' } }));
+    const done = await waitForJob('finishes', 'to succeed', (j) => j.status?.phase === 'Succeeded');
+    expect(done.status?.completionTime).toBeDefined();
+    expect(cond(done, 'Succeeded')?.status).toBe('True');
+  });
+
+  it.each([
+    [
+      'a permanent error (exit code 10) fails at once, without retries',
+      { 'kwok.lepton.ai/exit-code': '10', 'kwok.lepton.ai/message': 'dataset not found' },
+      'PermanentError',
+      0,
+    ],
+    [
+      'a retryable error restarts the gang until backoffLimit, then fails',
+      { 'kwok.lepton.ai/exit-code': '1', 'kwok.lepton.ai/message': 'chief lost' },
+      'BackoffLimitExceeded',
+      1,
+    ],
+    [
+      'OOMKilled is retried and reported',
+      { 'kwok.lepton.ai/exit-code': '137', 'kwok.lepton.ai/reason': 'OOMKilled' },
+      'BackoffLimitExceeded',
+      1,
+    ],
+  ])('%s', async (_case, annotations: Record<string, string>, reason, restarts) => {
+    const name = `fails-${reason.toLowerCase()}-${restarts}-${annotations['kwok.lepton.ai/exit-code']}`;
+    await create(
+      job(name, {
+        annotations: { 'kwok.lepton.ai/run-duration': '1s', ...annotations },
+        extra: { backoffLimit: 1 },
+      }),
+    );
+    const failed = await waitForJob(name, 'to fail', (j) => j.status?.phase === 'Failed', 45_000);
+    expect(failed.status?.failure).toMatchObject({
+      reason,
+      worker: 0,
+      exitCode: Number(annotations['kwok.lepton.ai/exit-code']),
+    });
+    expect(failed.status?.restarts ?? 0).toBe(restarts);
+    if (annotations['kwok.lepton.ai/message'])
+      expect(failed.status?.failure?.message).toContain(annotations['kwok.lepton.ai/message']);
+  });
+
+  it.each([
+    ['ImagePullBackOff', { annotations: { 'kwok.lepton.ai/waiting-reason': 'ImagePullBackOff' } }],
+    ['Unschedulable', { nodeSelector: { 'no-such-label': 'x' } }],
+  ])(
+    'fails with %s when a worker cannot start within startupDeadlineSeconds',
+    async (reason, o) => {
+      const name = `stuck-${reason.toLowerCase()}`;
+      await create(job(name, { ...o, extra: { startupDeadlineSeconds: 2 } }));
+      const failed = await waitForJob(name, 'to fail', (j) => j.status?.phase === 'Failed');
+      expect(failed.status?.failure?.reason).toBe(reason);
+      expect(failed.status?.failure?.message).toContain('startupDeadlineSeconds');
+      expect((await podsOf(name)).length).toBe(0); // cleanPodPolicy Running: pods that never ran are deleted
+    },
+  );
+
+  it('fails with DeadlineExceeded after activeDeadlineSeconds', async () => {
+    await create(job('too-long', { extra: { activeDeadlineSeconds: 2 } }));
+    const failed = await waitForJob('too-long', 'to fail', (j) => j.status?.phase === 'Failed');
+    expect(failed.status?.failure?.reason).toBe('DeadlineExceeded');
+  });
+
+  it('deletes a finished job after ttlSecondsAfterFinished', async () => {
+    await create(
+      job('short-lived', {
+        annotations: { 'kwok.lepton.ai/run-duration': '1s' },
+        extra: { ttlSecondsAfterFinished: 1 },
+      }),
+    );
+    await waitFor(
+      'the job to be deleted',
+      async () => (await client.find(Resources.TrainingJob, ns, 'short-lived')) === undefined,
+      30_000,
+    );
+  });
+
+  it('suspends (pods deleted, restarts untouched) and resumes', async () => {
+    await create(job('pausable'));
+    await waitForJob('pausable', 'to run', (j) => j.status?.phase === 'Running');
+    await client.patch(Resources.TrainingJob, ns, 'pausable', { spec: { suspend: true } }, 'merge');
+    await waitForJob('pausable', 'to be suspended', (j) => j.status?.phase === 'Suspended');
+    await waitFor(
+      'its pods to be gone',
+      async () => (await podsOf('pausable')).length === 0,
+      30_000,
+    );
+    await client.patch(
+      Resources.TrainingJob,
+      ns,
+      'pausable',
+      { spec: { suspend: false } },
+      'merge',
+    );
+    const resumed = await waitForJob(
+      'pausable',
+      'to run again',
+      (j) => j.status?.phase === 'Running',
+    );
+    expect(resumed.status?.restarts ?? 0).toBe(0);
+    await remove('pausable');
+  });
+
+  it('queues a gang that does not fit the free GPUs and admits it when they free up, in creation order', async () => {
+    await gpusIdle(H100);
+    await create(job('big', { workers: 2, gpus: 8, product: H100 }));
+    await waitForJob('big', 'to run', (j) => j.status?.phase === 'Running');
+    await create(job('waits-1', { workers: 1, gpus: 8, product: H100 }));
+    await create(job('waits-2', { workers: 2, gpus: 8, product: H100 }));
+    const queued = await waitForJob('waits-1', 'to be queued', (j) => j.status?.phase === 'Queued');
+    expect(cond(queued, 'Admitted')).toMatchObject({ status: 'False', reason: 'InsufficientGPU' });
+    expect(cond(queued, 'Admitted')?.message).toMatch(
+      /1 x 8 nvidia.com\/gpu \(NVIDIA-H100-80GB-HBM3\).*kwok-h100-0 0\/8/,
+    );
+    expect(await podsOf('waits-1')).toHaveLength(0);
+    await waitForJob('waits-2', 'to be queued', (j) => j.status?.phase === 'Queued');
+
+    await remove('big');
+    await waitForJob('waits-1', 'to be admitted and run', (j) => j.status?.phase === 'Running');
+    // waits-2 needs both H100 nodes; one is taken by waits-1, so it stays queued.
+    expect((await get('waits-2')).status?.phase).toBe('Queued');
+    await remove('waits-1');
+    await waitForJob('waits-2', 'to run', (j) => j.status?.phase === 'Running');
+    await remove('waits-2');
+  });
+
+  it('says when a gang can never fit the cluster', async () => {
+    await create(job('never', { workers: 3, gpus: 8, product: H100 }));
+    const queued = await waitForJob('never', 'to be queued', (j) => j.status?.phase === 'Queued');
+    expect(cond(queued, 'Admitted')).toMatchObject({
+      status: 'False',
+      reason: 'ExceedsClusterCapacity',
+    });
+    expect(cond(queued, 'Admitted')?.message).toContain('3 x 8 nvidia.com/gpu');
+    await remove('never');
+  });
+
+  it('reports jobs by phase and GPU use in its metrics', async () => {
+    const text = await op.metrics();
+    expect(metricValue(text, 'lepton_trainingjobs', { phase: 'Failed' })).toBeGreaterThanOrEqual(5);
+    expect(text).toContain('# TYPE lepton_trainingjob_queue_wait_seconds histogram');
+    expect(metricValue(text, 'lepton_trainingjob_restarts_total')).toBeGreaterThanOrEqual(2);
+  });
+});
