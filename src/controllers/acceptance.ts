@@ -81,16 +81,24 @@ export class AcceptanceReconciler<T extends Resource> implements Reconciler {
     const status = acceptanceStatus(obj, problems, this.o.clock.now());
 
     // 3. Write it if it changed; record an Event when the verdict flips.
-    const before = findCondition(obj.status?.conditions, ACCEPTED);
     const after = findCondition(status.conditions, ACCEPTED);
     if (await applyStatus(this.o.client, this.o.resource, obj, status)) {
       log.info('Updated status', { accepted: after?.status, reason: after?.reason });
     }
-    if (after && (before?.status !== after.status || before.reason !== after.reason)) {
-      if (after.status === 'True')
-        await this.o.events.record(obj, 'Normal', REASON_ACCEPTED, after.message);
-      else await this.o.events.record(obj, 'Warning', after.reason, after.message);
-    }
+    await recordAcceptance(this.o.events, obj, status);
     return {};
   }
+}
+
+/** An Event when the verdict in `next` differs from the one stored on `obj`. */
+export async function recordAcceptance(
+  events: EventRecorder,
+  obj: Resource,
+  next: StatusBase,
+): Promise<void> {
+  const before = findCondition(obj.status?.conditions, ACCEPTED);
+  const after = findCondition(next.conditions, ACCEPTED);
+  if (!after || (before?.status === after.status && before.reason === after.reason)) return;
+  if (after.status === 'True') await events.record(obj, 'Normal', REASON_ACCEPTED, after.message);
+  else await events.record(obj, 'Warning', after.reason, after.message);
 }

@@ -14,14 +14,7 @@ import type { TrainingJob } from './trainingjob/builders.ts';
 import { TrainingJobMetrics } from './trainingjob/metrics.ts';
 import type { Pod } from './trainingjob/pods.ts';
 import { TrainingJobReconciler } from './trainingjob/reconciler.ts';
-import {
-  READ_SCHEMES,
-  type SpecProblem,
-  WRITE_SCHEMES,
-  checkCron,
-  checkTimeZone,
-  checkUri,
-} from './spec-checks.ts';
+import { READ_SCHEMES, type SpecProblem, WRITE_SCHEMES, checkUri } from './spec-checks.ts';
 
 type Dataset = { uri?: string } | undefined;
 type ModelSource = { uri?: string } | undefined;

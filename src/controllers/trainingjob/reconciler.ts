@@ -16,7 +16,7 @@ import type { EventRecorder } from '../../core/events.ts';
 import { type KubeObject, Resources } from '../../core/resources.ts';
 import { applyStatus } from '../../core/status.ts';
 import { DEFAULT_PORT, type Progress } from '../../runtime/contract.ts';
-import { acceptanceStatus } from '../acceptance.ts';
+import { acceptanceStatus, recordAcceptance } from '../acceptance.ts';
 import {
   type BuildOptions,
   type TrainingJob,
@@ -130,6 +130,7 @@ export class TrainingJobReconciler implements Reconciler {
     // 7. Write the status; an Event when the phase changes.
     const before = job.status?.phase;
     await applyStatus(this.o.client, Resources.TrainingJob, job, status);
+    await recordAcceptance(this.o.events, job, status);
     if (status.phase !== before && status.phase) {
       const warning = status.phase === 'Failed';
       const note =
