@@ -1,0 +1,77 @@
+import { summarize } from '../../../../src/controllers/trainingjob/pods.ts';
+
+type State = Record<string, unknown>;
+const pod = (index: number, phase: string, state: State = {}, conditions: object[] = []) => ({
+  metadata: { name: `w-${index}`, labels: { 'lepton.ai/replica-index': String(index) } },
+  status: { phase, podIP: `10.0.0.${index}`, conditions, containerStatuses: [{ state }] },
+});
+
+describe('summarize', () => {
+  it("counts workers and reads the chief's result from its termination message", () => {
+    const result = {
+      model: { uri: 'pvc://m/x', digest: 'sha256:ab' },
+      metrics: {},
+      epochs: 3,
+      backend: 'wasm',
+    };
+    const s = summarize([
+      pod(1, 'Running', { running: {} }, [{ type: 'Ready', status: 'True' }]),
+      pod(0, 'Succeeded', { terminated: { exitCode: 0, message: JSON.stringify(result) } }),
+    ]);
+    expect(s).toMatchObject({
+      active: 1,
+      ready: 1,
+      succeeded: 1,
+      failed: 0,
+      chiefSucceeded: true,
+      result,
+      chiefIP: '10.0.0.0',
+    });
+  });
+
+  it.each([
+    [
+      'exit code 10 is permanent',
+      { exitCode: 10, message: 'bad dataset' },
+      { reason: 'PermanentError', permanent: true, exitCode: 10, message: 'bad dataset' },
+    ],
+    [
+      'OOMKilled is retryable',
+      { exitCode: 137, reason: 'OOMKilled' },
+      { reason: 'OOMKilled', permanent: false, exitCode: 137 },
+    ],
+    [
+      'other exit codes are retryable',
+      { exitCode: 1 },
+      { reason: 'WorkerFailed', permanent: false, message: 'worker 2 exited with code 1' },
+    ],
+  ])('%s', (_case, terminated, want) => {
+    expect(summarize([pod(2, 'Failed', { terminated })]).failure).toMatchObject({
+      worker: 2,
+      ...want,
+    });
+  });
+
+  it.each([
+    [
+      'an unschedulable pod',
+      pod(0, 'Pending', {}, [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/5 nodes' },
+      ]),
+      'Unschedulable',
+    ],
+    [
+      'an image that cannot be pulled',
+      pod(0, 'Pending', { waiting: { reason: 'ImagePullBackOff', message: 'no such image' } }),
+      'ImagePullBackOff',
+    ],
+  ])('notices %s', (_case, p, reason) => {
+    expect(summarize([p]).stuck?.reason).toBe(reason);
+  });
+
+  it('does not call a starting container stuck', () => {
+    expect(
+      summarize([pod(0, 'Pending', { waiting: { reason: 'ContainerCreating' } })]).stuck,
+    ).toBeUndefined();
+  });
+});
