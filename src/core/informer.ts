@@ -59,9 +59,17 @@ export class Informer<T extends KubeObject> implements Cache<T> {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
 
+  /** Metric labels: a resource may have several caches (e.g. pods we own, and all pods). */
+  private readonly cacheLabels: { resource: string; selector: string; namespace: string };
+
   constructor(opts: InformerOptions<T>) {
     this.opts = opts;
     this.resource = opts.resource;
+    this.cacheLabels = {
+      resource: opts.resource.plural,
+      selector: [opts.labelSelector, opts.fieldSelector].filter(Boolean).join(';'),
+      namespace: opts.namespace ?? '',
+    };
     this.clock = opts.clock ?? realClock;
   }
 
@@ -283,7 +291,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
     if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return key;
     this.objects.set(key, obj);
     this.indexOwner(key, old, obj);
-    this.opts.metrics?.informerObjects.set({ resource: this.resource.plural }, this.objects.size);
+    this.opts.metrics?.informerObjects.set(this.cacheLabels, this.objects.size);
     for (const h of this.handlers) {
       if (old) h.update?.(old, obj);
       else h.add?.(obj);
@@ -297,7 +305,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
     if (!old) return;
     this.objects.delete(key);
     this.indexOwner(key, old, undefined);
-    this.opts.metrics?.informerObjects.set({ resource: this.resource.plural }, this.objects.size);
+    this.opts.metrics?.informerObjects.set(this.cacheLabels, this.objects.size);
     for (const h of this.handlers) h.delete?.(old);
   }
 

@@ -25,7 +25,7 @@ export class OperatorMetrics {
   readonly clientLatency: Histogram<'verb'>;
   readonly informerRestarts: Counter<'resource'>;
   readonly informerRelists: Counter<'resource'>;
-  readonly informerObjects: Gauge<'resource'>;
+  readonly informerObjects: Gauge<'resource' | 'selector' | 'namespace'>;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [(this.registry = new Registry())];
@@ -126,8 +126,8 @@ export class OperatorMetrics {
     });
     this.informerObjects = new Gauge({
       name: 'lepton_informer_objects',
-      help: 'Objects held in an informer cache, by resource',
-      labelNames: ['resource'],
+      help: 'Objects held in an informer cache, by resource, selector and namespace (empty: all)',
+      labelNames: ['resource', 'selector', 'namespace'],
       registers,
     });
   }

@@ -111,8 +111,14 @@ export function describe(
 ): { need: string; free: string } {
   const need = `${d.workers} x ${d.perWorker} ${resource}${d.product ? ` (${d.product})` : ''}`;
   const nodes = view.filter((n) => qualifies(n, d));
-  const free = nodes.length
-    ? nodes.map((n) => `${n.name} ${n.free}/${n.total}`).join(', ')
-    : 'no node of that product';
+  let free = 'no node of that product';
+  if (nodes.length > 0 && nodes.length <= 6) {
+    free = nodes.map((n) => `${n.name} ${n.free}/${n.total}`).join(', ');
+  } else if (nodes.length > 6) {
+    // A message a person can read, also on a big cluster.
+    const sum = (f: 'free' | 'total') => nodes.reduce((n, x) => n + x[f], 0);
+    const most = Math.max(...nodes.map((n) => n.free));
+    free = `${sum('free')}/${sum('total')} on ${nodes.length} nodes, at most ${most} free on one node`;
+  }
   return { need, free };
 }

@@ -1,7 +1,8 @@
-import { summarize } from '../../../../src/controllers/trainingjob/pods.ts';
+import { type Pod, summarize } from '../../../../src/controllers/trainingjob/pods.ts';
 
-type State = Record<string, unknown>;
-const pod = (index: number, phase: string, state: State = {}, conditions: object[] = []) => ({
+type State = NonNullable<NonNullable<Pod['status']>['containerStatuses']>[number]['state'];
+type Cond = { type: string; status: string; reason?: string; message?: string };
+const pod = (index: number, phase: string, state: State = {}, conditions: Cond[] = []): Pod => ({
   metadata: { name: `w-${index}`, labels: { 'lepton.ai/replica-index': String(index) } },
   status: { phase, podIP: `10.0.0.${index}`, conditions, containerStatuses: [{ state }] },
 });
