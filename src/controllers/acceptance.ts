@@ -90,7 +90,7 @@ export class AcceptanceReconciler<T extends Resource> implements Reconciler {
   }
 }
 
-/** An Event when the verdict in `next` differs from the one stored on `obj`. */
+/** An Event when the verdict in `next` differs from the one stored on `obj` (not for a first, positive one). */
 export async function recordAcceptance(
   events: EventRecorder,
   obj: Resource,
@@ -99,6 +99,8 @@ export async function recordAcceptance(
   const before = findCondition(obj.status?.conditions, ACCEPTED);
   const after = findCondition(next.conditions, ACCEPTED);
   if (!after || (before?.status === after.status && before.reason === after.reason)) return;
+  // A new object that is fine needs no Event (its status says so); rejections and recoveries do.
+  if (!before && after.status === 'True') return;
   if (after.status === 'True') await events.record(obj, 'Normal', REASON_ACCEPTED, after.message);
   else await events.record(obj, 'Warning', after.reason, after.message);
 }

@@ -7,7 +7,7 @@ import { fetch } from 'undici';
 import type { Clock } from './clock.ts';
 import { realClock } from './clock.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import { BucketRateLimiter } from './ratelimiter.ts';
+import { type Priority, Throttle } from './throttle.ts';
 import { type KubeList, type KubeObject, type ResourceType, resourcePath } from './resources.ts';
 
 /** An error answer of the API server, with its HTTP code and metav1.Status reason. */
@@ -23,6 +23,15 @@ export class ApiError extends Error {
     this.reason = reason;
     this.details = details;
   }
+}
+
+/**
+ * Status writes and Events wait behind everything else under the client rate limit: they can
+ * lag a moment without harm, while the workload objects of a burst of new jobs should not.
+ */
+function priorityOf(method: string, rt: ResourceType, path: string): Priority {
+  if (rt.plural === 'events') return 'low';
+  return method !== 'GET' && path.endsWith('/status') ? 'low' : 'high';
 }
 
 export const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.code === 404;
@@ -76,7 +85,7 @@ type Query = Record<string, string | number | boolean | undefined>;
 export class KubeClient {
   readonly kubeConfig: KubeConfig;
   private readonly server: string;
-  private readonly limiter: BucketRateLimiter | undefined;
+  private readonly throttle: Throttle | undefined;
   private readonly opts: KubeClientOptions;
   private readonly clock: Clock;
   /**
@@ -93,8 +102,7 @@ export class KubeClient {
     this.server = cluster.server.replace(/\/$/, '');
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
-    this.limiter =
-      opts.qps > 0 ? new BucketRateLimiter(opts.qps, opts.burst, this.clock) : undefined;
+    this.throttle = opts.qps > 0 ? new Throttle(opts.qps, opts.burst, this.clock) : undefined;
   }
 
   async list<T extends KubeObject>(rt: ResourceType, opts: ListOptions = {}): Promise<KubeList<T>> {
@@ -200,10 +208,7 @@ export class KubeClient {
     body?: unknown,
     contentType = 'application/json',
   ): Promise<T> {
-    if (this.limiter) {
-      const wait = this.limiter.when();
-      if (wait > 0) await new Promise((r) => this.clock.setTimer(() => r(undefined), wait));
-    }
+    await this.throttle?.acquire(priorityOf(method, rt, path));
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(query))
       if (v !== undefined && v !== '') url.searchParams.set(k, String(v));

@@ -131,7 +131,12 @@ export class TrainingJobReconciler implements Reconciler {
     const before = job.status?.phase;
     await applyStatus(this.o.client, Resources.TrainingJob, job, status);
     await recordAcceptance(this.o.events, job, status);
-    if (status.phase !== before && status.phase) {
+    // Every phase change gets an Event, except a new job's first Pending (nothing happened yet).
+    if (
+      status.phase !== before &&
+      status.phase &&
+      !(before === undefined && status.phase === 'Pending')
+    ) {
       const warning = status.phase === 'Failed';
       const note =
         status.failure?.message ?? findCondition(status.conditions, COND.admitted)?.message ?? '';

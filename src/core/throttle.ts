@@ -1,0 +1,64 @@
+// The client-side request rate limit (client-go's QPS and burst) with two priorities: a request
+// waits for a token, and when both kinds wait, the high-priority one goes first. The operator
+// sends creates of workload objects at high priority and status writes and Events at low
+// priority, so a burst of new jobs gets its pods before anyone's status is tidied up.
+import { type Clock, type Timer, realClock } from './clock.ts';
+
+export type Priority = 'high' | 'low';
+
+export class Throttle {
+  private readonly qps: number;
+  private readonly burst: number;
+  private readonly clock: Clock;
+  private tokens: number;
+  private last: number;
+  private readonly waiting: Record<Priority, (() => void)[]> = { high: [], low: [] };
+  private timer: Timer | undefined;
+
+  constructor(qps: number, burst: number, clock: Clock = realClock) {
+    this.qps = qps;
+    this.burst = Math.max(1, burst);
+    this.clock = clock;
+    this.tokens = this.burst;
+    this.last = clock.now();
+  }
+
+  /** Resolves when the caller may send its request. */
+  acquire(priority: Priority = 'high'): Promise<void> {
+    this.refill();
+    if (
+      this.tokens >= 1 &&
+      this.waiting.high.length === 0 &&
+      (priority === 'high' || this.waiting.low.length === 0)
+    ) {
+      this.tokens -= 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.waiting[priority].push(resolve);
+      this.schedule();
+    });
+  }
+
+  private refill(): void {
+    const now = this.clock.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.qps) / 1000);
+    this.last = now;
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    const wait = Math.max(0, ((1 - this.tokens) * 1000) / this.qps);
+    this.timer = this.clock.setTimer(() => {
+      this.timer = undefined;
+      this.refill();
+      while (this.tokens >= 1) {
+        const next = this.waiting.high.shift() ?? this.waiting.low.shift();
+        if (!next) break;
+        this.tokens -= 1;
+        next();
+      }
+      if (this.waiting.high.length + this.waiting.low.length > 0) this.schedule();
+    }, wait);
+  }
+}
