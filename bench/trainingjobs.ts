@@ -26,6 +26,8 @@ const { values } = parseArgs({
     qps: { type: 'string', default: '50' },
     burst: { type: 'string', default: '100' },
     'extra-pods': { type: 'string', default: '3500' },
+    // The plain client sends 16 requests at a time; the operator gets as many workers.
+    concurrency: { type: 'string', default: '16' },
   },
 });
 const N = Number(values.jobs);
@@ -152,7 +154,11 @@ async function main(): Promise<void> {
     const plainSeconds = (performance.now() - t) / 1000;
     // Free the GPUs the plain client's pods hold before the operator's turn.
     await admin.delete(Resources.Namespace, '', plainNs);
-    await waitFor('the plain client\'s pods to be gone', async () => (await countPods(plainNs)) === 0, 300_000);
+    await waitFor(
+      "the plain client's pods to be gone",
+      async () => (await countPods(plainNs)) === 0,
+      300_000,
+    );
 
     // 2. The operator, at the same client rate.
     const [metrics, probe] = await Promise.all([freePort(), freePort()]);
@@ -231,7 +237,7 @@ async function main(): Promise<void> {
       const rss = metricValue(after, 'process_resident_memory_bytes');
 
       rows.push(
-        `TrainingJobs: ${N}, client rate ${QPS} qps (burst ${BURST})`,
+        `TrainingJobs: ${N}, client rate ${QPS} qps (burst ${BURST}), operator concurrency ${values.concurrency}`,
         `plain client, ${N} pods + ${N} Services: ${plainSeconds.toFixed(1)} s`,
         `operator, until all ${N} worker pods exist: ${opSeconds.toFixed(1)} s (${(opSeconds / plainSeconds).toFixed(2)}x the plain client)`,
         `operator API writes: ${posts} (${(posts / N).toFixed(2)} per job: ${writes.map(([v, n]) => `${v} ${n}`).join(', ')}; by resource: ${byResource.join(', ')})`,
