@@ -165,8 +165,9 @@ export class TrainingJobReconciler implements Reconciler {
     // Pods of an earlier attempt of the gang go away before the next one starts.
     await this.deletePods(allPods.filter((p) => attemptOf(p) !== attempt));
 
-    // 4. Gang admission.
-    if (findCondition(status.conditions, COND.admitted)?.status !== 'True') {
+    // 4. Gang admission. Pods of this attempt mean it was admitted, even if the cache has not
+    // seen that status write yet.
+    if (findCondition(status.conditions, COND.admitted)?.status !== 'True' && current.length === 0) {
       const verdict = this.admit(job);
       if (!verdict.admitted) {
         step.set(COND.admitted, false, verdict.reason, verdict.message);

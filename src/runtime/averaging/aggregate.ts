@@ -1,0 +1,301 @@
+// Aggregation rules over K workers' weights, coordinate by coordinate: FedAvg (the weighted mean
+// that data-parallel averaging and federated rounds share), the coordinate-wise median and the
+// trimmed mean (the robust FederatedRound strategies). Pure functions over Float32Array lists.
+//
+// FedAvg is bound by memory, not arithmetic, so its loops write each output element once per
+// group of up to four inputs (instead of once per input) and walk the output in chunks small
+// enough to stay in cache while every input streams past it. Nothing is allocated per element.
+
+/** One worker's weights: its model's variables, each flattened, in the same order everywhere. */
+export interface Contribution {
+  weights: readonly Float32Array[];
+  /** Examples trained on since the last aggregation; FedAvg weighs by it, the robust rules don't. */
+  samples: number;
+  /** Names the worker in errors, e.g. "rank 2"; "worker <index>" when absent. */
+  worker?: string;
+}
+
+/** A worker whose variables differ in number or size from the others'. */
+export class ShapeMismatchError extends Error {
+  override readonly name = 'ShapeMismatchError';
+  readonly worker: string;
+  /** The index of the first variable that differs; undefined when the count differs. */
+  readonly variable: number | undefined;
+
+  constructor(worker: string, variable: number | undefined, message: string) {
+    super(message);
+    this.worker = worker;
+    this.variable = variable;
+  }
+}
+
+/** The number of values of each variable. */
+export function shapeOf(weights: readonly Float32Array[]): number[] {
+  return weights.map((w) => w.length);
+}
+
+/** Throws a ShapeMismatchError naming the worker and the first variable that differs. */
+export function checkShapes(
+  expected: readonly number[],
+  weights: readonly Float32Array[],
+  worker: string,
+): void {
+  if (weights.length !== expected.length) {
+    throw new ShapeMismatchError(
+      worker,
+      undefined,
+      `${worker} sent ${weights.length} variables, expected ${expected.length}`,
+    );
+  }
+  for (let v = 0; v < expected.length; v++) {
+    const got = weights[v]?.length;
+    if (got !== expected[v]) {
+      throw new ShapeMismatchError(
+        worker,
+        v,
+        `${worker}: variable ${v} has ${got} values, expected ${expected[v]}`,
+      );
+    }
+  }
+}
+
+/**
+ * The FedAvg mean Σ (n_k / n) θ_k with n = Σ n_k. When every worker reports 0 samples the
+ * workers count equally: nobody trained since the last aggregation, so their weights are equal
+ * anyway and any convex combination returns them.
+ *
+ * `out`, when given, receives the result; otherwise new arrays are allocated. It may be the
+ * weights of contribution 0 or 1, since every value of those is read before its place is
+ * written (which spares a model-sized buffer), but must not share memory with the others.
+ */
+export function fedAvg(
+  contributions: readonly Contribution[],
+  out?: Float32Array[],
+): Float32Array[] {
+  const shape = validate(contributions, out);
+  const coefficients = fedAvgCoefficients(contributions);
+  const inputs = contributions.map((c) => c.weights);
+  const result = out ?? shape.map((n) => new Float32Array(n));
+  for (let v = 0; v < shape.length; v++) {
+    weightedSum(
+      result[v]!,
+      inputs.map((w) => w[v]!),
+      coefficients,
+    );
+  }
+  return result;
+}
+
+/** Coordinate-wise median (the mean of the two middle values when K is even). */
+export function fedMedian(
+  contributions: readonly Contribution[],
+  out?: Float32Array[],
+): Float32Array[] {
+  const k = contributions.length;
+  return coordinateWise(contributions, out, (sorted) => {
+    const mid = k >> 1;
+    return k % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  });
+}
+
+/**
+ * Coordinate-wise trimmed mean: sorts the K values of each coordinate, drops ⌊βK⌋ from each
+ * end and averages the rest (Flower's FedTrimmedAvg; β = 0 is the plain mean).
+ */
+export function trimmedMean(
+  contributions: readonly Contribution[],
+  beta: number,
+  out?: Float32Array[],
+): Float32Array[] {
+  if (!(beta >= 0 && beta < 0.5)) {
+    throw new RangeError(`Trimmed mean needs 0 <= beta < 0.5, got ${beta}`);
+  }
+  const k = contributions.length;
+  const cut = Math.floor(beta * k);
+  return coordinateWise(contributions, out, (sorted) => {
+    let sum = 0;
+    for (let i = cut; i < k - cut; i++) sum += sorted[i]!;
+    return sum / (k - 2 * cut);
+  });
+}
+
+function label(c: Contribution, index: number): string {
+  return c.worker ?? `worker ${index}`;
+}
+
+/** Checks that there is at least one contribution and that every list (and `out`) has one shape. */
+function validate(contributions: readonly Contribution[], out?: Float32Array[]): number[] {
+  const first = contributions[0];
+  if (!first) throw new RangeError('Aggregation needs at least one contribution');
+  const shape = shapeOf(first.weights);
+  contributions.forEach((c, i) => checkShapes(shape, c.weights, label(c, i)));
+  if (out) checkShapes(shape, out, 'the output');
+  return shape;
+}
+
+function fedAvgCoefficients(contributions: readonly Contribution[]): Float64Array {
+  let total = 0;
+  contributions.forEach((c, i) => {
+    if (!(Number.isFinite(c.samples) && c.samples >= 0)) {
+      throw new RangeError(
+        `${label(c, i)}: the sample count must be a finite number >= 0, got ${c.samples}`,
+      );
+    }
+    total += c.samples;
+  });
+  const k = contributions.length;
+  return Float64Array.from(contributions, (c) => (total > 0 ? c.samples / total : 1 / k));
+}
+
+// 16,384 floats (64 KiB) of output stay in L2 while the inputs stream through, so a second
+// group of inputs adds into cached output instead of reading it back from memory.
+const CHUNK = 16384;
+
+/** out = Σ_k c_k · inputs_k, in groups of 4, then 2, then 1 inputs per pass over a chunk. */
+function weightedSum(out: Float32Array, inputs: Float32Array[], c: Float64Array): void {
+  const k = inputs.length;
+  const a = (i: number) => inputs[i]!;
+  const w = (i: number) => c[i]!;
+  for (let start = 0; start < out.length; start += CHUNK) {
+    const end = Math.min(out.length, start + CHUNK);
+    let i: number;
+    if (k >= 4) {
+      set4(out, a(0), w(0), a(1), w(1), a(2), w(2), a(3), w(3), start, end);
+      i = 4;
+    } else if (k >= 2) {
+      set2(out, a(0), w(0), a(1), w(1), start, end);
+      i = 2;
+    } else {
+      set1(out, a(0), w(0), start, end);
+      i = 1;
+    }
+    for (; i + 4 <= k; i += 4) {
+      add4(out, a(i), w(i), a(i + 1), w(i + 1), a(i + 2), w(i + 2), a(i + 3), w(i + 3), start, end);
+    }
+    for (; i + 2 <= k; i += 2) add2(out, a(i), w(i), a(i + 1), w(i + 1), start, end);
+    for (; i < k; i++) add1(out, a(i), w(i), start, end);
+  }
+}
+
+// The kernels take their arrays as separate parameters so that V8 keeps every access
+// monomorphic and the loop body free of array-of-arrays lookups.
+
+function set1(o: Float32Array, a0: Float32Array, w0: number, s: number, e: number): void {
+  for (let j = s; j < e; j++) o[j] = w0 * a0[j]!;
+}
+
+function add1(o: Float32Array, a0: Float32Array, w0: number, s: number, e: number): void {
+  for (let j = s; j < e; j++) o[j] = o[j]! + w0 * a0[j]!;
+}
+
+function set2(
+  o: Float32Array,
+  a0: Float32Array,
+  w0: number,
+  a1: Float32Array,
+  w1: number,
+  s: number,
+  e: number,
+): void {
+  for (let j = s; j < e; j++) o[j] = w0 * a0[j]! + w1 * a1[j]!;
+}
+
+function add2(
+  o: Float32Array,
+  a0: Float32Array,
+  w0: number,
+  a1: Float32Array,
+  w1: number,
+  s: number,
+  e: number,
+): void {
+  for (let j = s; j < e; j++) {
+    o[j] = o[j]! + w0 * a0[j]! + w1 * a1[j]!;
+  }
+}
+
+function set4(
+  o: Float32Array,
+  a0: Float32Array,
+  w0: number,
+  a1: Float32Array,
+  w1: number,
+  a2: Float32Array,
+  w2: number,
+  a3: Float32Array,
+  w3: number,
+  s: number,
+  e: number,
+): void {
+  for (let j = s; j < e; j++) {
+    o[j] = w0 * a0[j]! + w1 * a1[j]! + w2 * a2[j]! + w3 * a3[j]!;
+  }
+}
+
+function add4(
+  o: Float32Array,
+  a0: Float32Array,
+  w0: number,
+  a1: Float32Array,
+  w1: number,
+  a2: Float32Array,
+  w2: number,
+  a3: Float32Array,
+  w3: number,
+  s: number,
+  e: number,
+): void {
+  for (let j = s; j < e; j++) {
+    o[j] = o[j]! + w0 * a0[j]! + w1 * a1[j]! + w2 * a2[j]! + w3 * a3[j]!;
+  }
+}
+
+// Up to this many values per coordinate, insertion sort beats a native sort call per coordinate.
+const INSERTION_SORT_MAX = 16;
+
+/**
+ * Applies `reduce` to the sorted values of each coordinate. A NaN anywhere in a coordinate makes
+ * that coordinate NaN (as numpy's median does) rather than being sorted to an arbitrary place.
+ */
+function coordinateWise(
+  contributions: readonly Contribution[],
+  out: Float32Array[] | undefined,
+  reduce: (sorted: Float64Array) => number,
+): Float32Array[] {
+  const shape = validate(contributions, out);
+  const k = contributions.length;
+  const result = out ?? shape.map((n) => new Float32Array(n));
+  const values = new Float64Array(k);
+  for (let v = 0; v < shape.length; v++) {
+    const o = result[v]!;
+    const inputs = contributions.map((c) => c.weights[v]!);
+    for (let j = 0; j < o.length; j++) {
+      let nan = false;
+      for (let i = 0; i < k; i++) {
+        const x = inputs[i]![j]!;
+        if (Number.isNaN(x)) nan = true;
+        values[i] = x;
+      }
+      if (nan) {
+        o[j] = NaN;
+        continue;
+      }
+      if (k <= INSERTION_SORT_MAX) insertionSort(values);
+      else values.sort();
+      o[j] = reduce(values);
+    }
+  }
+  return result;
+}
+
+function insertionSort(a: Float64Array): void {
+  for (let i = 1; i < a.length; i++) {
+    const x = a[i]!;
+    let j = i - 1;
+    while (j >= 0 && a[j]! > x) {
+      a[j + 1] = a[j]!;
+      j--;
+    }
+    a[j + 1] = x;
+  }
+}

@@ -1,0 +1,108 @@
+// Where the runtime finds what a URI names. pvc://CLAIM/PATH is the claim the operator mounts at
+// pvcMountPath(CLAIM); file:///PATH is a path inside the pod. On the local node there is no mount
+// namespace, so both go through LEPTON_PATH_MAP (mount path -> folder on the machine).
+import { readFile } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ENV, PVC_MOUNT_ROOT } from './contract.ts';
+import { PermanentError } from './errors.ts';
+
+/** Mount path -> folder on this machine, as the local node sets it in LEPTON_PATH_MAP. */
+export type PathMap = Record<string, string>;
+
+/** Where the operator mounts claim `claim`; the runtime resolves pvc:// URIs against it. */
+export function pvcMountPath(claim: string): string {
+  return `${PVC_MOUNT_ROOT}/${claim}`;
+}
+
+export function parsePathMap(json: string | undefined): PathMap {
+  if (json === undefined || json.trim() === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (err) {
+    throw new PermanentError(`${ENV.pathMap} is not JSON: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new PermanentError(`${ENV.pathMap} must be a JSON object from mount paths to folders`);
+  const map: PathMap = {};
+  for (const [mount, folder] of Object.entries(parsed)) {
+    if (typeof folder !== 'string')
+      throw new PermanentError(`${ENV.pathMap}: the folder for "${mount}" is not a string`);
+    map[mount] = folder;
+  }
+  return map;
+}
+
+/** Applies the longest mount path that is `path` itself or a parent folder of it. */
+export function mapPath(path: string, map: PathMap): string {
+  let best: { mount: string; folder: string } | undefined;
+  for (const [key, folder] of Object.entries(map)) {
+    const mount = key === '/' ? '/' : key.replace(/\/+$/, '');
+    const inside = mount === '/' || path === mount || path.startsWith(`${mount}/`);
+    if (inside && (best === undefined || mount.length > best.mount.length))
+      best = { mount, folder };
+  }
+  if (best === undefined) return path;
+  return posix.join(best.folder, path.slice(best.mount === '/' ? 0 : best.mount.length));
+}
+
+export function isHttpUri(uri: string): boolean {
+  return /^https?:\/\//i.test(uri);
+}
+
+/** The local path of a file:// or pvc:// URI, after LEPTON_PATH_MAP. */
+export function localPath(uri: string, env: NodeJS.ProcessEnv = process.env): string {
+  let path: string;
+  if (uri.startsWith('file://')) {
+    try {
+      path = fileURLToPath(uri);
+    } catch (err) {
+      throw new PermanentError(`"${uri}" is not a file URI: ${(err as Error).message}`);
+    }
+  } else if (uri.startsWith('pvc://')) {
+    const url = new URL(uri);
+    if (url.hostname === '') throw new PermanentError(`"${uri}" names no claim (pvc://CLAIM/PATH)`);
+    // URL parsing has already removed dot segments, so the path cannot climb out of the claim.
+    path = posix.join(pvcMountPath(url.hostname), decodeURIComponent(url.pathname));
+  } else {
+    throw new PermanentError(`"${uri}" is not a local path: use file:///PATH or pvc://CLAIM/PATH`);
+  }
+  if (path.length > 1) path = path.replace(/\/+$/, '');
+  return mapPath(path, parsePathMap(env[ENV.pathMap]));
+}
+
+/** A download that stalls this long fails (as a transient error), rather than hanging the pod. */
+const HTTP_TIMEOUT_MS = 10 * 60_000;
+
+const MISSING = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM']);
+
+/** Whether a file-system error means the path is wrong rather than the system flaky. */
+export function isMissingPathError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined && MISSING.has(code);
+}
+
+/**
+ * Reads a file:// or pvc:// file, or GETs an http(s):// URL. A missing file or a 4xx answer is
+ * permanent; a 5xx answer, 408/429 or a network failure may pass and is thrown as is.
+ */
+export async function readUri(uri: string, env: NodeJS.ProcessEnv = process.env): Promise<Buffer> {
+  if (isHttpUri(uri)) {
+    const res = await fetch(uri, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
+    if (!res.ok) {
+      const message = `GET ${uri} answered ${res.status} ${res.statusText}`;
+      const transient = res.status >= 500 || res.status === 408 || res.status === 429;
+      throw transient ? new Error(message) : new PermanentError(message);
+    }
+    return Buffer.from(await res.arrayBuffer());
+  }
+  const path = localPath(uri, env);
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if (isMissingPathError(err))
+      throw new PermanentError(`Cannot read ${uri} (${path}): ${(err as Error).message}`);
+    throw err;
+  }
+}

@@ -1,0 +1,343 @@
+// The part of a TrainingJob spec the runtime trains from (LEPTON_JOB_SPEC), checked and with
+// the CRD's defaults filled in, so the rest of the runtime never guesses a default. The API
+// server has validated the spec already; these checks catch a spec that reached the pod some
+// other way, and report it as a permanent error naming the field.
+import type { ITrainingJob } from '../api/generated/lepton.ai/v1alpha1/TrainingJob.ts';
+import { PermanentError } from './errors.ts';
+import { seedFromString } from './random.ts';
+
+export type JobSpec = ITrainingJob['spec'];
+export type ModelSpec = JobSpec['model'];
+type RawDataset = NonNullable<JobSpec['dataset']>;
+type RawHyperparameters = NonNullable<JobSpec['hyperparameters']>;
+
+export type Task = 'classification' | 'regression';
+export type SyntheticSpec = Required<NonNullable<RawDataset['synthetic']>>;
+export type Generator = SyntheticSpec['generator'];
+export type DataFormat = NonNullable<RawDataset['format']>;
+
+export interface DatasetSpec {
+  uri?: string;
+  format?: DataFormat;
+  labelColumn: string;
+  featureColumns?: string[];
+  synthetic?: SyntheticSpec;
+  validationSplit: number;
+  shuffle: boolean;
+}
+
+export type Optimizer = NonNullable<RawHyperparameters['optimizer']>;
+export type LossName = NonNullable<RawHyperparameters['loss']>;
+
+export interface Hyperparameters {
+  epochs: number;
+  batchSize: number;
+  optimizer: Optimizer;
+  learningRate: number;
+  momentum?: number;
+  loss?: LossName;
+  /** hyperparameters.seed, or one derived from the job's name (see resolveSpec). */
+  seed: number;
+}
+
+export type Quantization = NonNullable<NonNullable<JobSpec['output']>['quantization']>;
+
+export interface OutputSpec {
+  uri: string;
+  quantization: Quantization;
+}
+
+export interface CheckpointSpec {
+  uri: string;
+  everyEpochs: number;
+  keep: number;
+}
+
+export type EarlyStoppingSpec = Required<NonNullable<JobSpec['earlyStopping']>>;
+export type MetricName = EarlyStoppingSpec['metric'];
+
+export interface TrainingSpec {
+  model: ModelSpec;
+  dataset: DatasetSpec;
+  hyperparameters: Hyperparameters;
+  output?: OutputSpec;
+  checkpoint?: CheckpointSpec;
+  earlyStopping?: EarlyStoppingSpec;
+  workers: number;
+  averagingEverySteps: number;
+}
+
+export interface SpecContext {
+  jobName?: string;
+  namespace?: string;
+}
+
+const OPTIMIZERS = ['sgd', 'momentum', 'adam', 'adamax', 'rmsprop', 'adagrad', 'adadelta'] as const;
+const LOSSES = [
+  'sparseCategoricalCrossentropy',
+  'categoricalCrossentropy',
+  'binaryCrossentropy',
+  'meanSquaredError',
+  'meanAbsoluteError',
+  'huberLoss',
+] as const;
+const GENERATORS = ['blobs', 'moons', 'spirals', 'xor', 'linear'] as const;
+const METRICS = ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const;
+const URI = /^(pvc:\/\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?(\/.*)?|file:\/\/\/.*|https?:\/\/.+)$/;
+const WRITABLE_URI = /^(pvc:\/\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?(\/.*)?|file:\/\/\/.*)$/;
+
+/** Parses LEPTON_JOB_SPEC. */
+export function parseSpecJson(json: string | undefined, ctx: SpecContext = {}): TrainingSpec {
+  if (json === undefined || json.trim() === '')
+    throw new PermanentError('LEPTON_JOB_SPEC is not set: the runtime needs the job spec as JSON');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (err) {
+    throw new PermanentError(`LEPTON_JOB_SPEC is not JSON: ${(err as Error).message}`);
+  }
+  return resolveSpec(raw, ctx);
+}
+
+/**
+ * Checks a spec and fills in defaults. Without hyperparameters.seed the seed comes from the
+ * job's namespace and name: the CRD promises a random seed, but every worker of a data-parallel
+ * job must split, shard and initialise alike, and a restarted pod must see the same order.
+ */
+export function resolveSpec(raw: unknown, ctx: SpecContext = {}): TrainingSpec {
+  const spec = object(raw, 'spec');
+  const model = resolveModel(object(spec.model, 'spec.model'));
+  if (spec.dataset === undefined)
+    throw new PermanentError('spec.dataset: required to train (set uri or synthetic)');
+  const dataset = resolveDataset(object(spec.dataset, 'spec.dataset'));
+  const hp = object(spec.hyperparameters ?? {}, 'spec.hyperparameters');
+  const seed =
+    optionalInt(hp.seed, 'spec.hyperparameters.seed', 0, 2 ** 31 - 1) ??
+    (ctx.jobName
+      ? seedFromString(`${ctx.namespace ?? ''}/${ctx.jobName}`)
+      : Math.floor(Math.random() * 2 ** 31));
+  const optimizer = optionalEnum(hp.optimizer, 'spec.hyperparameters.optimizer', OPTIMIZERS);
+  const hyperparameters: Hyperparameters = {
+    epochs: optionalInt(hp.epochs, 'spec.hyperparameters.epochs', 1, 100000) ?? 10,
+    batchSize: optionalInt(hp.batchSize, 'spec.hyperparameters.batchSize', 1, 65536) ?? 32,
+    optimizer: optimizer ?? 'adam',
+    learningRate:
+      optionalNumber(hp.learningRate, 'spec.hyperparameters.learningRate', 0, 10) ?? 0.001,
+    momentum: optionalNumber(hp.momentum, 'spec.hyperparameters.momentum', 0, 1),
+    loss: optionalEnum(hp.loss, 'spec.hyperparameters.loss', LOSSES),
+    seed,
+  };
+  if (hyperparameters.learningRate <= 0)
+    throw new PermanentError('spec.hyperparameters.learningRate: must be above 0');
+
+  let output: OutputSpec | undefined;
+  if (spec.output !== undefined) {
+    const o = object(spec.output, 'spec.output');
+    output = {
+      uri: requiredUri(o.uri, 'spec.output.uri', WRITABLE_URI),
+      quantization:
+        optionalEnum(o.quantization, 'spec.output.quantization', [
+          'none',
+          'float16',
+          'uint8',
+        ] as const) ?? 'none',
+    };
+  }
+
+  let checkpoint: CheckpointSpec | undefined;
+  if (spec.checkpoint !== undefined) {
+    const c = object(spec.checkpoint, 'spec.checkpoint');
+    const uri =
+      c.uri === undefined
+        ? output && `${output.uri.replace(/\/+$/, '')}/checkpoints`
+        : requiredUri(c.uri, 'spec.checkpoint.uri', WRITABLE_URI);
+    if (uri === undefined)
+      throw new PermanentError('spec.checkpoint: set checkpoint.uri or output.uri');
+    checkpoint = {
+      uri,
+      everyEpochs: optionalInt(c.everyEpochs, 'spec.checkpoint.everyEpochs', 1, 100000) ?? 1,
+      keep: optionalInt(c.keep, 'spec.checkpoint.keep', 1, 1000) ?? 3,
+    };
+  }
+
+  let earlyStopping: EarlyStoppingSpec | undefined;
+  if (spec.earlyStopping !== undefined) {
+    const e = object(spec.earlyStopping, 'spec.earlyStopping');
+    earlyStopping = {
+      metric: optionalEnum(e.metric, 'spec.earlyStopping.metric', METRICS) ?? 'valLoss',
+      mode:
+        optionalEnum(e.mode, 'spec.earlyStopping.mode', ['auto', 'min', 'max'] as const) ?? 'auto',
+      patience: optionalInt(e.patience, 'spec.earlyStopping.patience', 1, 10000) ?? 3,
+      minDelta: optionalNumber(e.minDelta, 'spec.earlyStopping.minDelta', 0, Infinity) ?? 0,
+      restoreBestWeights:
+        optionalBoolean(e.restoreBestWeights, 'spec.earlyStopping.restoreBestWeights') ?? false,
+    };
+    if (earlyStopping.metric.startsWith('val') && dataset.validationSplit === 0)
+      throw new PermanentError(
+        `spec.earlyStopping.metric: ${earlyStopping.metric} needs dataset.validationSplit above 0`,
+      );
+  }
+
+  const averaging = object(spec.averaging ?? {}, 'spec.averaging');
+  return {
+    model,
+    dataset,
+    hyperparameters,
+    output,
+    checkpoint,
+    earlyStopping,
+    workers: optionalInt(spec.workers, 'spec.workers', 1, 128) ?? 1,
+    averagingEverySteps:
+      optionalInt(averaging.everySteps, 'spec.averaging.everySteps', 1, 1000000) ?? 100,
+  };
+}
+
+function resolveModel(m: Record<string, unknown>): ModelSpec {
+  const preset = optionalEnum(m.preset, 'spec.model.preset', ['linear', 'mlp', 'cnn'] as const);
+  const uri = m.uri === undefined ? undefined : requiredUri(m.uri, 'spec.model.uri', URI);
+  if ((preset === undefined) === (uri === undefined))
+    throw new PermanentError('spec.model: set exactly one of preset or uri');
+  const inputShape = optionalIntArray(m.inputShape, 'spec.model.inputShape', 1, 1000000);
+  if (inputShape !== undefined && (inputShape.length < 1 || inputShape.length > 4))
+    throw new PermanentError('spec.model.inputShape: needs 1 to 4 dimensions');
+  if (preset === 'cnn' && (inputShape === undefined || ![2, 3].includes(inputShape.length)))
+    throw new PermanentError(
+      'spec.model.inputShape: the cnn preset needs an inputShape with 2 or 3 dimensions, e.g. [28, 28, 1]',
+    );
+  const freezeLayers = optionalInt(m.freezeLayers, 'spec.model.freezeLayers', 0, 1000);
+  if (freezeLayers !== undefined && uri === undefined)
+    throw new PermanentError('spec.model.freezeLayers: applies only to a model loaded from uri');
+  const dropout = optionalNumber(m.dropout, 'spec.model.dropout', 0, 1);
+  if (dropout !== undefined && dropout >= 1)
+    throw new PermanentError('spec.model.dropout: must be below 1');
+  return {
+    preset,
+    uri,
+    freezeLayers,
+    task: optionalEnum(m.task, 'spec.model.task', ['classification', 'regression'] as const),
+    hiddenUnits: optionalIntArray(m.hiddenUnits, 'spec.model.hiddenUnits', 1, 65536),
+    activation: optionalEnum(m.activation, 'spec.model.activation', [
+      'relu',
+      'elu',
+      'selu',
+      'tanh',
+      'sigmoid',
+    ] as const),
+    dropout,
+    inputShape,
+  };
+}
+
+function resolveDataset(d: Record<string, unknown>): DatasetSpec {
+  const uri = d.uri === undefined ? undefined : requiredUri(d.uri, 'spec.dataset.uri', URI);
+  if ((uri === undefined) === (d.synthetic === undefined))
+    throw new PermanentError('spec.dataset: set exactly one of uri or synthetic');
+  const validationSplit =
+    optionalNumber(d.validationSplit, 'spec.dataset.validationSplit', 0, 1) ?? 0;
+  if (validationSplit >= 1)
+    throw new PermanentError('spec.dataset.validationSplit: must be below 1');
+  const labelColumn = optionalString(d.labelColumn, 'spec.dataset.labelColumn') ?? 'label';
+  let featureColumns: string[] | undefined;
+  if (d.featureColumns !== undefined) {
+    if (!Array.isArray(d.featureColumns) || d.featureColumns.some((c) => typeof c !== 'string'))
+      throw new PermanentError('spec.dataset.featureColumns: must be a list of column names');
+    featureColumns = d.featureColumns as string[];
+  }
+  let synthetic: SyntheticSpec | undefined;
+  if (d.synthetic !== undefined) {
+    const s = object(d.synthetic, 'spec.dataset.synthetic');
+    const generator = optionalEnum(s.generator, 'spec.dataset.synthetic.generator', GENERATORS);
+    if (generator === undefined)
+      throw new PermanentError('spec.dataset.synthetic.generator: required');
+    synthetic = {
+      generator,
+      samples: optionalInt(s.samples, 'spec.dataset.synthetic.samples', 10, 1000000) ?? 1000,
+      features: optionalInt(s.features, 'spec.dataset.synthetic.features', 1, 1024) ?? 2,
+      classes: optionalInt(s.classes, 'spec.dataset.synthetic.classes', 2, 100) ?? 2,
+      noise: optionalNumber(s.noise, 'spec.dataset.synthetic.noise', 0, 10) ?? 0.1,
+      seed: optionalInt(s.seed, 'spec.dataset.synthetic.seed', 0, 2 ** 31 - 1) ?? 42,
+    };
+    if (['moons', 'spirals', 'xor'].includes(generator) && synthetic.features !== 2)
+      throw new PermanentError(
+        `spec.dataset.synthetic.features: the ${generator} generator produces 2 features`,
+      );
+  }
+  return {
+    uri,
+    format: optionalEnum(d.format, 'spec.dataset.format', ['csv', 'jsonl'] as const),
+    labelColumn,
+    featureColumns,
+    synthetic,
+    validationSplit,
+    shuffle: optionalBoolean(d.shuffle, 'spec.dataset.shuffle') ?? true,
+  };
+}
+
+function object(value: unknown, field: string): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new PermanentError(`${field}: must be an object`);
+  return value as Record<string, unknown>;
+}
+
+function optionalNumber(
+  value: unknown,
+  field: string,
+  min: number,
+  max: number,
+): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max)
+    throw new PermanentError(`${field}: must be a number in [${min}, ${max}]`);
+  return value;
+}
+
+function optionalInt(value: unknown, field: string, min: number, max: number): number | undefined {
+  const n = optionalNumber(value, field, min, max);
+  if (n !== undefined && !Number.isInteger(n))
+    throw new PermanentError(`${field}: must be an integer`);
+  return n;
+}
+
+function optionalIntArray(
+  value: unknown,
+  field: string,
+  min: number,
+  max: number,
+): number[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.length === 0)
+    throw new PermanentError(`${field}: must be a non-empty list of integers`);
+  return value.map((v, i) => optionalInt(v, `${field}[${i}]`, min, max) ?? 0);
+}
+
+function optionalString(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || value === '')
+    throw new PermanentError(`${field}: must be a non-empty string`);
+  return value;
+}
+
+function optionalBoolean(value: unknown, field: string): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'boolean') throw new PermanentError(`${field}: must be true or false`);
+  return value;
+}
+
+function optionalEnum<T extends string>(
+  value: unknown,
+  field: string,
+  allowed: readonly T[],
+): T | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value))
+    throw new PermanentError(`${field}: must be one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+function requiredUri(value: unknown, field: string, pattern: RegExp): string {
+  if (typeof value !== 'string' || !pattern.test(value))
+    throw new PermanentError(
+      `${field}: "${String(value)}" is not a supported URI (pvc://CLAIM/PATH, file:///PATH${pattern === URI ? ', http(s)://' : ''})`,
+    );
+  return value;
+}

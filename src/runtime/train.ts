@@ -1,0 +1,403 @@
+// The training loop of one worker: prepare the model (resume from the newest checkpoint, else
+// the model at spec.model.uri, else a preset), train epoch by epoch with per-batch hooks for
+// data-parallel averaging, evaluate, stop early, checkpoint, and save the final model (rank 0).
+import type * as tf from '@tensorflow/tfjs';
+import {
+  type BatchPlan,
+  type Targets,
+  allTensors,
+  batchIndices,
+  epochOrder,
+  planBatches,
+  targetsFor,
+  toTensors,
+} from './batches.ts';
+import {
+  type RestoredCheckpoint,
+  latestCheckpoint,
+  restoreCheckpoint,
+  restoreOptimizer,
+  saveCheckpoint,
+} from './checkpoints.ts';
+import type { Progress, TrainingResult } from './contract.ts';
+import { type DataSplit, type Dataset, shardDataset, withClassNames } from './datasets.ts';
+import { EarlyStopping, type EpochMetrics } from './early-stopping.ts';
+import { PermanentError } from './errors.ts';
+import { evaluateModel, evaluateTensors } from './evaluate.ts';
+import { type RuntimeLog, noLog } from './log.ts';
+import type { SavedModel } from './model-store.ts';
+import {
+  type BaseModel,
+  buildPreset,
+  compileModel,
+  inputShapeOf,
+  modelMetadata,
+  outputUnits,
+  setModelMetadata,
+} from './models.ts';
+import { saveOutput } from './output.ts';
+import { localPath } from './paths.ts';
+import type { QuantizationReport } from './quantize.ts';
+import type { LossName, TrainingSpec } from './spec.ts';
+import { type WeightSync, assignFlatWeights, flatWeights } from './weight-sync.ts';
+
+export interface TrainingRun {
+  spec: TrainingSpec;
+  /** The whole data set, the same in every worker; train() takes this worker's shard of `train`. */
+  data: DataSplit;
+  /** Name of the TensorFlow.js backend in use, for progress and the result. */
+  backend: string;
+  /** 0-based; rank 0 (the chief) writes checkpoints and the model. Defaults to 0. */
+  rank?: number;
+  /** Defaults to 1. */
+  worldSize?: number;
+  /** The model to fine-tune when spec.model.uri is set (models.ts loadBaseModel). */
+  baseModel?: BaseModel;
+  /** Data-parallel averaging; required when worldSize > 1. */
+  weightSync?: WeightSync;
+  /** Aborting stops training before the next batch; train() then rejects with the reason. */
+  signal?: AbortSignal;
+  onProgress?: (progress: Progress) => void;
+  /** Called after each epoch's checkpoint, with the model as trained so far. */
+  onEpochEnd?: (epoch: number, model: tf.LayersModel) => void | Promise<void>;
+  log?: RuntimeLog;
+  /** For LEPTON_PATH_MAP; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Recorded in the model card. */
+  job?: { name?: string; namespace?: string };
+}
+
+export interface TrainingOutcome {
+  /** The termination message of rank 0. Other ranks save nothing: their digest is empty. */
+  result: TrainingResult;
+  /** Early stopping ended training before hyperparameters.epochs. */
+  stoppedEarly: boolean;
+  /** The checkpoint epoch training continued from, if it resumed. */
+  resumedFromEpoch?: number;
+  /** Set when spec.output.quantization is float16 or uint8 (rank 0). */
+  quantization?: QuantizationReport;
+  /** Where the model went; absent without spec.output and on ranks other than 0. */
+  saved?: SavedModel;
+  /** The trained model, with the weights that were saved. */
+  model: tf.LayersModel;
+}
+
+export async function train(run: TrainingRun): Promise<TrainingOutcome> {
+  const { spec, backend } = run;
+  const hp = spec.hyperparameters;
+  const rank = run.rank ?? 0;
+  const worldSize = run.worldSize ?? 1;
+  const log = run.log ?? noLog;
+  const env = run.env ?? process.env;
+  if (worldSize > 1 && run.weightSync === undefined)
+    throw new Error(`Training with ${worldSize} workers needs a WeightSync`);
+
+  // 1. The data: this worker's shard, labelled as the model being fine-tuned knows its classes.
+  let { train: trainAll, validation } = run.data;
+  const task = trainAll.task;
+  const baseClasses = run.baseModel && modelMetadata(run.baseModel.model)?.classNames;
+  if (task === 'classification' && baseClasses && baseClasses.length > 0) {
+    trainAll = withClassNames(trainAll, baseClasses);
+    validation = validation && withClassNames(validation, baseClasses);
+  }
+  const shard = worldSize > 1 ? shardDataset(trainAll, rank, worldSize) : trainAll;
+  if (spec.earlyStopping?.metric.endsWith('ccuracy') && task === 'regression')
+    throw new PermanentError(
+      `spec.earlyStopping.metric: ${spec.earlyStopping.metric} needs a classification model`,
+    );
+
+  // 2. The model: from the newest checkpoint, the base model, or a preset.
+  const { model, loss, restored } = await prepareModel(run, trainAll, env, log);
+  const exampleShape = checkCompatible(model, trainAll, loss);
+  const targets = targetsFor(loss, outputUnits(model));
+  const earlyStopping =
+    spec.earlyStopping && new EarlyStopping(spec.earlyStopping, restored?.state.earlyStopping);
+  const restoreBest = spec.earlyStopping?.restoreBestWeights ?? false;
+  let best = restoreBest ? bestFromCheckpoint(restored) : undefined;
+  const checkpointDir = spec.checkpoint && localPath(spec.checkpoint.uri, env);
+
+  const startEpoch = restored?.state.epoch ?? 0;
+  let epochsDone = startEpoch;
+  let metrics: EpochMetrics = restored?.state.metrics ?? {};
+  const progress: Progress = {
+    phase: 'Training',
+    backend,
+    epoch: startEpoch,
+    epochs: hp.epochs,
+    ...metrics,
+  };
+  run.onProgress?.({ ...progress });
+
+  // 3. The epochs.
+  const plan = planBatches(trainAll.numExamples, worldSize, hp.batchSize);
+  const validationTensors = validation && allTensors(validation, exampleShape, targets);
+  const sync = run.weightSync && new SyncState(model, run.weightSync);
+  try {
+    for (let epoch = startEpoch + 1; epoch <= hp.epochs && !earlyStopping?.shouldStop; epoch++) {
+      const started = performance.now();
+      const order = epochOrder(shard.numExamples, {
+        shuffle: spec.dataset.shuffle,
+        seed: hp.seed,
+        rank,
+        epoch,
+      });
+      const batches = { shard, order, plan, exampleShape, targets };
+      const trained = await trainEpoch(model, batches, run.signal, sync);
+      const seconds = (performance.now() - started) / 1000;
+      metrics = {
+        loss: trained.loss,
+        accuracy: task === 'classification' ? trained.accuracy : undefined,
+      };
+      if (validationTensors) {
+        const v = await evaluateTensors(model, validationTensors, hp.batchSize);
+        metrics.valLoss = v.loss;
+        if (task === 'classification') metrics.valAccuracy = v.accuracy;
+      }
+      epochsDone = epoch;
+      if (earlyStopping?.update(epoch, metrics).improved && restoreBest)
+        best = { epoch, metrics, weights: flatWeights(model) };
+      if (rank === 0 && checkpointDir && epoch % spec.checkpoint!.everyEpochs === 0) {
+        const state = {
+          epoch,
+          metrics,
+          earlyStopping: earlyStopping?.state,
+          bestMetrics: best?.metrics,
+          optimizer: model.optimizer.getClassName(),
+          createdAt: new Date().toISOString(),
+        };
+        const opts = { keep: spec.checkpoint!.keep, bestWeights: best?.weights };
+        await saveCheckpoint(checkpointDir, model, state, opts);
+      }
+      Object.assign(progress, {
+        epoch,
+        ...metrics,
+        samplesPerSecond: trained.samples / Math.max(seconds, 1e-9),
+      });
+      run.onProgress?.({ ...progress });
+      log.info('Finished epoch', { epoch, epochs: hp.epochs, ...metrics, seconds });
+      await run.onEpochEnd?.(epoch, model);
+    }
+  } finally {
+    validationTensors?.x.dispose();
+    validationTensors?.y.dispose();
+  }
+
+  // 4. The weights to keep.
+  const stoppedEarly = (earlyStopping?.shouldStop ?? false) && epochsDone < hp.epochs;
+  if (stoppedEarly)
+    log.info('Stopped early', { epoch: epochsDone, metric: spec.earlyStopping?.metric });
+  if (best && best.epoch !== epochsDone) {
+    assignFlatWeights(model, best.weights);
+    metrics = best.metrics;
+    log.info('Restored the best weights', { epoch: best.epoch });
+  }
+  const { classNames, featureNames } = trainAll;
+  setModelMetadata(model, { task, classNames, featureNames });
+  const outcome: TrainingOutcome = {
+    result: {
+      model: { uri: spec.output?.uri ?? '', digest: '' },
+      metrics: definedOnly(metrics),
+      epochs: epochsDone,
+      backend,
+    },
+    stoppedEarly,
+    resumedFromEpoch: restored?.state.epoch,
+    model,
+  };
+  if (rank !== 0) return outcome;
+
+  // 5. The output (rank 0).
+  run.onProgress?.({ ...progress, phase: 'Saving' });
+  const evalSet = validation ?? shard;
+  const out = await saveOutput({
+    model,
+    output: spec.output,
+    card: {
+      job: run.job,
+      task,
+      classNames,
+      featureNames,
+      inputShape: exampleShape,
+      metrics: outcome.result.metrics,
+      epochs: epochsDone,
+      stoppedEarly,
+      backend,
+      hyperparameters: hp,
+      lineage: {
+        baseModel: run.baseModel && { uri: run.baseModel.uri, digest: run.baseModel.digest },
+        dataset: spec.dataset.uri ?? spec.dataset.synthetic!,
+        resumedFromEpoch: restored?.state.epoch,
+        workers: worldSize,
+      },
+    },
+    evaluate: (m) =>
+      evaluateModel(m, evalSet, exampleShape, targets, { loss, task, batchSize: hp.batchSize }),
+    evaluatedOn: validation ? 'validation' : 'training',
+    env,
+    log,
+  });
+  outcome.result.model.digest = out.digest;
+  outcome.saved = out.saved;
+  outcome.quantization = out.quantization;
+  run.onProgress?.({ ...progress, phase: 'Done' });
+  return outcome;
+}
+
+/**
+ * The compiled model to train: the newest checkpoint's (with its optimizer state) if there is
+ * one, else the base model, else a new preset.
+ */
+async function prepareModel(
+  run: TrainingRun,
+  data: Dataset,
+  env: NodeJS.ProcessEnv,
+  log: RuntimeLog,
+): Promise<{ model: tf.LayersModel; loss: LossName; restored?: RestoredCheckpoint }> {
+  const { spec } = run;
+  const hp = spec.hyperparameters;
+  const checkpointDir = spec.checkpoint && localPath(spec.checkpoint.uri, env);
+  const latest = checkpointDir === undefined ? undefined : await latestCheckpoint(checkpointDir);
+  const restored = latest && (await restoreCheckpoint(latest));
+  const model =
+    restored?.model ??
+    run.baseModel?.model ??
+    buildPreset(
+      spec.model,
+      {
+        inputShape: inputShapeOf(spec.model, data.numFeatures),
+        numClasses: data.numClasses,
+        task: data.task,
+      },
+      { seed: hp.seed, loss: hp.loss },
+    );
+  const loss = compileModel(model, hp, data.task);
+  if (restored) {
+    const optimizerRestored = await restoreOptimizer(model, restored);
+    log.info('Resumed from checkpoint', {
+      dir: latest?.dir,
+      epoch: restored.state.epoch,
+      optimizerRestored,
+    });
+  }
+  return { model, loss, restored };
+}
+
+/** The shape of one example the model takes; rejects data or labels it cannot take. */
+function checkCompatible(model: tf.LayersModel, data: Dataset, loss: LossName): number[] {
+  const shape = model.inputs[0]?.shape.slice(1) ?? [];
+  if (model.inputs.length !== 1 || model.outputs.length !== 1 || shape.some((d) => d === null))
+    throw new PermanentError(
+      'The model must have one input of fixed shape and one output to train on tabular data',
+    );
+  const exampleShape = shape as number[];
+  const size = exampleShape.reduce((a, b) => a * b, 1);
+  if (size !== data.numFeatures)
+    throw new PermanentError(
+      `The model takes examples of shape [${exampleShape.join(', ')}] (${size} values), but the data has ${data.numFeatures} feature columns`,
+    );
+  const units = outputUnits(model);
+  if (data.task === 'classification') {
+    const capacity = units === 1 ? 2 : units;
+    if (data.numClasses > capacity)
+      throw new PermanentError(
+        `The data has ${data.numClasses} classes, but the model's output has room for ${capacity}`,
+      );
+    if (loss === 'binaryCrossentropy' && units !== 1)
+      throw new PermanentError(
+        `hyperparameters.loss binaryCrossentropy needs a model with one output, this one has ${units}`,
+      );
+  }
+  return exampleShape;
+}
+
+interface Best {
+  epoch: number;
+  metrics: EpochMetrics;
+  weights: Float32Array[];
+}
+
+function bestFromCheckpoint(restored: RestoredCheckpoint | undefined): Best | undefined {
+  const es = restored?.state.earlyStopping;
+  if (!restored?.bestWeights || !es || es.bestEpoch === 0) return undefined;
+  return {
+    epoch: es.bestEpoch,
+    metrics: restored.state.bestMetrics ?? restored.state.metrics,
+    weights: restored.bestWeights,
+  };
+}
+
+/** Counts steps and examples since the last sync and runs one when due. */
+class SyncState {
+  private readonly model: tf.LayersModel;
+  private readonly weightSync: WeightSync;
+  private steps = 0;
+  private samples = 0;
+
+  constructor(model: tf.LayersModel, weightSync: WeightSync) {
+    this.model = model;
+    this.weightSync = weightSync;
+  }
+
+  async afterStep(samples: number): Promise<void> {
+    this.steps++;
+    this.samples += samples;
+    if (this.steps >= this.weightSync.everySteps) await this.sync();
+  }
+
+  async endOfEpoch(): Promise<void> {
+    if (this.steps > 0) await this.sync();
+  }
+
+  private async sync(): Promise<void> {
+    const averaged = await this.weightSync.sync(flatWeights(this.model), this.samples);
+    assignFlatWeights(this.model, averaged);
+    this.steps = 0;
+    this.samples = 0;
+  }
+}
+
+interface EpochBatches {
+  shard: Dataset;
+  order: Uint32Array;
+  plan: BatchPlan;
+  exampleShape: number[];
+  targets: Targets;
+}
+
+/** One pass over the shard; loss and accuracy are the batch figures averaged by examples. */
+async function trainEpoch(
+  model: tf.LayersModel,
+  batches: EpochBatches,
+  signal: AbortSignal | undefined,
+  sync: SyncState | undefined,
+): Promise<{ loss: number; accuracy: number; samples: number }> {
+  const { shard, order, plan, exampleShape, targets } = batches;
+  let lossSum = 0;
+  let accuracySum = 0;
+  let samples = 0;
+  for (let step = 0; step < plan.stepsPerEpoch; step++) {
+    signal?.throwIfAborted();
+    const indices = batchIndices(order, plan, step);
+    const { x, y } = toTensors(shard, indices, exampleShape, targets);
+    let out: number | number[];
+    try {
+      out = await model.trainOnBatch(x, y);
+    } finally {
+      x.dispose();
+      y.dispose();
+    }
+    const [batchLoss, batchAccuracy] = Array.isArray(out) ? out : [out];
+    lossSum += (batchLoss ?? NaN) * indices.length;
+    accuracySum += (batchAccuracy ?? 0) * indices.length;
+    samples += indices.length;
+    await sync?.afterStep(indices.length);
+  }
+  await sync?.endOfEpoch();
+  return { loss: lossSum / samples, accuracy: accuracySum / samples, samples };
+}
+
+function definedOnly(metrics: EpochMetrics): EpochMetrics {
+  return Object.fromEntries(
+    Object.entries(metrics).filter(([, v]) => v !== undefined && Number.isFinite(v)),
+  ) as EpochMetrics;
+}
