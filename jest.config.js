@@ -9,6 +9,9 @@ const common = {
   // ts-jest emits `.js` for our `.ts` imports (rewriteRelativeImportExtensions); map them back.
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testEnvironment: 'node',
+  // The local cluster's state (etcd writes *.snap files) is not ours to test.
+  modulePathIgnorePatterns: ['<rootDir>/.cluster/', '<rootDir>/dist/'],
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/.cluster/', '<rootDir>/dist/'],
 };
 
 /** @type {import('jest').Config} */

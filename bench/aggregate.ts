@@ -91,5 +91,7 @@ process.stdout.write(
     `${cpus().length} CPUs\n` +
     `${line(header)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n` +
     `${rows.map(line).join('\n')}\n` +
-    '"new output": the same average into freshly allocated arrays, as the chief does each round.\n',
+    '"new output": into freshly allocated arrays instead of reused ones (first touch included); ' +
+    'the chief averages into the update it received from rank 1, so the fedAvg column is its ' +
+    'cost per round.\n',
 );

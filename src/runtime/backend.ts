@@ -52,3 +52,48 @@ export async function initBackend(prefer?: string): Promise<BackendName> {
   }
   throw new Error(`No TensorFlow.js backend could start (${failures.join('; ')})`);
 }
+
+/**
+ * Kernels that training a layer of a class needs and that a backend may lack: the wasm backend
+ * runs conv2d forward but has no Conv2DBackpropFilter.
+ */
+const GRADIENT_KERNELS: Record<string, readonly string[]> = {
+  Conv1D: ['Conv2DBackpropFilter', 'Conv2DBackpropInput'],
+  Conv2D: ['Conv2DBackpropFilter', 'Conv2DBackpropInput'],
+  Conv2DTranspose: ['Conv2DBackpropFilter', 'Conv2D'],
+  DepthwiseConv2D: ['DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'],
+  SeparableConv2D: [
+    'DepthwiseConv2dNativeBackpropFilter',
+    'DepthwiseConv2dNativeBackpropInput',
+    'Conv2DBackpropFilter',
+    'Conv2DBackpropInput',
+  ],
+  Conv3D: ['Conv3DBackpropFilterV2', 'Conv3DBackpropInputV2'],
+  MaxPooling1D: ['MaxPoolGrad'],
+  MaxPooling2D: ['MaxPoolGrad'],
+  AveragePooling1D: ['AvgPoolGrad'],
+  AveragePooling2D: ['AvgPoolGrad'],
+  MaxPooling3D: ['MaxPool3DGrad'],
+  AveragePooling3D: ['AvgPool3DGrad'],
+};
+
+/** Gradient kernels the active backend lacks for training `model`. */
+export function missingTrainingKernels(model: tf.LayersModel): string[] {
+  const backend = tf.getBackend();
+  const needed = new Set(model.layers.flatMap((l) => GRADIENT_KERNELS[l.getClassName()] ?? []));
+  return [...needed].filter((kernel) => tf.getKernel(kernel, backend) === undefined);
+}
+
+/**
+ * The backend to train `model` on: `current`, or cpu (which has every kernel) when `current`
+ * lacks one. tfjs moves the model's weights over when they are next used.
+ */
+export async function backendForTraining(
+  current: string,
+  model: tf.LayersModel,
+): Promise<{ backend: string; missing: string[] }> {
+  const missing = missingTrainingKernels(model);
+  if (missing.length === 0) return { backend: current, missing };
+  await tf.setBackend(CANDIDATES.cpu.registered);
+  return { backend: 'cpu', missing };
+}

@@ -13,6 +13,7 @@ import { withoutTrainingConfig } from './models.ts';
 export const CHECKPOINT_JSON = 'checkpoint.json';
 export const BEST_WEIGHTS_FILE = 'best-weights.bin';
 const FOLDER = /^epoch-(\d+)$/;
+const TEMPORARY = /^\.epoch-\d+\.tmp-/;
 
 export interface CheckpointState {
   /** Epochs completed (1-based): training resumes with epoch + 1. */
@@ -70,6 +71,9 @@ export async function saveCheckpoint(
   await rename(tmp, dir);
   const all = await listCheckpoints(root);
   for (const old of all.slice(opts.keep)) await rm(old.dir, { recursive: true, force: true });
+  // Only rank 0 writes checkpoints: another temporary folder is what a killed pod left.
+  for (const name of await readdir(root))
+    if (TEMPORARY.test(name)) await rm(join(root, name), { recursive: true, force: true });
   return { dir, state };
 }
 

@@ -1,7 +1,9 @@
 // The training loop of one worker: prepare the model (resume from the newest checkpoint, else
 // the model at spec.model.uri, else a preset), train epoch by epoch with per-batch hooks for
 // data-parallel averaging, evaluate, stop early, checkpoint, and save the final model (rank 0).
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type * as tf from '@tensorflow/tfjs';
+import { backendForTraining } from './backend.ts';
 import {
   type BatchPlan,
   type Targets,
@@ -83,7 +85,7 @@ export interface TrainingOutcome {
 }
 
 export async function train(run: TrainingRun): Promise<TrainingOutcome> {
-  const { spec, backend } = run;
+  const { spec } = run;
   const hp = spec.hyperparameters;
   const rank = run.rank ?? 0;
   const worldSize = run.worldSize ?? 1;
@@ -108,6 +110,9 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
 
   // 2. The model: from the newest checkpoint, the base model, or a preset.
   const { model, loss, restored } = await prepareModel(run, trainAll, env, log);
+  const { backend, missing } = await backendForTraining(run.backend, model);
+  if (missing.length > 0)
+    log.warn('Switched to the cpu backend to train this model', { from: run.backend, missing });
   const exampleShape = checkCompatible(model, trainAll, loss);
   const targets = targetsFor(loss, outputUnits(model));
   const earlyStopping =
@@ -391,6 +396,9 @@ async function trainEpoch(
     accuracySum += (batchAccuracy ?? 0) * indices.length;
     samples += indices.length;
     await sync?.afterStep(indices.length);
+    // The cpu and wasm backends settle trainOnBatch in microtasks only: without a turn of the
+    // event loop, /healthz, /progress and SIGTERM would wait for the end of training.
+    await nextTurn();
   }
   await sync?.endOfEpoch();
   return { loss: lossSum / samples, accuracy: accuracySum / samples, samples };

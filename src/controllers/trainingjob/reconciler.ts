@@ -167,7 +167,10 @@ export class TrainingJobReconciler implements Reconciler {
 
     // 4. Gang admission. Pods of this attempt mean it was admitted, even if the cache has not
     // seen that status write yet.
-    if (findCondition(status.conditions, COND.admitted)?.status !== 'True' && current.length === 0) {
+    if (
+      findCondition(status.conditions, COND.admitted)?.status !== 'True' &&
+      current.length === 0
+    ) {
       const verdict = this.admit(job);
       if (!verdict.admitted) {
         step.set(COND.admitted, false, verdict.reason, verdict.message);

@@ -2,9 +2,9 @@
 // that data-parallel averaging and federated rounds share), the coordinate-wise median and the
 // trimmed mean (the robust FederatedRound strategies). Pure functions over Float32Array lists.
 //
-// FedAvg is bound by memory, not arithmetic, so its loops write each output element once per
-// group of up to four inputs (instead of once per input) and walk the output in chunks small
-// enough to stay in cache while every input streams past it. Nothing is allocated per element.
+// FedAvg should be bound by memory, so its loops write each output element once per group of up
+// to four inputs (instead of once per input) and walk the output in chunks small enough to stay
+// in cache while every input streams past it. Nothing is allocated per element.
 
 /** One worker's weights: its model's variables, each flattened, in the same order everywhere. */
 export interface Contribution {
@@ -151,102 +151,54 @@ function fedAvgCoefficients(contributions: readonly Contribution[]): Float64Arra
 // group of inputs adds into cached output instead of reading it back from memory.
 const CHUNK = 16384;
 
-/** out = Σ_k c_k · inputs_k, in groups of 4, then 2, then 1 inputs per pass over a chunk. */
+/**
+ * out = Σ_i c_i · inputs_i, chunk by chunk: per chunk, one pass writes the first group of up to
+ * four inputs, then each further group of four, two or one adds to it.
+ *
+ * The loops stay in this one function on purpose. As separate kernel functions they were
+ * inlined into a mid-tier (Maglev) compile of their caller once it got hot, and a 10M-value
+ * average then ran about 40 % slower depending on what had run before (bench/aggregate.ts).
+ */
 function weightedSum(out: Float32Array, inputs: Float32Array[], c: Float64Array): void {
   const k = inputs.length;
-  const a = (i: number) => inputs[i]!;
-  const w = (i: number) => c[i]!;
-  for (let start = 0; start < out.length; start += CHUNK) {
-    const end = Math.min(out.length, start + CHUNK);
+  for (let s = 0; s < out.length; s += CHUNK) {
+    const e = Math.min(out.length, s + CHUNK);
     let i: number;
     if (k >= 4) {
-      set4(out, a(0), w(0), a(1), w(1), a(2), w(2), a(3), w(3), start, end);
+      const [a0, a1, a2, a3] = [inputs[0]!, inputs[1]!, inputs[2]!, inputs[3]!];
+      const [w0, w1, w2, w3] = [c[0]!, c[1]!, c[2]!, c[3]!];
+      for (let j = s; j < e; j++) {
+        out[j] = w0 * a0[j]! + w1 * a1[j]! + w2 * a2[j]! + w3 * a3[j]!;
+      }
       i = 4;
     } else if (k >= 2) {
-      set2(out, a(0), w(0), a(1), w(1), start, end);
+      const [a0, a1] = [inputs[0]!, inputs[1]!];
+      const [w0, w1] = [c[0]!, c[1]!];
+      for (let j = s; j < e; j++) out[j] = w0 * a0[j]! + w1 * a1[j]!;
       i = 2;
     } else {
-      set1(out, a(0), w(0), start, end);
+      const a0 = inputs[0]!;
+      const w0 = c[0]!;
+      for (let j = s; j < e; j++) out[j] = w0 * a0[j]!;
       i = 1;
     }
     for (; i + 4 <= k; i += 4) {
-      add4(out, a(i), w(i), a(i + 1), w(i + 1), a(i + 2), w(i + 2), a(i + 3), w(i + 3), start, end);
+      const [a0, a1, a2, a3] = [inputs[i]!, inputs[i + 1]!, inputs[i + 2]!, inputs[i + 3]!];
+      const [w0, w1, w2, w3] = [c[i]!, c[i + 1]!, c[i + 2]!, c[i + 3]!];
+      for (let j = s; j < e; j++) {
+        out[j] = out[j]! + w0 * a0[j]! + w1 * a1[j]! + w2 * a2[j]! + w3 * a3[j]!;
+      }
     }
-    for (; i + 2 <= k; i += 2) add2(out, a(i), w(i), a(i + 1), w(i + 1), start, end);
-    for (; i < k; i++) add1(out, a(i), w(i), start, end);
-  }
-}
-
-// The kernels take their arrays as separate parameters so that V8 keeps every access
-// monomorphic and the loop body free of array-of-arrays lookups.
-
-function set1(o: Float32Array, a0: Float32Array, w0: number, s: number, e: number): void {
-  for (let j = s; j < e; j++) o[j] = w0 * a0[j]!;
-}
-
-function add1(o: Float32Array, a0: Float32Array, w0: number, s: number, e: number): void {
-  for (let j = s; j < e; j++) o[j] = o[j]! + w0 * a0[j]!;
-}
-
-function set2(
-  o: Float32Array,
-  a0: Float32Array,
-  w0: number,
-  a1: Float32Array,
-  w1: number,
-  s: number,
-  e: number,
-): void {
-  for (let j = s; j < e; j++) o[j] = w0 * a0[j]! + w1 * a1[j]!;
-}
-
-function add2(
-  o: Float32Array,
-  a0: Float32Array,
-  w0: number,
-  a1: Float32Array,
-  w1: number,
-  s: number,
-  e: number,
-): void {
-  for (let j = s; j < e; j++) {
-    o[j] = o[j]! + w0 * a0[j]! + w1 * a1[j]!;
-  }
-}
-
-function set4(
-  o: Float32Array,
-  a0: Float32Array,
-  w0: number,
-  a1: Float32Array,
-  w1: number,
-  a2: Float32Array,
-  w2: number,
-  a3: Float32Array,
-  w3: number,
-  s: number,
-  e: number,
-): void {
-  for (let j = s; j < e; j++) {
-    o[j] = w0 * a0[j]! + w1 * a1[j]! + w2 * a2[j]! + w3 * a3[j]!;
-  }
-}
-
-function add4(
-  o: Float32Array,
-  a0: Float32Array,
-  w0: number,
-  a1: Float32Array,
-  w1: number,
-  a2: Float32Array,
-  w2: number,
-  a3: Float32Array,
-  w3: number,
-  s: number,
-  e: number,
-): void {
-  for (let j = s; j < e; j++) {
-    o[j] = o[j]! + w0 * a0[j]! + w1 * a1[j]! + w2 * a2[j]! + w3 * a3[j]!;
+    for (; i + 2 <= k; i += 2) {
+      const [a0, a1] = [inputs[i]!, inputs[i + 1]!];
+      const [w0, w1] = [c[i]!, c[i + 1]!];
+      for (let j = s; j < e; j++) out[j] = out[j]! + w0 * a0[j]! + w1 * a1[j]!;
+    }
+    for (; i < k; i++) {
+      const a0 = inputs[i]!;
+      const w0 = c[i]!;
+      for (let j = s; j < e; j++) out[j] = out[j]! + w0 * a0[j]!;
+    }
   }
 }
 

@@ -9,6 +9,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'winston';
 import { AVERAGING_PORT } from '../contract.ts';
+import type { WeightSync } from '../weight-sync.ts';
 import { ShapeMismatchError, checkShapes, fedAvg, shapeOf } from './aggregate.ts';
 import { InvalidUpdateError, RoundFailedError } from './errors.ts';
 import {
@@ -17,7 +18,6 @@ import {
   RANK_HEADER,
   parseRoundPath,
 } from './protocol.ts';
-import type { WeightSync } from './weight-sync.ts';
 import { WireError, decode, encode, messageByteLength } from './wire.ts';
 
 // Until the chief's own update tells it the model's size (round 0), bodies up to this size are
@@ -192,6 +192,11 @@ export class ChiefSync implements WeightSync {
     await stopped;
   }
 
+  /**
+   * The step an update carries, (round + 1) · everySteps, is not the batch count (the training
+   * loop also syncs at the end of each epoch): ranks agree on it exactly when they agree on
+   * everySteps, which is what the chief checks it for.
+   */
   private step(): number {
     return (this.round + 1) * this.everySteps;
   }
@@ -392,8 +397,8 @@ export class ChiefSync implements WeightSync {
         new InvalidUpdateError(
           round,
           offStep,
-          `Round ${round} failed: the ranks disagree on the training step (${steps}); every ` +
-            `rank must sync every ${this.everySteps} steps`,
+          `Round ${round} failed: the ranks sync at different intervals (steps ${steps}); ` +
+            `every rank must use everySteps = ${this.everySteps}, as the chief does`,
         ),
         400,
       );

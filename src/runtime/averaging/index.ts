@@ -2,12 +2,11 @@
 // a worker that talks to it over HTTP.
 import type { Logger } from 'winston';
 import { PermanentError } from '../errors.ts';
+import type { WeightSync } from '../weight-sync.ts';
 import { startChief } from './chief.ts';
-import type { WeightSync } from './weight-sync.ts';
-import { WorkerSync, parseHostPort } from './worker.ts';
+import { WorkerSync } from './worker.ts';
 
 export { InvalidUpdateError, RoundFailedError } from './errors.ts';
-export type { WeightSync } from './weight-sync.ts';
 
 export interface WeightSyncOptions {
   rank: number;
@@ -26,24 +25,21 @@ export interface WeightSyncOptions {
   logger?: Logger;
 }
 
-export function createWeightSync(options: WeightSyncOptions): Promise<WeightSync> {
+export async function createWeightSync(options: WeightSyncOptions): Promise<WeightSync> {
   const { rank, worldSize, everySteps } = options;
-  const problem = !isCount(worldSize, 1)
-    ? `world size ${worldSize} is not an integer >= 1`
-    : !isCount(rank, 0) || rank >= worldSize
-      ? `rank ${rank} is not an integer in [0, ${worldSize})`
-      : !isCount(everySteps, 1)
-        ? `everySteps ${everySteps} is not an integer >= 1`
-        : undefined;
   // These come from the operator's environment for the pod: a restart would see the same.
-  if (problem) return Promise.reject(new PermanentError(`Cannot set up averaging: ${problem}`));
+  const invalid = (why: string) => new PermanentError(`Cannot set up averaging: ${why}`);
+  if (!isCount(worldSize, 1)) throw invalid(`world size ${worldSize} is not an integer >= 1`);
+  if (!isCount(rank, 0) || rank >= worldSize) {
+    throw invalid(`rank ${rank} is not an integer in [0, ${worldSize})`);
+  }
+  if (!isCount(everySteps, 1)) throw invalid(`everySteps ${everySteps} is not an integer >= 1`);
   if (rank === 0) return startChief(options);
   try {
-    parseHostPort(options.chiefAddress);
+    return new WorkerSync(options);
   } catch (err) {
-    return Promise.reject(new PermanentError(`Cannot set up averaging: ${(err as Error).message}`));
+    throw invalid((err as Error).message);
   }
-  return Promise.resolve(new WorkerSync(options));
 }
 
 function isCount(n: number, min: number): boolean {

@@ -12,7 +12,7 @@
 //       16     4  V, the number of variables
 //       20     4  reserved, 0 (keeps the f64 fields 8-byte aligned)
 //       24     8  samples since the last sync (f64: counts may pass 2^32 in federated rounds)
-//       32     8  training step (f64, a safe integer)
+//       32     8  step: (round + 1) · everySteps of the sender (f64, a safe integer)
 //       40   4·V  number of float32 values of each variable (u32)
 //   40+4·V  4·ΣL  the values, variable after variable
 import { endianness } from 'node:os';

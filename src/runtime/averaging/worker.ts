@@ -4,6 +4,7 @@
 // it; after that, losing the chief fails the sync at once with a RoundFailedError.
 import { type ClientRequest, type IncomingMessage, request } from 'node:http';
 import type { Logger } from 'winston';
+import type { WeightSync } from '../weight-sync.ts';
 import { ShapeMismatchError, checkShapes, shapeOf } from './aggregate.ts';
 import { InvalidUpdateError, RoundFailedError } from './errors.ts';
 import {
@@ -12,12 +13,10 @@ import {
   RANK_HEADER,
   roundPath,
 } from './protocol.ts';
-import type { WeightSync } from './weight-sync.ts';
 import { WireError, decode, encode } from './wire.ts';
 
 export interface WorkerOptions {
   rank: number;
-  worldSize: number;
   /** host:port of the chief's averaging server. */
   chiefAddress: string;
   everySteps: number;
@@ -308,7 +307,7 @@ function readBody(
 }
 
 /** Splits "host:port" or "[v6]:port"; the port is required, as in LEPTON_CHIEF_ADDRESS. */
-export function parseHostPort(address: string): { host: string; port: number } {
+function parseHostPort(address: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address);
   const port = Number(match?.[3]);
   if (!match || port < 1 || port > 65535) {
