@@ -77,6 +77,34 @@ ip=$(kubectl get pod hello -n demo -o jsonpath='{.status.podIP}')
 echo "\$ curl http://$ip:8080/"
 curl -s "http://$ip:8080/"
 echo
+echo "== A TrainingJob that really trains: two workers on the local node, averaging through the chief"
+kubectl delete trainingjob moons -n demo --ignore-not-found >/dev/null
+kubectl apply --server-side -n demo -f - >/dev/null <<'JOB'
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: { name: models }
+spec: { accessModes: [ReadWriteMany], resources: { requests: { storage: 1Gi } } }
+---
+apiVersion: lepton.ai/v1alpha1
+kind: TrainingJob
+metadata: { name: moons }
+spec:
+  model: { preset: mlp, hiddenUnits: [16, 16] }
+  dataset: { synthetic: { generator: moons, samples: 1000 }, validationSplit: 0.2 }
+  hyperparameters: { epochs: 20, learningRate: 0.01 }
+  workers: 2
+  resources: { gpu: { count: 1, product: Lepton-Local-Simulated-GPU } }
+  output: { uri: pvc://models/moons }
+  podTemplate:
+    spec:
+      tolerations: [{ key: lepton.ai/local-node, operator: Exists, effect: NoSchedule }]
+JOB
+kubectl wait --for=jsonpath='{.status.phase}'=Succeeded trainingjob/moons -n demo --timeout=180s >/dev/null \
+  || { kubectl get trainingjob moons -n demo -o yaml; exit 1; }
+kubectl get trainingjob moons -n demo
+kubectl get trainingjob moons -n demo -o jsonpath='model: {.status.model.uri}  digest: {.status.model.digest}{"\n"}'
+echo "worker logs: npm run cluster -- logs -n demo moons-worker-0"
+echo
 echo "Metrics: curl http://127.0.0.1:18080/metrics"
 echo "kubectl: export KUBECONFIG=$KUBECONFIG; $BIN/kubectl get lepton -A"
 echo "Stop:    npm run demo -- down"
