@@ -43,6 +43,8 @@ export const COND = {
 } as const;
 
 const QUEUED_RECHECK_MS = 15_000;
+/** How long an admission counts before the caches must show it (pods or status). */
+const ASSUME_MS = 60_000;
 const PROGRESS_POLL_MS = 10_000;
 
 export interface TrainingJobReconcilerOptions {
@@ -77,6 +79,12 @@ const isFinished = (phase: Status['phase']) => phase === 'Succeeded' || phase ==
 
 export class TrainingJobReconciler implements Reconciler {
   private readonly o: TrainingJobReconcilerOptions;
+  /**
+   * Jobs this replica admitted whose admission the caches may not show yet (no pod seen, status
+   * not written): their GPUs count as taken, as kube-scheduler "assumes" a pod it just bound.
+   * admit() runs without awaiting, so two reconciles never decide on the same free GPUs.
+   */
+  private readonly assumed = new Map<string, number>();
 
   constructor(opts: TrainingJobReconcilerOptions) {
     this.o = opts;
@@ -128,6 +136,7 @@ export class TrainingJobReconciler implements Reconciler {
     }
 
     // 7. Write the status; an Event when the phase changes.
+    if (step.deferStatus) return result;
     const before = job.status?.phase;
     await applyStatus(this.o.client, Resources.TrainingJob, job, status);
     await recordAcceptance(this.o.events, job, status);
@@ -165,21 +174,32 @@ export class TrainingJobReconciler implements Reconciler {
     // Pods of an earlier attempt of the gang go away before the next one starts.
     await this.deletePods(allPods.filter((p) => attemptOf(p) !== attempt));
 
-    // 4. Gang admission. Pods of this attempt mean it was admitted, even if the cache has not
-    // seen that status write yet.
-    if (
-      findCondition(status.conditions, COND.admitted)?.status !== 'True' &&
-      current.length === 0
-    ) {
-      const verdict = this.admit(job);
-      if (!verdict.admitted) {
-        step.set(COND.admitted, false, verdict.reason, verdict.message);
-        step.phase('Queued');
-        return { requeueAfterMs: QUEUED_RECHECK_MS };
+    // 4. Gang admission. Pods of this attempt mean it was admitted (the status saying so may
+    // not be written yet: see step 6).
+    if (findCondition(status.conditions, COND.admitted)?.status !== 'True') {
+      if (current.length === 0) {
+        const verdict = this.admit(job);
+        if (!verdict.admitted) {
+          step.set(COND.admitted, false, verdict.reason, verdict.message);
+          step.phase('Queued');
+          return { requeueAfterMs: QUEUED_RECHECK_MS };
+        }
+        step.set(COND.admitted, true, 'GangAdmitted', verdict.message);
+        this.assumed.set(job.metadata.uid ?? '', now + ASSUME_MS);
+        this.o.metrics?.admitted(job, now);
+      } else {
+        step.set(
+          COND.admitted,
+          true,
+          'GangAdmitted',
+          `${workerCount(job)} workers admitted together`,
+        );
       }
-      step.set(COND.admitted, true, 'GangAdmitted', verdict.message);
-      this.o.metrics?.admitted(job, now);
-      status.startTime ??= metaTime(now);
+      const created = current
+        .map((p) => p.metadata.creationTimestamp ?? '')
+        .filter(Boolean)
+        .sort()[0];
+      status.startTime ??= created ?? metaTime(now);
     }
 
     // 5. The workers' fate.
@@ -188,7 +208,18 @@ export class TrainingJobReconciler implements Reconciler {
     status.gpus = gpuRequest(job).count * workerCount(job);
     const backoffLimit = job.spec.backoffLimit ?? 3;
     if (s.chiefSucceeded) {
-      if (s.result) status.model = { uri: s.result.model.uri, digest: s.result.model.digest };
+      if (s.result) {
+        const r = s.result;
+        status.model = { uri: r.model.uri, digest: r.model.digest };
+        // The final figures, also when the job ended between two progress polls.
+        status.progress = {
+          ...status.progress,
+          epoch: r.epochs,
+          epochs: r.epochs,
+          ...r.metrics,
+          backend: r.backend,
+        };
+      }
       step.finish('Succeeded', COND.succeeded, 'Completed', 'the chief finished training');
       await this.cleanup(job, current);
       return this.ttl(job, status, now);
@@ -257,8 +288,18 @@ export class TrainingJobReconciler implements Reconciler {
     // 6. Create what is missing.
     await this.ensureService(job);
     const have = new Set(current.map(indexOf));
+    let created = 0;
     for (let i = 0; i < workerCount(job); i++) {
-      if (!have.has(i)) await this.createPod(workerPod(job, i, attempt, this.o.build));
+      if (!have.has(i)) {
+        await this.createPod(workerPod(job, i, attempt, this.o.build));
+        created++;
+      }
+    }
+    if (created > 0) {
+      // The new pods' events bring this job back within moments, with more to say; writing the
+      // transitional status now would spend the API rate on it while other jobs wait for pods.
+      step.deferStatus = true;
+      return {};
     }
     const running =
       s.active > 0 &&
@@ -305,6 +346,8 @@ export class TrainingJobReconciler implements Reconciler {
 
   /** Gang admission in creation order: jobs queued earlier that fit take their GPUs first. */
   private admit(job: TrainingJob): { admitted: boolean; reason: string; message: string } {
+    const now = this.o.clock.now();
+    for (const [uid, until] of this.assumed) if (until < now) this.assumed.delete(uid);
     const gpu = gpuRequest(job);
     const demand: GangDemand = {
       workers: workerCount(job),
@@ -328,15 +371,21 @@ export class TrainingJobReconciler implements Reconciler {
       if (other.metadata.uid === job.metadata.uid) continue;
       const g = gpuRequest(other);
       if (g.resource !== gpu.resource || g.count === 0) continue;
+      // Admitted: said so, has pods, or we just admitted it (its status write may be pending).
+      const uid = other.metadata.uid ?? '';
       const admitted =
-        findCondition(other.status?.conditions, COND.admitted)?.status === 'True' &&
-        !isFinished(other.status?.phase);
+        !isFinished(other.status?.phase) &&
+        (findCondition(other.status?.conditions, COND.admitted)?.status === 'True' ||
+          this.assumed.has(uid) ||
+          this.o.ownedPods.listOwnedBy(uid).length > 0);
       const queuedAhead = other.status?.phase === 'Queued' && earlier(other, job);
       if (!admitted && !queuedAhead) continue;
-      const unbound = admitted
-        ? this.o.ownedPods.listOwnedBy(other.metadata.uid ?? '').filter((p) => !p.spec?.nodeName)
-            .length
-        : workerCount(other);
+      // Workers not yet counted in the view: read from the same cache as the view (a pod bound
+      // there holds its GPUs already; one not bound or not seen yet does not).
+      const bound = this.o.allPods
+        .listOwnedBy(other.metadata.uid ?? '')
+        .filter((p) => p.spec?.nodeName).length;
+      const unbound = Math.max(0, workerCount(other) - bound);
       const d = { workers: unbound, perWorker: g.count, product: g.product };
       if (admitted || fits(view, d)) reserve(view, d);
     }
@@ -447,6 +496,8 @@ function earlier(a: TrainingJob, b: TrainingJob): boolean {
 /** Helpers that change the status being computed. */
 class Step {
   readonly now: number;
+  /** Skip this reconcile's status write (see step 6). */
+  deferStatus = false;
   private readonly job: TrainingJob;
   private readonly status: Status;
 
