@@ -184,14 +184,26 @@ async function main(): Promise<void> {
       );
       await waitFor(`${N} worker pods`, async () => (await countPods(opNs)) >= N, 600_000);
       const opSeconds = (performance.now() - t) / 1000;
-      // Let every job settle (Running), then count the operator's writes.
+      // Let every job settle (Running, nothing queued or in flight, no new write for 3 s), then
+      // count the operator's writes.
+      let lastWrites = -1;
+      let stableSince = Date.now();
       await waitFor(
         'jobs to settle',
         async () => {
           const text = await op.metrics();
+          const writes = ['POST', 'PUT', 'PATCH', 'DELETE'].reduce(
+            (n, verb) => n + metricValue(text, 'lepton_client_requests_total', { verb }),
+            0,
+          );
+          if (writes !== lastWrites) {
+            lastWrites = writes;
+            stableSince = Date.now();
+          }
           return (
             metricValue(text, 'lepton_trainingjobs', { phase: 'Running' }) === N &&
-            text.includes('lepton_workqueue_depth{name="trainingjob"} 0')
+            metricValue(text, 'lepton_active_workers') === 0 &&
+            Date.now() - stableSince >= 3000
           );
         },
         600_000,

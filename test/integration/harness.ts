@@ -243,3 +243,28 @@ export function createInferenceService(namespace: string, name: string): void {
     }),
   );
 }
+
+/**
+ * The usual set-up of a controller test: CRDs installed, a fresh namespace, and an operator
+ * watching only it, running with the RBAC we ship. Pair with `stopNamespacedOperator`.
+ */
+export async function startNamespacedOperator(
+  prefix: string,
+): Promise<{ ns: string; op: OperatorProcess }> {
+  installCrds();
+  const ns = createNamespace(prefix);
+  const op = await startOperator(
+    [`--namespaces=${ns}`, '--leader-elect=false'],
+    operatorServiceAccountKubeconfig(),
+  );
+  await op.ready();
+  return { ns, op };
+}
+
+export async function stopNamespacedOperator(
+  ns: string | undefined,
+  op: OperatorProcess | undefined,
+): Promise<void> {
+  await op?.stop();
+  if (ns) kubectl(['delete', 'namespace', ns, '--wait=false']);
+}

@@ -5,16 +5,13 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { Resources } from '../../src/core/resources.ts';
 import {
-  OperatorProcess,
-  createNamespace,
-  installCrds,
   kubeClient,
-  kubectl,
   kubectlOk,
   metricValue,
-  operatorServiceAccountKubeconfig,
+  OperatorProcess,
   repoRoot,
-  startOperator,
+  startNamespacedOperator,
+  stopNamespacedOperator,
   waitFor,
 } from './harness.ts';
 
@@ -56,19 +53,10 @@ async function waitForAccepted(
 }
 
 beforeAll(async () => {
-  installCrds();
-  ns = createNamespace('op');
-  op = await startOperator(
-    [`--namespaces=${ns}`, '--leader-elect=false'],
-    operatorServiceAccountKubeconfig(),
-  );
-  await op.ready();
+  ({ ns, op } = await startNamespacedOperator('op'));
 });
 
-afterAll(async () => {
-  await op?.stop();
-  kubectl(['delete', 'namespace', ns, '--wait=false']);
-});
+afterAll(() => stopNamespacedOperator(ns, op));
 
 describe('the operator process', () => {
   it('answers /healthz and serves the documented metrics', async () => {

@@ -6,15 +6,12 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Resources } from '../../src/core/resources.ts';
 import {
-  type OperatorProcess,
-  createNamespace,
-  installCrds,
   kubeClient,
   kubeconfigPath,
-  kubectl,
   kubectlOk,
-  operatorServiceAccountKubeconfig,
-  startOperator,
+  type OperatorProcess,
+  startNamespacedOperator,
+  stopNamespacedOperator,
   waitFor,
 } from './harness.ts';
 
@@ -33,19 +30,10 @@ let ns: string;
 let op: OperatorProcess;
 
 beforeAll(async () => {
-  installCrds();
-  ns = createNamespace('e2e');
-  op = await startOperator(
-    [`--namespaces=${ns}`, '--leader-elect=false'],
-    operatorServiceAccountKubeconfig(),
-  );
-  await op.ready();
+  ({ ns, op } = await startNamespacedOperator('e2e'));
 });
 
-afterAll(async () => {
-  await op?.stop();
-  kubectl(['delete', 'namespace', ns, '--wait=false']);
-});
+afterAll(() => stopNamespacedOperator(ns, op));
 
 describe('a TrainingJob on the local node', () => {
   it('trains with two workers and ends Succeeded with its model and digest', async () => {

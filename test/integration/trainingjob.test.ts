@@ -2,14 +2,11 @@
 // way a job ends. kwok plays the pods' lives from annotations passed through the pod template.
 import { Resources } from '../../src/core/resources.ts';
 import {
-  type OperatorProcess,
-  createNamespace,
-  installCrds,
   kubeClient,
-  kubectl,
   metricValue,
-  operatorServiceAccountKubeconfig,
-  startOperator,
+  type OperatorProcess,
+  startNamespacedOperator,
+  stopNamespacedOperator,
   waitFor,
 } from './harness.ts';
 
@@ -151,19 +148,10 @@ async function gpusIdle(product: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  installCrds();
-  ns = createNamespace('tj');
-  op = await startOperator(
-    [`--namespaces=${ns}`, '--leader-elect=false'],
-    operatorServiceAccountKubeconfig(),
-  );
-  await op.ready();
+  ({ ns, op } = await startNamespacedOperator('tj'));
 });
 
-afterAll(async () => {
-  await op?.stop();
-  kubectl(['delete', 'namespace', ns, '--wait=false']);
-});
+afterAll(() => stopNamespacedOperator(ns, op));
 
 describe('TrainingJob', () => {
   it('places one locked-down pod per worker on nodes of the requested GPU product, behind a headless Service', async () => {
