@@ -113,6 +113,8 @@ function registerTrainingJobs(manager: Manager, config: OperatorConfig): void {
   });
   controller.watchPrimary(jobs as unknown as Cache<KubeObject>);
   controller.watchOwned(ownedPods, Resources.TrainingJob);
+  // Runs of a scheduled job are TrainingJobs it owns.
+  controller.watchOwned(jobs as unknown as Cache<KubeObject>, Resources.TrainingJob);
   controller.watchOwned(ownedServices, Resources.TrainingJob);
   // GPUs freed anywhere (a pod ended or went away, a node changed) may admit a queued job.
   const wakeQueued = () => {

@@ -13,7 +13,7 @@ import { type KubeClient, isAlreadyExists, isNotFound } from '../../core/client.
 import { type Condition, findCondition, metaTime, setCondition } from '../../core/conditions.ts';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../core/controller.ts';
 import type { EventRecorder } from '../../core/events.ts';
-import { type KubeObject, Resources } from '../../core/resources.ts';
+import { type KubeObject, Resources, ownerReference } from '../../core/resources.ts';
 import { applyStatus } from '../../core/status.ts';
 import { DEFAULT_PORT, type Progress } from '../../runtime/contract.ts';
 import { acceptanceStatus, recordAcceptance } from '../acceptance.ts';
@@ -28,6 +28,7 @@ import {
 } from './builders.ts';
 import { type GangDemand, describe, fits, gpuView, reserve } from './capacity.ts';
 import { checkTrainingJob } from './checks.ts';
+import { lastFiring, nextFiring, runName } from './schedule.ts';
 import type { TrainingJobMetrics } from './metrics.ts';
 import { type Pod, attemptOf, indexOf, summarize } from './pods.ts';
 
@@ -40,7 +41,11 @@ export const COND = {
   succeeded: 'Succeeded',
   failed: 'Failed',
   suspended: 'Suspended',
+  scheduled: 'Scheduled',
 } as const;
+
+export const SCHEDULED_BY_LABEL = 'lepton.ai/scheduled-by';
+export const SCHEDULED_AT_ANNOTATION = 'lepton.ai/scheduled-at';
 
 const QUEUED_RECHECK_MS = 15_000;
 /** How long an admission counts before the caches must show it (pods or status). */
@@ -105,17 +110,16 @@ export class TrainingJobReconciler implements Reconciler {
       // Nothing runs until the spec is fixed; Accepted=False says why.
     } else if (isFinished(status.phase)) {
       result = await this.finished(job, status, pods, now);
-    } else if (job.spec.schedule || job.spec.federated) {
-      const what = job.spec.schedule
-        ? 'spec.schedule (periodic runs)'
-        : 'spec.federated (federated campaigns)';
+    } else if (job.spec.federated) {
       step.set(
         COND.admitted,
         false,
         'NotImplemented',
-        `${what} is not implemented yet by this operator version`,
+        'spec.federated (federated campaigns) is not implemented yet by this operator version',
       );
       step.phase('Pending');
+    } else if (job.spec.schedule) {
+      result = await this.scheduled(job, status, step, req);
     } else if (job.spec.suspend) {
       await this.deletePods(pods);
       step.set(
@@ -342,6 +346,131 @@ export class TrainingJobReconciler implements Reconciler {
     if (active !== undefined) waits.push(started + active * 1000 - now);
     const next = waits.filter((w): w is number => w !== undefined && w > 0);
     return next.length ? { requeueAfterMs: Math.min(...next) + 50 } : {};
+  }
+
+  /**
+   * A scheduled job runs no pods: at each firing it creates a run (a TrainingJob named after the
+   * firing time, so a repeated start creates nothing twice), with CronJob's concurrency policy,
+   * starting deadline and history limits; the next firing comes back as requeueAfter.
+   */
+  private async scheduled(
+    job: TrainingJob,
+    status: Status,
+    step: Step,
+    req: ReconcileRequest,
+  ): Promise<ReconcileResult> {
+    const sched = job.spec.schedule as NonNullable<TrainingJob['spec']['schedule']>;
+    const now = step.now;
+    const runs = this.o.jobs.listOwnedBy(job.metadata.uid ?? '');
+    const active = runs.filter((r) => !isFinished(r.status?.phase));
+    const byEnd = (a: TrainingJob, b: TrainingJob) =>
+      (a.status?.completionTime ?? '').localeCompare(b.status?.completionTime ?? '');
+    const succeeded = runs.filter((r) => r.status?.phase === 'Succeeded').sort(byEnd);
+    const failed = runs.filter((r) => r.status?.phase === 'Failed').sort(byEnd);
+    const last = succeeded.at(-1)?.status?.completionTime;
+    if (last) status.lastSuccessfulTime = last;
+    // History: the oldest finished runs beyond the limits go.
+    const excess = [
+      ...succeeded.slice(
+        0,
+        Math.max(0, succeeded.length - (sched.successfulJobsHistoryLimit ?? 3)),
+      ),
+      ...failed.slice(0, Math.max(0, failed.length - (sched.failedJobsHistoryLimit ?? 1))),
+    ];
+    for (const r of excess) await this.deleteRun(r);
+    step.phase('Scheduled');
+    status.active = active.map((r) => ({ name: r.metadata.name ?? '', uid: r.metadata.uid }));
+
+    if (sched.suspend) {
+      step.set(COND.scheduled, false, 'Suspended', 'spec.schedule.suspend is true: no new runs');
+      return {};
+    }
+    const since = Date.parse(
+      status.lastScheduleTime ?? job.metadata.creationTimestamp ?? new Date(now).toISOString(),
+    );
+    const due = lastFiring(sched.cron, sched.timeZone, since, now);
+    let retry: number | undefined;
+    if (due !== undefined) {
+      const deadline = sched.startingDeadlineSeconds;
+      const policy = sched.concurrencyPolicy ?? 'Forbid';
+      if (deadline !== undefined && now - due > deadline * 1000) {
+        await this.o.events.record(
+          job,
+          'Warning',
+          'MissedSchedule',
+          `missed the run due at ${metaTime(due)} by more than startingDeadlineSeconds (${deadline})`,
+        );
+      } else if (active.length > 0 && policy === 'Forbid') {
+        step.set(
+          COND.scheduled,
+          true,
+          'Waiting',
+          `run due at ${metaTime(due)} waits: ${active.map((r) => r.metadata.name).join(', ')} still active (concurrencyPolicy Forbid)`,
+        );
+        retry = 10_000;
+      } else {
+        if (policy === 'Replace') for (const r of active) await this.deleteRun(r);
+        await this.startRun(job, due);
+        status.lastScheduleTime = metaTime(due);
+        req.log.info('Started a scheduled run', { run: runName(job.metadata.name ?? '', due) });
+      }
+    }
+    const next = nextFiring(sched.cron, sched.timeZone, now);
+    if (retry === undefined) {
+      step.set(
+        COND.scheduled,
+        next !== undefined,
+        next !== undefined ? 'Scheduled' : 'NeverFires',
+        next !== undefined
+          ? `next run at ${metaTime(next)}`
+          : `${sched.cron} does not fire within a year`,
+      );
+    }
+    const wait = Math.min(retry ?? Infinity, next !== undefined ? next - now + 50 : Infinity);
+    return Number.isFinite(wait) ? { requeueAfterMs: Math.max(1000, wait) } : {};
+  }
+
+  private async startRun(job: TrainingJob, time: number): Promise<void> {
+    const name = runName(job.metadata.name ?? '', time);
+    const { schedule: _schedule, ...spec } = job.spec;
+    const run = {
+      apiVersion: 'lepton.ai/v1alpha1',
+      kind: 'TrainingJob',
+      metadata: {
+        name,
+        namespace: job.metadata.namespace,
+        labels: { [SCHEDULED_BY_LABEL]: job.metadata.name ?? '' },
+        annotations: { [SCHEDULED_AT_ANNOTATION]: metaTime(time) },
+        ownerReferences: [ownerReference(job)],
+      },
+      spec: {
+        ...spec,
+        ...(spec.output
+          ? { output: { ...spec.output, uri: `${spec.output.uri.replace(/\/$/, '')}/${name}` } }
+          : {}),
+      },
+    };
+    try {
+      await this.o.client.create(Resources.TrainingJob, run as KubeObject);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  private async deleteRun(run: TrainingJob): Promise<void> {
+    try {
+      await this.o.client.delete(
+        Resources.TrainingJob,
+        run.metadata.namespace ?? '',
+        run.metadata.name ?? '',
+        {
+          propagationPolicy: 'Background',
+          preconditions: { uid: run.metadata.uid },
+        },
+      );
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
   }
 
   /** Gang admission in creation order: jobs queued earlier that fit take their GPUs first. */
