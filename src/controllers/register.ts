@@ -11,6 +11,7 @@ import { type KubeObject, type ResourceType, Resources, keyOf } from '../core/re
 import { AcceptanceReconciler, type Resource } from './acceptance.ts';
 import { MANAGED_SELECTOR } from './labels.ts';
 import type { TrainingJob } from './trainingjob/builders.ts';
+import { slimPod } from './trainingjob/capacity.ts';
 import { TrainingJobMetrics } from './trainingjob/metrics.ts';
 import type { Pod } from './trainingjob/pods.ts';
 import { TrainingJobReconciler } from './trainingjob/reconciler.ts';
@@ -90,6 +91,7 @@ function registerTrainingJobs(manager: Manager, config: OperatorConfig): void {
   const allPods = manager.cache<Pod>(Resources.Pod, {
     fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed',
     clusterWide: true,
+    transform: slimPod,
   });
   const nodes = manager.cache<KubeObject>(Resources.Node);
   const controller = new Controller({

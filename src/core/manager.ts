@@ -72,9 +72,15 @@ export class Manager {
    */
   cache<T extends KubeObject>(
     rt: ResourceType,
-    select: { labelSelector?: string; fieldSelector?: string; clusterWide?: boolean } = {},
+    select: {
+      labelSelector?: string;
+      fieldSelector?: string;
+      clusterWide?: boolean;
+      /** Keep only what the consumer reads (the first caller of a cache decides). */
+      transform?: (obj: T) => T;
+    } = {},
   ): Cache<T> {
-    const { labelSelector, fieldSelector, clusterWide } = select;
+    const { labelSelector, fieldSelector, clusterWide, transform } = select;
     const id = `${rt.group}/${rt.version}/${rt.plural}?${labelSelector ?? ''}&${fieldSelector ?? ''}&${clusterWide ?? false}`;
     let cache = this.caches.get(id);
     if (!cache) {
@@ -83,6 +89,7 @@ export class Manager {
         resource: rt,
         labelSelector,
         fieldSelector,
+        transform: transform as ((obj: KubeObject) => KubeObject) | undefined,
         relistIntervalMs: this.o.config.relistIntervalMs,
         metrics: this.o.metrics,
         logger: this.logger,

@@ -344,6 +344,56 @@ describe('TrainingJob', () => {
     await remove('never');
   });
 
+  it('runs a scheduled job as runs named after their firing time (CronJob semantics)', async () => {
+    await create(
+      job('nightly', {
+        annotations: { 'kwok.lepton.ai/run-duration': '2s' },
+        extra: { schedule: { cron: '* * * * *', successfulJobsHistoryLimit: 1 } },
+      }),
+    );
+    const scheduled = await waitForJob(
+      'nightly',
+      'to be scheduled',
+      (j) => j.status?.phase === 'Scheduled',
+    );
+    expect(cond(scheduled, 'Scheduled')?.message).toMatch(/^next run at /);
+    // The first firing is the next minute boundary.
+    const fired = await waitForJob(
+      'nightly',
+      'to fire',
+      (j) => Boolean((j.status as { lastScheduleTime?: string }).lastScheduleTime),
+      75_000,
+    );
+    const at = Date.parse((fired.status as { lastScheduleTime: string }).lastScheduleTime);
+    const runName = `nightly-${at / 60_000}`;
+    const run = await client.get<Job & { metadata: { ownerReferences?: { name: string }[] } }>(
+      Resources.TrainingJob,
+      ns,
+      runName,
+    );
+    expect(run.metadata.ownerReferences?.[0]?.name).toBe('nightly');
+    expect(run.spec.schedule).toBeUndefined();
+    expect(run.spec.output).toMatchObject({ uri: `file:///var/lib/lepton/nightly/${runName}` });
+    await waitForJob(runName, 'to succeed', (j) => j.status?.phase === 'Succeeded');
+    // A scheduled job runs no pods of its own.
+    expect(
+      (await podsOf('nightly')).filter((p) => p.metadata.name.startsWith('nightly-worker')),
+    ).toHaveLength(0);
+    await client.patch(
+      Resources.TrainingJob,
+      ns,
+      'nightly',
+      { spec: { schedule: { suspend: true } } },
+      'merge',
+    );
+    const paused = await waitForJob(
+      'nightly',
+      'to stop scheduling',
+      (j) => cond(j, 'Scheduled')?.reason === 'Suspended',
+    );
+    expect(cond(paused, 'Scheduled')?.status).toBe('False');
+  });
+
   it('reports jobs by phase and GPU use in its metrics', async () => {
     const text = await op.metrics();
     expect(metricValue(text, 'lepton_trainingjobs', { phase: 'Failed' })).toBeGreaterThanOrEqual(5);

@@ -11,7 +11,7 @@ interface NodeObject extends KubeObject {
   };
 }
 
-interface PodObject extends KubeObject {
+export interface PodObject extends KubeObject {
   spec?: {
     nodeName?: string;
     containers?: {
@@ -121,4 +121,29 @@ export function describe(
     free = `${sum('free')}/${sum('total')} on ${nodes.length} nodes, at most ${most} free on one node`;
   }
   return { need, free };
+}
+
+/**
+ * What the GPU view needs of a pod, and nothing else: the capacity cache holds every running pod
+ * of the cluster, so a full copy of each would cost several KB apiece.
+ */
+export function slimPod<T extends PodObject>(pod: T): T {
+  const m = pod.metadata;
+  return {
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      deletionTimestamp: m.deletionTimestamp,
+      ownerReferences: m.ownerReferences?.filter((r) => r.controller),
+    },
+    spec: {
+      nodeName: pod.spec?.nodeName,
+      containers: (pod.spec?.containers ?? []).map((c) => ({
+        resources: { limits: c.resources?.limits, requests: c.resources?.requests },
+      })),
+    },
+    status: { phase: pod.status?.phase },
+  } as T;
 }
