@@ -204,6 +204,44 @@ describe('TrainingJob', () => {
     await remove('placed');
   });
 
+  it('makes no API writes for a running job while nothing changes', async () => {
+    await create(job('steady'));
+    await waitForJob('steady', 'to run', (j) => j.status?.phase === 'Running');
+    const writes = async () => {
+      const text = await op.metrics();
+      return ['POST', 'PUT', 'PATCH', 'DELETE'].reduce(
+        (n, verb) => n + metricValue(text, 'lepton_client_requests_total', { verb }),
+        0,
+      );
+    };
+    const reconciles = async () =>
+      metricValue(await op.metrics(), 'lepton_reconcile_total', { controller: 'trainingjob' });
+    await waitFor(
+      'the job to settle',
+      async () => (await op.metrics()).includes('lepton_workqueue_depth{name="trainingjob"} 0'),
+      10_000,
+    );
+    const before = await writes();
+    const seen = await reconciles();
+    // Touch the job twice without changing its spec: each touch is reconciled.
+    for (const n of [1, 2]) {
+      await client.patch(
+        Resources.TrainingJob,
+        ns,
+        'steady',
+        { metadata: { annotations: { 'test.lepton.ai/touch': String(n) } } },
+        'merge',
+      );
+    }
+    await waitFor(
+      'the touches to be reconciled',
+      async () => (await reconciles()) >= seen + 2,
+      15_000,
+    );
+    expect(await writes()).toBe(before);
+    await remove('steady');
+  });
+
   it('succeeds when the chief finishes', async () => {
     await create(job('finishes', { annotations: { 'kwok.lepton.ai/run-duration': '2s' } }));
     const done = await waitForJob('finishes', 'to succeed', (j) => j.status?.phase === 'Succeeded');

@@ -81,4 +81,29 @@ describe('training with a WeightSync', () => {
     expect(a!.result.model.digest).toMatch(/^sha256:/);
     expect(b!.result.model.digest).toBe('');
   });
+
+  it('reaches, with two workers averaging, the accuracy of one worker within 0.05', async () => {
+    const backend = await initBackend('cpu');
+    const spec = jobSpec()
+      .preset('mlp', { hiddenUnits: [16, 16] })
+      .synthetic({ generator: 'moons', samples: 600, seed: 5, noise: 0.1 })
+      .hyperparameters({ epochs: 15, batchSize: 16, learningRate: 0.01, seed: 5 })
+      .build();
+    const data = splitDataset(await loadDataset(spec.dataset, 'classification'), 0.25, {
+      shuffle: true,
+      seed: 5,
+    });
+    const one = await train({ spec, data, backend });
+    const averaging = new InMemoryAveraging(2);
+    const [chief] = await Promise.all(
+      [0, 1].map((rank) =>
+        train({ spec, data, backend, rank, worldSize: 2, weightSync: averaging.forRank(rank, 5) }),
+      ),
+    );
+    const single = one.result.metrics.valAccuracy ?? 0;
+    const parallel = chief!.result.metrics.valAccuracy ?? 0;
+    // Moons are not linearly separable: both must have learned, and agree within 0.05.
+    expect(single).toBeGreaterThanOrEqual(0.85);
+    expect(Math.abs(parallel - single)).toBeLessThanOrEqual(0.05);
+  });
 });
