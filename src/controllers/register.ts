@@ -94,6 +94,7 @@ function registerTrainingJobs(manager: Manager, config: OperatorConfig): void {
     transform: slimPod,
   });
   const nodes = manager.cache<KubeObject>(Resources.Node);
+  const priorityClasses = manager.cache<KubeObject>(Resources.PriorityClass);
   const controller = new Controller({
     name: 'trainingjob',
     concurrency: config.concurrency,
@@ -106,6 +107,7 @@ function registerTrainingJobs(manager: Manager, config: OperatorConfig): void {
       ownedServices,
       allPods,
       nodes,
+      priorityClasses,
       client: manager.client,
       events: manager.eventRecorder('trainingjob'),
       clock: manager.clock,

@@ -86,6 +86,13 @@ export const Resources = {
     namespaced: true,
   },
   Node: { group: '', version: 'v1', plural: 'nodes', kind: 'Node', namespaced: false },
+  PriorityClass: {
+    group: 'scheduling.k8s.io',
+    version: 'v1',
+    plural: 'priorityclasses',
+    kind: 'PriorityClass',
+    namespaced: false,
+  },
   Namespace: {
     group: '',
     version: 'v1',

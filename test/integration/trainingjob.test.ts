@@ -3,6 +3,8 @@
 import { Resources } from '../../src/core/resources.ts';
 import {
   kubeClient,
+  kubectl,
+  kubectlOk,
   metricValue,
   type OperatorProcess,
   startNamespacedOperator,
@@ -369,6 +371,39 @@ describe('TrainingJob', () => {
     await remove('waits-1');
     await waitForJob('waits-2', 'to run', (j) => j.status?.phase === 'Running');
     await remove('waits-2');
+  });
+
+  it('admits a queued higher-priority gang before an older lower-priority one', async () => {
+    kubectlOk(
+      ['apply', '--server-side', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'scheduling.k8s.io/v1',
+        kind: 'PriorityClass',
+        metadata: { name: 'lepton-test-high' },
+        value: 1000,
+      }),
+    );
+    await gpusIdle(H100);
+    await create(job('holder', { workers: 2, gpus: 8, product: H100 }));
+    await waitForJob('holder', 'to run', (j) => j.status?.phase === 'Running');
+    await create(job('low-first', { workers: 1, gpus: 8, product: H100 }));
+    await waitForJob('low-first', 'to be queued', (j) => j.status?.phase === 'Queued');
+    await create(
+      job('high-second', {
+        workers: 2,
+        gpus: 8,
+        product: H100,
+        extra: { priorityClassName: 'lepton-test-high' },
+      }),
+    );
+    await waitForJob('high-second', 'to be queued', (j) => j.status?.phase === 'Queued');
+    await remove('holder');
+    await waitForJob('high-second', 'to run', (j) => j.status?.phase === 'Running');
+    expect((await get('low-first')).status?.phase).toBe('Queued');
+    await remove('high-second');
+    await waitForJob('low-first', 'to run', (j) => j.status?.phase === 'Running');
+    await remove('low-first');
+    kubectl(['delete', 'priorityclass', 'lepton-test-high']);
   });
 
   it('says when a gang can never fit the cluster', async () => {

@@ -60,6 +60,8 @@ export interface TrainingJobReconcilerOptions {
   /** Every pod that has not ended and every node: the GPU capacity view. */
   allPods: Cache<Pod>;
   nodes: Cache<KubeObject>;
+  /** PriorityClasses, for the admission order; creation order alone without them. */
+  priorityClasses?: Cache<KubeObject>;
   client: KubeClient;
   events: EventRecorder;
   clock: Clock;
@@ -432,7 +434,7 @@ export class TrainingJobReconciler implements Reconciler {
 
   private async startRun(job: TrainingJob, time: number): Promise<void> {
     const name = runName(job.metadata.name ?? '', time);
-    const { schedule: _schedule, ...spec } = job.spec;
+    const { schedule, ...spec } = job.spec;
     const run = {
       apiVersion: 'lepton.ai/v1alpha1',
       kind: 'TrainingJob',
@@ -473,7 +475,30 @@ export class TrainingJobReconciler implements Reconciler {
     }
   }
 
-  /** Gang admission in creation order: jobs queued earlier that fit take their GPUs first. */
+  /** The value of the job's priority class (the global default class when it names none; else 0). */
+  private priority(job: TrainingJob): number {
+    const classes = (this.o.priorityClasses?.list() ?? []) as (KubeObject & {
+      value?: number;
+      globalDefault?: boolean;
+    })[];
+    const name = job.spec.priorityClassName;
+    const cls = name
+      ? classes.find((c) => c.metadata.name === name)
+      : classes.find((c) => c.globalDefault);
+    return cls?.value ?? 0;
+  }
+
+  /** Whether `a` comes before `b` in the admission queue: higher priority, then older. */
+  private ahead(a: TrainingJob, b: TrainingJob): boolean {
+    const pa = this.priority(a);
+    const pb = this.priority(b);
+    return pa !== pb ? pa > pb : earlier(a, b);
+  }
+
+  /**
+   * Gang admission in priority, then creation order: jobs queued ahead that fit take their GPUs
+   * first (a job ahead that does not fit does not block smaller ones behind it).
+   */
   private admit(job: TrainingJob): { admitted: boolean; reason: string; message: string } {
     const now = this.o.clock.now();
     for (const [uid, until] of this.assumed) if (until < now) this.assumed.delete(uid);
@@ -495,6 +520,7 @@ export class TrainingJobReconciler implements Reconciler {
         message: `needs ${need} at once, more than the cluster has even when idle (${free.replace(/ \d+\//g, ' capacity ')}); it will wait until such nodes join`,
       };
     }
+    let blockedBy: string | undefined;
     // Pods of admitted jobs that are not bound yet hold their GPUs too.
     for (const other of this.o.jobs.list()) {
       if (other.metadata.uid === job.metadata.uid) continue;
@@ -507,7 +533,7 @@ export class TrainingJobReconciler implements Reconciler {
         (findCondition(other.status?.conditions, COND.admitted)?.status === 'True' ||
           this.assumed.has(uid) ||
           this.o.ownedPods.listOwnedBy(uid).length > 0);
-      const queuedAhead = other.status?.phase === 'Queued' && earlier(other, job);
+      const queuedAhead = other.status?.phase === 'Queued' && this.ahead(other, job);
       if (!admitted && !queuedAhead) continue;
       // Workers not yet counted in the view: read from the same cache as the view (a pod bound
       // there holds its GPUs already; one not bound or not seen yet does not).
@@ -516,9 +542,22 @@ export class TrainingJobReconciler implements Reconciler {
         .filter((p) => p.spec?.nodeName).length;
       const unbound = Math.max(0, workerCount(other) - bound);
       const d = { workers: unbound, perWorker: g.count, product: g.product };
-      if (admitted || fits(view, d)) reserve(view, d);
+      if (admitted || fits(view, d)) {
+        reserve(view, d);
+      } else if (fits(view, d, 'total') && competes(g.product, gpu.product)) {
+        // Strict order: a job ahead that will fit once GPUs free up keeps them from being
+        // taken by jobs behind it, so a big gang is not starved by a stream of small ones.
+        blockedBy ??= other.metadata.name;
+      }
     }
     const { free } = describe(view, demand, gpu.resource);
+    if (blockedBy !== undefined) {
+      return {
+        admitted: false,
+        reason: 'WaitingForEarlierJobs',
+        message: `waiting behind ${blockedBy} (higher priority or older), which needs GPUs of the same kind first; free now: ${free}`,
+      };
+    }
     if (!fits(view, demand)) {
       return {
         admitted: false,
@@ -610,6 +649,11 @@ export class TrainingJobReconciler implements Reconciler {
       if (!isAlreadyExists(err)) throw err;
     }
   }
+}
+
+/** Whether two GPU requests can land on the same nodes (an unnamed product matches any). */
+function competes(a: string | undefined, b: string | undefined): boolean {
+  return a === undefined || b === undefined || a === b;
 }
 
 function earlier(a: TrainingJob, b: TrainingJob): boolean {
