@@ -81,11 +81,10 @@ describe('a TrainingJob on the local node', () => {
       120_000,
     );
     expect(job?.status?.failure).toBeUndefined();
-    expect(job?.status).toMatchObject({
-      phase: 'Succeeded',
-      workers: { succeeded: 2 },
-      model: { uri: 'pvc://models/moons' },
-    });
+    // The chief's success ends the job (as TFJob's default success policy); the other worker
+    // may still be finishing at that moment.
+    expect(job?.status).toMatchObject({ phase: 'Succeeded', model: { uri: 'pvc://models/moons' } });
+    expect(job?.status?.workers?.succeeded).toBeGreaterThanOrEqual(1);
 
     // The claim's folder on this machine holds the model; its digest is sha256 over model.json
     // then the weights, as src/runtime/model-store.ts defines it.

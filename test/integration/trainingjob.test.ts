@@ -218,10 +218,22 @@ describe('TrainingJob', () => {
     };
     const reconciles = async () =>
       metricValue(await op.metrics(), 'lepton_reconcile_total', { controller: 'trainingjob' });
+    // Settled: nothing queued or running, and no write for a second.
+    let last = -1;
+    let since = Date.now();
     await waitFor(
       'the job to settle',
-      async () => (await op.metrics()).includes('lepton_workqueue_depth{name="trainingjob"} 0'),
-      10_000,
+      async () => {
+        const text = await op.metrics();
+        const now = await writes();
+        if (now !== last) [last, since] = [now, Date.now()];
+        return (
+          text.includes('lepton_workqueue_depth{name="trainingjob"} 0') &&
+          metricValue(text, 'lepton_active_workers', { controller: 'trainingjob' }) === 0 &&
+          Date.now() - since >= 1000
+        );
+      },
+      15_000,
     );
     const before = await writes();
     const seen = await reconciles();
