@@ -7,6 +7,8 @@
 //
 // Adds kwok nodes with enough GPUs (product BENCH-GPU) for every job, so gang admission admits
 // all of them; removes them and its namespaces at the end.
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -18,7 +20,7 @@ import {
   workerPod,
 } from '../src/controllers/trainingjob/builders.ts';
 import { freePort, readState, repoRoot, waitFor } from '../test/cluster/cluster.ts';
-import { OperatorProcess, metricValue } from '../test/integration/harness.ts';
+import { OperatorProcess, installCrds, metricValue } from '../test/integration/harness.ts';
 
 const { values } = parseArgs({
   options: {
@@ -122,7 +124,38 @@ async function namespace(name: string): Promise<string> {
   return name;
 }
 
+/** Live heap of the operator: it writes a heap snapshot on SIGUSR2; the sum of its nodes' sizes. */
+async function liveHeap(op: OperatorProcess, dir: string): Promise<number> {
+  const before = new Set(readdirSync(dir));
+  op.child.kill('SIGUSR2');
+  let file = '';
+  let size = -1;
+  await waitFor(
+    'the heap snapshot',
+    () => {
+      file = readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f)) ?? '';
+      if (!file) return false;
+      const now = statSync(join(dir, file)).size;
+      const done = now > 0 && now === size;
+      size = now;
+      return done;
+    },
+    120_000,
+  );
+  const snap = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+    snapshot: { meta: { node_fields: string[] } };
+    nodes: number[];
+  };
+  const fields = snap.snapshot.meta.node_fields;
+  const self = fields.indexOf('self_size');
+  let total = 0;
+  for (let i = self; i < snap.nodes.length; i += fields.length) total += snap.nodes[i] ?? 0;
+  rmSync(join(dir, file));
+  return total;
+}
+
 async function main(): Promise<void> {
+  installCrds();
   const nodes = await addNodes();
   const plainNs = await namespace(`bench-plain-${stamp}`);
   const opNs = await namespace(`bench-op-${stamp}`);
@@ -162,6 +195,8 @@ async function main(): Promise<void> {
 
     // 2. The operator, at the same client rate.
     const [metrics, probe] = await Promise.all([freePort(), freePort()]);
+    // Heap snapshots on SIGUSR2 measure live objects only (a snapshot collects garbage first).
+    const snapshots = mkdtempSync(join(tmpdir(), 'lepton-bench-heap-'));
     const op = new OperatorProcess(
       [
         `--namespaces=${opNs}`,
@@ -172,10 +207,12 @@ async function main(): Promise<void> {
       ],
       { metrics, probe },
       kubeconfig,
+      ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`],
     );
     try {
       await op.ready();
       const heapIdle = metricValue(await op.metrics(), 'nodejs_heap_size_used_bytes');
+      const liveIdle = await liveHeap(op, snapshots);
       t = performance.now();
       await parallel(
         Array.from({ length: N }, (_, i) => i),
@@ -246,6 +283,7 @@ async function main(): Promise<void> {
         0,
       );
       const heap = metricValue(after, 'nodejs_heap_size_used_bytes');
+      const live = await liveHeap(op, snapshots);
       const rss = metricValue(after, 'process_resident_memory_bytes');
 
       rows.push(
@@ -253,7 +291,7 @@ async function main(): Promise<void> {
         `plain client, ${N} pods + ${N} Services: ${plainSeconds.toFixed(1)} s`,
         `operator, until all ${N} worker pods exist: ${opSeconds.toFixed(1)} s (${(opSeconds / plainSeconds).toFixed(2)}x the plain client)`,
         `operator API writes: ${posts} (${(posts / N).toFixed(2)} per job: ${writes.map(([v, n]) => `${v} ${n}`).join(', ')}; by resource: ${byResource.join(', ')})`,
-        `operator memory with ${cached} cached objects (incl. ${N} pods counted twice, in the owned and the capacity caches): heap ${(heap / 1e6).toFixed(1)} MB (idle ${(heapIdle / 1e6).toFixed(1)} MB), RSS ${(rss / 1e6).toFixed(1)} MB, ${Math.round((heap - heapIdle) / cached)} heap bytes per cached object`,
+        `operator memory with ${cached} cached objects (incl. ${N} pods counted twice, in the owned and the capacity caches): heap ${(heap / 1e6).toFixed(1)} MB (idle ${(heapIdle / 1e6).toFixed(1)} MB), RSS ${(rss / 1e6).toFixed(1)} MB, ${Math.round((heap - heapIdle) / cached)} heap bytes per cached object; live heap after GC (heap snapshot) ${(live / 1e6).toFixed(1)} MB (idle ${(liveIdle / 1e6).toFixed(1)} MB), ${Math.round((live - liveIdle) / cached)} live bytes per cached object`,
       );
     } finally {
       await op.stop();

@@ -88,12 +88,14 @@ export class OperatorProcess {
     args: string[],
     ports: { metrics: number; probe: number },
     kubeconfig = kubeconfigPath(),
+    nodeArgs: string[] = [],
   ) {
     this.metricsPort = ports.metrics;
     this.probePort = ports.probe;
     this.child = spawn(
       process.execPath,
       [
+        ...nodeArgs,
         join(repoRoot, 'src', 'main.ts'),
         `--kubeconfig=${kubeconfig}`,
         `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
