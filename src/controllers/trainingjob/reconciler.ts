@@ -21,7 +21,6 @@ import {
   type BuildOptions,
   type TrainingJob,
   gpuRequest,
-  podName,
   rendezvousService,
   workerCount,
   workerPod,
@@ -706,5 +705,3 @@ class Step {
     this.status.workers = { ...this.status.workers, active: 0, ready: 0 };
   }
 }
-
-export { podName };
