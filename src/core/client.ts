@@ -199,6 +199,35 @@ export class KubeClient {
     await this.request('DELETE', rt, resourcePath(rt, namespace, name), {}, body);
   }
 
+  /**
+   * Creates `obj` unless an object of that name exists (a create the cache has not seen yet, or
+   * a second start of the same thing): idempotent, which is what a reconcile needs.
+   */
+  async createIfAbsent<T extends KubeObject>(rt: ResourceType, obj: T): Promise<void> {
+    try {
+      await this.create(rt, obj);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  /**
+   * Deletes `obj` if it is still the same object (uid precondition: never a newer one of the same
+   * name); one that is already gone is fine.
+   */
+  async deleteIfExists(
+    rt: ResourceType,
+    obj: KubeObject,
+    opts: Omit<DeleteOptions, 'preconditions'> = {},
+  ): Promise<void> {
+    const { namespace = '', name = '', uid } = obj.metadata;
+    try {
+      await this.delete(rt, namespace, name, { ...opts, preconditions: { uid } });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
   /** Sends one request; throws ApiError for a non-2xx answer. */
   async request<T>(
     method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',

@@ -9,7 +9,7 @@
 //   7. write the status if it changed; an Event on every phase change
 import type { Cache } from '../../core/informer.ts';
 import type { Clock } from '../../core/clock.ts';
-import { type KubeClient, isAlreadyExists, isNotFound } from '../../core/client.ts';
+import type { KubeClient } from '../../core/client.ts';
 import { type Condition, findCondition, metaTime, setCondition } from '../../core/conditions.ts';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../core/controller.ts';
 import type { EventRecorder } from '../../core/events.ts';
@@ -50,6 +50,7 @@ const QUEUED_RECHECK_MS = 15_000;
 /** How long an admission counts before the caches must show it (pods or status). */
 const ASSUME_MS = 60_000;
 const PROGRESS_POLL_MS = 10_000;
+const PROGRESS_RETRY_MS = 60_000;
 
 export interface TrainingJobReconcilerOptions {
   jobs: Cache<TrainingJob>;
@@ -296,7 +297,8 @@ export class TrainingJobReconciler implements Reconciler {
     let created = 0;
     for (let i = 0; i < workerCount(job); i++) {
       if (!have.has(i)) {
-        await this.createPod(workerPod(job, i, attempt, this.o.build));
+        // A pod the cache has not seen yet exists already: fine, its event reconciles again.
+        await this.o.client.createIfAbsent(Resources.Pod, workerPod(job, i, attempt, this.o.build));
         created++;
       }
     }
@@ -327,8 +329,10 @@ export class TrainingJobReconciler implements Reconciler {
       );
     }
     step.phase(running ? 'Running' : 'Pending');
+    let answered = false;
     if (running && s.chiefIP) {
       const p = await (this.o.fetchProgress ?? defaultFetchProgress)(s.chiefIP);
+      answered = p !== undefined;
       if (p) {
         status.progress = {
           epoch: p.epoch,
@@ -342,7 +346,9 @@ export class TrainingJobReconciler implements Reconciler {
         };
       }
     }
-    const waits = [running ? PROGRESS_POLL_MS : undefined];
+    // A chief that does not answer (not our runtime, or an address this replica cannot reach)
+    // is asked rarely, so that unanswered polls do not hold the workers.
+    const waits = [running ? (answered ? PROGRESS_POLL_MS : PROGRESS_RETRY_MS) : undefined];
     if (startup !== undefined && !running) waits.push(started + startup * 1000 - now);
     if (active !== undefined) waits.push(started + active * 1000 - now);
     const next = waits.filter((w): w is number => w !== undefined && w > 0);
@@ -451,27 +457,13 @@ export class TrainingJobReconciler implements Reconciler {
           : {}),
       },
     };
-    try {
-      await this.o.client.create(Resources.TrainingJob, run as KubeObject);
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-    }
+    await this.o.client.createIfAbsent(Resources.TrainingJob, run as KubeObject);
   }
 
   private async deleteRun(run: TrainingJob): Promise<void> {
-    try {
-      await this.o.client.delete(
-        Resources.TrainingJob,
-        run.metadata.namespace ?? '',
-        run.metadata.name ?? '',
-        {
-          propagationPolicy: 'Background',
-          preconditions: { uid: run.metadata.uid },
-        },
-      );
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    await this.o.client.deleteIfExists(Resources.TrainingJob, run, {
+      propagationPolicy: 'Background',
+    });
   }
 
   /** The value of the job's priority class (the global default class when it names none; else 0). */
@@ -488,9 +480,8 @@ export class TrainingJobReconciler implements Reconciler {
   }
 
   /** Whether `a` comes before `b` in the admission queue: higher priority, then older. */
-  private ahead(a: TrainingJob, b: TrainingJob): boolean {
+  private ahead(a: TrainingJob, b: TrainingJob, pb = this.priority(b)): boolean {
     const pa = this.priority(a);
-    const pb = this.priority(b);
     return pa !== pb ? pa > pb : earlier(a, b);
   }
 
@@ -520,6 +511,7 @@ export class TrainingJobReconciler implements Reconciler {
       };
     }
     let blockedBy: string | undefined;
+    const ownPriority = this.priority(job);
     // Pods of admitted jobs that are not bound yet hold their GPUs too.
     for (const other of this.o.jobs.list()) {
       if (other.metadata.uid === job.metadata.uid) continue;
@@ -532,7 +524,7 @@ export class TrainingJobReconciler implements Reconciler {
         (findCondition(other.status?.conditions, COND.admitted)?.status === 'True' ||
           this.assumed.has(uid) ||
           this.o.ownedPods.listOwnedBy(uid).length > 0);
-      const queuedAhead = other.status?.phase === 'Queued' && this.ahead(other, job);
+      const queuedAhead = other.status?.phase === 'Queued' && this.ahead(other, job, ownPriority);
       if (!admitted && !queuedAhead) continue;
       // Workers not yet counted in the view: read from the same cache as the view (a pod bound
       // there holds its GPUs already; one not bound or not seen yet does not).
@@ -597,56 +589,21 @@ export class TrainingJobReconciler implements Reconciler {
     if (ttl === undefined || !status.completionTime) return {};
     const left = Date.parse(status.completionTime) + ttl * 1000 - now;
     if (left > 0) return { requeueAfterMs: left + 50 };
-    try {
-      await this.o.client.delete(
-        Resources.TrainingJob,
-        job.metadata.namespace ?? '',
-        job.metadata.name ?? '',
-        {
-          propagationPolicy: 'Background',
-          preconditions: { uid: job.metadata.uid },
-        },
-      );
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    await this.o.client.deleteIfExists(Resources.TrainingJob, job, {
+      propagationPolicy: 'Background',
+    });
     return {};
   }
 
   private async deletePods(pods: Pod[]): Promise<void> {
     for (const p of pods) {
-      if (p.metadata.deletionTimestamp) continue;
-      try {
-        await this.o.client.delete(
-          Resources.Pod,
-          p.metadata.namespace ?? '',
-          p.metadata.name ?? '',
-          {
-            preconditions: { uid: p.metadata.uid },
-          },
-        );
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      if (!p.metadata.deletionTimestamp) await this.o.client.deleteIfExists(Resources.Pod, p);
     }
   }
 
   private async ensureService(job: TrainingJob): Promise<void> {
     if (this.o.ownedServices.listOwnedBy(job.metadata.uid ?? '').length > 0) return;
-    try {
-      await this.o.client.create(Resources.Service, rendezvousService(job));
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-    }
-  }
-
-  private async createPod(pod: KubeObject): Promise<void> {
-    try {
-      await this.o.client.create(Resources.Pod, pod);
-    } catch (err) {
-      // The cache has not seen our earlier create yet: the next event reconciles again.
-      if (!isAlreadyExists(err)) throw err;
-    }
+    await this.o.client.createIfAbsent(Resources.Service, rendezvousService(job));
   }
 }
 

@@ -10,7 +10,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
-import { KubeClient, isAlreadyExists, isNotFound } from '../../../src/core/client.ts';
+import { KubeClient, isNotFound } from '../../../src/core/client.ts';
 import { Informer } from '../../../src/core/informer.ts';
 import { microTime } from '../../../src/core/leader.ts';
 import { type KubeObject, type ResourceType, Resources } from '../../../src/core/resources.ts';
@@ -225,12 +225,8 @@ export class LocalNode {
         claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name, uid },
       },
     };
-    try {
-      await this.client.create(VOLUMES, volume);
-      this.o.logger.info('Provisioned a volume for a claim', { namespace, claim: name, path });
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-    }
+    await this.client.createIfAbsent(VOLUMES, volume);
+    this.o.logger.info('Provisioned a volume for a claim', { namespace, claim: name, path });
   }
 
   private warn(msg: string, err: Error): void {
@@ -397,18 +393,11 @@ export class LocalNode {
     await entry.runner?.terminate(grace);
     await entry.syncing;
     await this.release(pod, entry);
-    try {
-      await this.client.delete(Resources.Pod, pod.metadata.namespace, pod.metadata.name, {
-        gracePeriodSeconds: 0,
-        preconditions: { uid: pod.metadata.uid },
-      });
-    } catch (err) {
-      if (!isNotFound(err))
-        this.warn(
-          `Could not remove pod ${pod.metadata.namespace}/${pod.metadata.name}`,
-          err as Error,
-        );
-    }
+    await this.client
+      .deleteIfExists(Resources.Pod, pod, { gracePeriodSeconds: 0 })
+      .catch((err: Error) =>
+        this.warn(`Could not remove pod ${pod.metadata.namespace}/${pod.metadata.name}`, err),
+      );
   }
 
   /** The object is gone (force deletion): stop the processes at once. */
