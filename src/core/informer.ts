@@ -198,6 +198,8 @@ export class Informer<T extends KubeObject> implements Cache<T> {
     }
     this.resourceVersion = list.metadata.resourceVersion ?? '';
     this.lastList = this.clock.now();
+    // Also when the list was empty: a synced cache of nothing reports 0, not no sample.
+    this.opts.metrics?.informerObjects.set(this.cacheLabels, this.objects.size);
     if (!this.synced) {
       this.synced = true;
       for (const w of this.syncWaiters.splice(0)) w();
