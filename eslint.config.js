@@ -13,6 +13,7 @@ export default tseslint.config(
           'console',
           'setTimeout',
           'clearTimeout',
+          'setImmediate',
           'setInterval',
           'clearInterval',
           'URL',

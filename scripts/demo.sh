@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local demo, from a fresh clone: installs what is missing, starts the local cluster (real
 # control plane + simulated GPU nodes), installs the CRDs, runs the operator from this checkout
-# and applies the examples. `npm run demo -- down` stops everything.
+# on free ports, applies the examples and shows the phase and conditions of each, then runs a pod
+# and a TrainingJob for real on the local node. `npm run demo -- down` stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=.cluster
@@ -11,7 +12,7 @@ if [ "${1:-}" = down ]; then
     kill -TERM "$(cat "$STATE/operator.pid")"
     echo "Stopped the operator"
   fi
-  rm -f "$STATE/operator.pid"
+  rm -f "$STATE/operator.pid" "$STATE/operator.ports"
   npm run --silent cluster -- down
   exit 0
 fi
@@ -30,31 +31,125 @@ kubectl wait --for=condition=Established -f crds/ >/dev/null
 kubectl create namespace lepton-system --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
 kubectl create namespace demo --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
 
-if [ -f "$STATE/operator.pid" ] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
+# The operator this demo started, if it still runs: the recorded pid is alive, runs src/main.ts
+# (not some later process that got the same pid) and its ports were recorded.
+demo_operator() {
+  [ -f "$STATE/operator.pid" ] && [ -f "$STATE/operator.ports" ] || return 1
+  local pid
+  pid=$(cat "$STATE/operator.pid")
+  kill -0 "$pid" 2>/dev/null && ps -o args= -p "$pid" | grep -q 'src/main.ts'
+}
+
+# Two ports nothing listens on, from the kernel (port 0), held together so that they differ.
+free_ports() {
+  node -e '
+    const net = require("node:net");
+    const servers = [net.createServer(), net.createServer()];
+    Promise.all(servers.map((s) => new Promise((ok) => s.listen(0, "127.0.0.1", () => ok(s.address().port)))))
+      .then((ports) => { console.log(ports.join(" ")); for (const s of servers) s.close(); });'
+}
+
+if demo_operator; then
+  read -r METRICS_PORT PROBE_PORT <"$STATE/operator.ports"
   echo "== The operator is already running (pid $(cat "$STATE/operator.pid"))"
 else
-  node src/main.ts --kubeconfig="$KUBECONFIG" --metrics-bind-address=127.0.0.1:18080 \
-    --health-probe-bind-address=127.0.0.1:18081 >"$STATE/logs/operator.log" 2>&1 &
+  if [ -f "$STATE/operator.pid" ] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null \
+    && ps -o args= -p "$(cat "$STATE/operator.pid")" | grep -q 'src/main.ts'; then
+    # Started by an earlier version of this script, on ports it did not record.
+    kill -TERM "$(cat "$STATE/operator.pid")"
+  fi
+  read -r METRICS_PORT PROBE_PORT < <(free_ports)
+  node src/main.ts --kubeconfig="$KUBECONFIG" --metrics-bind-address="127.0.0.1:$METRICS_PORT" \
+    --health-probe-bind-address="127.0.0.1:$PROBE_PORT" >"$STATE/logs/operator.log" 2>&1 &
   echo $! >"$STATE/operator.pid"
+  echo "$METRICS_PORT $PROBE_PORT" >"$STATE/operator.ports"
   echo "== Started the operator (pid $!, log $STATE/logs/operator.log)"
 fi
-for _ in $(seq 1 60); do
-  curl -sf http://127.0.0.1:18081/readyz >/dev/null && break
-  sleep 1
+# Ready means: our process is alive, has logged that it listens on the probe port we gave it
+# (so the port is its own: another process on that port makes it exit with EADDRINUSE), and
+# its /readyz answers.
+OPERATOR_PID=$(cat "$STATE/operator.pid")
+ready=
+for _ in $(seq 1 120); do
+  if ! kill -0 "$OPERATOR_PID" 2>/dev/null; then
+    echo "The operator (pid $OPERATOR_PID) exited; the end of $STATE/logs/operator.log:" >&2
+    tail -n 5 "$STATE/logs/operator.log" >&2
+    rm -f "$STATE/operator.pid" "$STATE/operator.ports"
+    exit 1
+  fi
+  if grep 'Started the manager' "$STATE/logs/operator.log" | grep -q "\"probes\":\"127.0.0.1:$PROBE_PORT\"" \
+    && curl -sf "http://127.0.0.1:$PROBE_PORT/readyz" >/dev/null; then
+    ready=1
+    break
+  fi
+  sleep 0.5
 done
-curl -sf http://127.0.0.1:18081/readyz >/dev/null || { echo "The operator did not become ready; see $STATE/logs/operator.log" >&2; exit 1; }
+[ -n "$ready" ] || { echo "The operator did not become ready; see $STATE/logs/operator.log" >&2; exit 1; }
 
 echo "== Applying the examples"
+# The claims the examples read from and write to (pvc://datasets/..., pvc://models/...); the local
+# node provisions a volume for each, so their pods can be scheduled.
+kubectl apply --server-side -n demo -f - >/dev/null <<'CLAIMS'
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: { name: datasets }
+spec: { accessModes: [ReadWriteMany], resources: { requests: { storage: 1Gi } } }
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: { name: models }
+spec: { accessModes: [ReadWriteMany], resources: { requests: { storage: 1Gi } } }
+CLAIMS
 kubectl apply --server-side -n demo -f examples/
-for _ in $(seq 1 30); do
-  pending=$(kubectl get lepton -n demo -o jsonpath='{range .items[*]}{.status.observedGeneration}{"\n"}{end}' | grep -c '^$' || true)
-  [ "$pending" = 0 ] && break
-  sleep 1
+# Waits until the operator has a settled word on every example: it has seen the current spec, said
+# something in a condition, and a TrainingJob has left Pending unless a condition says why not.
+settled() {
+  kubectl get lepton -n demo -o json | node -e '
+    const items = JSON.parse(require("node:fs").readFileSync(0, "utf8")).items;
+    const waiting = items.filter((o) => {
+      const s = o.status ?? {};
+      const conditions = s.conditions ?? [];
+      if (s.observedGeneration !== o.metadata.generation || conditions.length === 0) return true;
+      return o.kind === "TrainingJob" && (!s.phase || (s.phase === "Pending" && conditions.every((c) => c.status === "True")));
+    });
+    process.exit(waiting.length ? 1 : 0);'
+}
+for _ in $(seq 1 120); do
+  settled && break
+  sleep 0.5
 done
 echo "== What the operator made of them (kubectl get lepton -n demo)"
 kubectl get lepton -n demo
 echo
-kubectl get lepton -n demo -o custom-columns='KIND:.kind,NAME:.metadata.name,ACCEPTED:.status.conditions[?(@.type=="Accepted")].status,REASON:.status.conditions[?(@.type=="Accepted")].reason'
+# Every example with its phase and each condition as Type=Status/Reason. FederatedRound,
+# InferenceService and federated TrainingJobs are checked but not run yet: the table says so.
+kubectl get lepton -n demo -o json | node -e '
+  const items = JSON.parse(require("node:fs").readFileSync(0, "utf8")).items;
+  const rows = [["KIND", "NAME", "PHASE", "CONDITIONS"]];
+  const notes = [];
+  let silent = 0;
+  for (const o of items) {
+    const s = o.status ?? {};
+    const conditions = s.conditions ?? [];
+    if (conditions.length === 0) silent++;
+    rows.push([
+      o.kind,
+      o.metadata.name,
+      s.phase ?? "-",
+      conditions.map((c) => `${c.type}=${c.status}/${c.reason}`).join(" ") || "NO STATUS",
+    ]);
+    const notImplemented = conditions.find((c) => c.reason === "NotImplemented");
+    if (notImplemented) notes.push(`${o.kind}/${o.metadata.name}: ${notImplemented.message}`);
+    else if (!s.phase && conditions.length)
+      notes.push(`${o.kind}/${o.metadata.name}: spec checked (Accepted); the operator runs no ${o.kind} workload yet`);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd());
+  if (notes.length) console.log(`\nNot implemented yet:\n  ${notes.join("\n  ")}`);
+  if (silent) {
+    console.error(`\n${silent} example(s) got no status at all; see .cluster/logs/operator.log`);
+    process.exit(1);
+  }'
 echo
 echo "== A pod that really runs, on the local node (a process in its own network namespace)"
 kubectl delete pod hello -n demo --ignore-not-found >/dev/null
@@ -80,11 +175,6 @@ echo
 echo "== A TrainingJob that really trains: two workers on the local node, averaging through the chief"
 kubectl delete trainingjob moons -n demo --ignore-not-found >/dev/null
 kubectl apply --server-side -n demo -f - >/dev/null <<'JOB'
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: { name: models }
-spec: { accessModes: [ReadWriteMany], resources: { requests: { storage: 1Gi } } }
----
 apiVersion: lepton.ai/v1alpha1
 kind: TrainingJob
 metadata: { name: moons }
@@ -105,6 +195,6 @@ kubectl get trainingjob moons -n demo
 kubectl get trainingjob moons -n demo -o jsonpath='model: {.status.model.uri}  digest: {.status.model.digest}{"\n"}'
 echo "worker logs: npm run cluster -- logs -n demo moons-worker-0"
 echo
-echo "Metrics: curl http://127.0.0.1:18080/metrics"
+echo "Metrics: curl http://127.0.0.1:$METRICS_PORT/metrics"
 echo "kubectl: export KUBECONFIG=$KUBECONFIG; $BIN/kubectl get lepton -A"
 echo "Stop:    npm run demo -- down"

@@ -14,7 +14,7 @@ import type { TrainingJob } from './trainingjob/builders.ts';
 import { slimPod } from './trainingjob/capacity.ts';
 import { TrainingJobMetrics } from './trainingjob/metrics.ts';
 import type { Pod } from './trainingjob/pods.ts';
-import { TrainingJobReconciler } from './trainingjob/reconciler.ts';
+import { TrainingJobReconciler, waitsOnRefusal } from './trainingjob/reconciler.ts';
 import { READ_SCHEMES, type SpecProblem, WRITE_SCHEMES, checkUri } from './spec-checks.ts';
 
 type Dataset = { uri?: string } | undefined;
@@ -95,7 +95,13 @@ function registerTrainingJobs(manager: Manager, config: OperatorConfig): void {
   });
   const nodes = manager.cache<KubeObject>(Resources.Node);
   const priorityClasses = manager.cache<KubeObject>(Resources.PriorityClass);
-  const controller = new Controller({
+  // GPUs freed anywhere (a pod ended or went away, a node changed, a refused gang gave back its
+  // admission) may admit a queued job.
+  const wakeQueued = () => {
+    for (const j of jobs.list())
+      if (j.status?.phase === 'Queued') controller.queue.add(keyOf(j.metadata));
+  };
+  const controller: Controller = new Controller({
     name: 'trainingjob',
     concurrency: config.concurrency,
     logger: manager.logger,
@@ -113,6 +119,7 @@ function registerTrainingJobs(manager: Manager, config: OperatorConfig): void {
       clock: manager.clock,
       build: { runtimeImage: config.runtimeImage, runtimeGpuImage: config.runtimeGpuImage },
       metrics: new TrainingJobMetrics(manager.metrics, jobs),
+      onRelease: () => wakeQueued(),
     }),
   });
   controller.watchPrimary(jobs as unknown as Cache<KubeObject>);
@@ -120,13 +127,14 @@ function registerTrainingJobs(manager: Manager, config: OperatorConfig): void {
   // Runs of a scheduled job are TrainingJobs it owns.
   controller.watchOwned(jobs as unknown as Cache<KubeObject>, Resources.TrainingJob);
   controller.watchOwned(ownedServices, Resources.TrainingJob);
-  // GPUs freed anywhere (a pod ended or went away, a node changed) may admit a queued job.
-  const wakeQueued = () => {
-    for (const j of jobs.list())
-      if (j.status?.phase === 'Queued') controller.queue.add(keyOf(j.metadata));
-  };
   allPods.addHandler({ delete: wakeQueued });
   nodes.addHandler({ add: wakeQueued, update: wakeQueued });
+  // A PriorityClass that appears may be the one a refused pod named: retry at once.
+  priorityClasses.addHandler({
+    add: () => {
+      for (const j of jobs.list()) if (waitsOnRefusal(j)) controller.queue.add(keyOf(j.metadata));
+    },
+  });
   manager.addController(controller);
 }
 

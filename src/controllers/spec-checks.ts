@@ -1,7 +1,7 @@
 // Checks of a spec that the CRD's OpenAPI schema and CEL rules cannot make: a cron expression,
 // a time zone, the scheme of a model or dataset URI. Each problem names the field, so the
 // operator can put it in a condition a person can act on.
-import cron from 'node-cron';
+import { parseCron } from './cron.ts';
 
 export interface SpecProblem {
   /** JSON path of the field, e.g. "spec.schedule.cron". */
@@ -17,12 +17,34 @@ export const WRITE_SCHEMES = ['file', 'pvc'] as const;
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
+/** The user information (user:password@) of a URI, even of one that does not parse. */
+const USERINFO = /^([A-Za-z][-+.A-Za-z0-9]*:\/\/)[^/?#]*@/;
+
+/** A URI as it may be shown in a message, an Event or a log: without its user information. */
+export function redactUri(uri: string): string {
+  return uri.replace(USERINFO, '$1***@');
+}
+
+/**
+ * Checks a URI field: it parses, has one of `schemes`, names a claim for pvc://, and carries no
+ * credentials (CredentialsInURI): user:password@ would be stored in the object, shown to everyone
+ * who may read it and copied into pods. Messages never repeat the user information.
+ */
 export function checkUri(
   field: string,
   uri: string | undefined,
   schemes: readonly string[],
 ): SpecProblem[] {
   if (uri === undefined) return [];
+  if (USERINFO.test(uri)) {
+    return [
+      {
+        field,
+        reason: 'CredentialsInURI',
+        message: `${field}: "${redactUri(uri)}" carries credentials (user:password@), which anyone who can read the object would see; keep them in a Secret and give them to the pods with spec.podTemplate.spec.env[].valueFrom.secretKeyRef`,
+      },
+    ];
+  }
   let url: URL;
   try {
     url = new URL(uri);
@@ -31,7 +53,7 @@ export function checkUri(
       {
         field,
         reason: 'InvalidURI',
-        message: `${field}: "${uri}" is not a URI (example: pvc://models/iris)`,
+        message: `${field}: "${redactUri(uri)}" is not a URI (example: pvc://models/iris)`,
       },
     ];
   }
@@ -59,17 +81,10 @@ export function checkUri(
 
 export function checkCron(field: string, expression: string | undefined): SpecProblem[] {
   if (expression === undefined) return [];
-  const result = cron.validateDetailed(expression);
-  if (result.valid) return [];
-  const why = result.errors
-    .map((e) => (e.field === 'expression' ? e.message : `${e.field}: ${e.message}`))
-    .join(', ');
+  const parsed = parseCron(expression);
+  if (parsed.ok) return [];
   return [
-    {
-      field,
-      reason: 'InvalidSchedule',
-      message: `${field}: "${expression}" is not a cron expression (${why}); example: "0 3 * * *"`,
-    },
+    { field, reason: 'InvalidSchedule', message: `${field}: "${expression}": ${parsed.problem}` },
   ];
 }
 

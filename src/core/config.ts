@@ -39,6 +39,13 @@ interface FlagSpec {
 
 const VERSION = '0.1.0';
 
+// client-go's leaderelection.JitterFactor: a renew deadline leaves room for one jittered retry.
+const JITTER_FACTOR = 1.2;
+// Lower bounds of the lease flags (see checkLeaderElection). 100 ms keeps a replica at no more
+// than 10 Lease reads a second; 500 ms is a few API round trips on a loaded control plane.
+const MIN_RETRY_PERIOD_MS = 100;
+const MIN_RENEW_DEADLINE_MS = 500;
+
 const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: {
     key: 'kubeconfig',
@@ -93,21 +100,21 @@ const FLAGS: Record<string, FlagSpec> = {
     kind: 'duration',
     env: 'LEPTON_LEASE_DURATION',
     default: '15s',
-    help: 'How long a standby waits after the last renewal before it takes the lease',
+    help: 'How long a standby waits after the last renewal before it takes the lease; whole seconds, at least 1s',
   },
   'renew-deadline': {
     key: 'renewDeadlineMs',
     kind: 'duration',
     env: 'LEPTON_RENEW_DEADLINE',
     default: '10s',
-    help: 'How long the leader keeps trying to renew before it steps down',
+    help: 'How long the leader keeps trying to renew before it steps down; at least 500ms, under --lease-duration',
   },
   'retry-period': {
     key: 'retryPeriodMs',
     kind: 'duration',
     env: 'LEPTON_RETRY_PERIOD',
     default: '2s',
-    help: 'Interval between lease acquire and renew attempts',
+    help: 'Interval between lease acquire and renew attempts; at least 100ms, under --renew-deadline / 1.2',
   },
   identity: {
     key: 'identity',
@@ -221,6 +228,55 @@ function convert(flag: string, spec: FlagSpec, raw: string): unknown {
   }
 }
 
+/** A refusal that names the flag and its variable, as convert() does for unparsable values. */
+function flagError(flag: string, message: string): ConfigError {
+  const spec = FLAGS[flag] as FlagSpec;
+  return new ConfigError(`--${flag} (or ${spec.env}): ${message}`);
+}
+
+/**
+ * The rules of client-go's leaderelection.NewLeaderElector (all durations > 0, leaseDuration >
+ * renewDeadline > JitterFactor × retryPeriod), plus what our Lease needs: without them a 0 s
+ * retry period polls the Lease in a hot loop (hundreds of GETs a second) and a lease shorter
+ * than a second, or not whole seconds, is stored differently from what the leader times itself
+ * by, so leaders step down at once.
+ */
+function checkLeaderElection(c: OperatorConfig): void {
+  // The Lease's leaseDurationSeconds is an integer: 1500ms would be written as 2 s (standbys wait
+  // longer than the leader thinks) and 500ms as 1 s; refuse instead of rounding behind the back.
+  if (c.leaseDurationMs < 1000 || c.leaseDurationMs % 1000 !== 0) {
+    throw flagError(
+      'lease-duration',
+      `must be a whole number of seconds, at least 1s (got ${c.leaseDurationMs}ms): the Lease ` +
+        'stores leaseDurationSeconds in whole seconds',
+    );
+  }
+  // A renewal is a GET and a PUT of the Lease; a deadline shorter than that under a little load
+  // makes a healthy leader step down.
+  if (c.renewDeadlineMs < MIN_RENEW_DEADLINE_MS) {
+    throw flagError(
+      'renew-deadline',
+      `must be at least ${MIN_RENEW_DEADLINE_MS}ms (got ${c.renewDeadlineMs}ms): a renewal takes ` +
+        'two requests to the API server',
+    );
+  }
+  if (c.retryPeriodMs < MIN_RETRY_PERIOD_MS) {
+    throw flagError(
+      'retry-period',
+      `must be at least ${MIN_RETRY_PERIOD_MS}ms (got ${c.retryPeriodMs}ms): every replica ` +
+        'reads the Lease once per retry period',
+    );
+  }
+  if (c.renewDeadlineMs >= c.leaseDurationMs) {
+    throw new ConfigError('--renew-deadline must be shorter than --lease-duration');
+  }
+  if (c.renewDeadlineMs <= JITTER_FACTOR * c.retryPeriodMs) {
+    throw new ConfigError(
+      "--renew-deadline must be more than 1.2 times --retry-period (client-go's rule)",
+    );
+  }
+}
+
 export function helpText(): string {
   const lines = [
     `lepton-operator ${VERSION}: reconciles TrainingJob, FederatedRound and InferenceService (lepton.ai/v1alpha1)`,
@@ -275,14 +331,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     if (raw !== undefined) config[spec.key] = convert(name, spec, raw);
   }
   const c = config as unknown as OperatorConfig;
-  if (c.leaderElect && c.renewDeadlineMs >= c.leaseDurationMs) {
-    throw new ConfigError('--renew-deadline must be shorter than --lease-duration');
-  }
-  if (c.leaderElect && c.renewDeadlineMs <= 1.2 * c.retryPeriodMs) {
-    throw new ConfigError(
-      "--renew-deadline must be more than 1.2 times --retry-period (client-go's rule)",
-    );
-  }
+  if (c.leaderElect) checkLeaderElection(c);
   if (c.concurrency < 1) throw new ConfigError('--concurrency must be at least 1');
   return { config: c };
 }

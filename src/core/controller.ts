@@ -99,9 +99,14 @@ export class Controller {
     return this.running;
   }
 
-  /** Stops taking keys and waits for reconciles in flight (bounded by the caller). */
+  /**
+   * Stops handing out keys and waits only for the reconciles in flight (bounded by the caller).
+   * Queued keys are dropped, not drained: a backlog longer than the shutdown timeout would keep
+   * the lease from being released, and the next leader relists and reconciles everything anyway.
+   */
   async stop(): Promise<void> {
-    await this.queue.shutDownWithDrain();
+    this.queue.shutDown();
+    // The workers return once their current reconcile ends, since get() now yields no key.
     await this.running;
   }
 

@@ -1,8 +1,9 @@
 // A list-watch cache of one resource type. Written here rather than taken from client-node's
 // makeInformer because an operator needs what that one lacks: restart after any error with
-// jittered backoff (client-node's stops for good), a periodic full relist that repairs a watch
-// that silently missed events, a "synced" signal for readiness, an index of objects by their
-// controller owner, and a transform that drops managedFields (a third of a cached object).
+// jittered backoff capped at a second (client-node's stops for good), a periodic full relist
+// that repairs a watch that silently missed events, a "synced" signal for readiness, an index of
+// objects by their controller owner, and a transform that drops managedFields (a third of a
+// cached object).
 import { Watch } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import type { KubeClient } from './client.ts';
@@ -32,8 +33,20 @@ export interface InformerOptions<T extends KubeObject> {
   clock?: Clock;
 }
 
-const BACKOFF_BASE_MS = 1000;
-const BACKOFF_MAX_MS = 30_000;
+// Retries after a failed list or watch double from 200 ms up to a cap of 1 s. The cap is what
+// lets the caches (and the readiness of a replica started meanwhile) follow the API server
+// within about a second once it is back: with client-go's 30 s cap, a 20 s outage left the
+// informers asleep for seconds after it ended. One request a second per informer while the API
+// is away is a negligible load next to what a kube-apiserver serves.
+const BACKOFF_BASE_MS = 200;
+export const INFORMER_MAX_RETRY_DELAY_MS = 1000;
+
+/** The wait before retry number `failures` (1, 2, ...): exponential, capped, half jittered. */
+export function informerRetryDelayMs(failures: number, random = Math.random): number {
+  const delay = Math.min(INFORMER_MAX_RETRY_DELAY_MS, BACKOFF_BASE_MS * 2 ** (failures - 1));
+  // Jitter spreads the informers of many replicas so they do not all relist in one instant.
+  return delay / 2 + random() * (delay / 2);
+}
 
 /** Drops what the operator never reads and what makes cached objects large. */
 export function stripManagedFields<T extends KubeObject>(obj: T): T {
@@ -129,6 +142,9 @@ export class Informer<T extends KubeObject> implements Cache<T> {
 
   private async run(): Promise<void> {
     let failures = 0;
+    // An expired resourceVersion (410) relists at once, as client-go does; a second one in a row
+    // (the fresh list's version expired too) backs off like any failure instead of hot-looping.
+    let expiredInARow = 0;
     while (!this.stopped) {
       try {
         const relistEvery = this.opts.relistIntervalMs ?? 10 * 60_000;
@@ -142,24 +158,25 @@ export class Informer<T extends KubeObject> implements Cache<T> {
         if (events === 0 && this.clock.now() - started < 1000 && !this.stopped)
           throw new Error('watch ended at once');
         failures = 0;
+        expiredInARow = 0;
       } catch (err) {
         if (this.stopped) break;
         const code =
           err instanceof ApiError ? err.code : (err as { statusCode?: number }).statusCode;
         if (err instanceof ExpiredError || code === 410) {
           this.resourceVersion = '';
-          continue;
+          if (++expiredInARow === 1) continue;
         }
         failures++;
         this.opts.metrics?.informerRestarts.inc({ resource: this.resource.plural });
-        const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1));
-        const jittered = delay / 2 + Math.random() * (delay / 2);
+        const delay = informerRetryDelayMs(failures);
         this.log.warn('Informer list/watch failed; retrying', {
           resource: this.resource.plural,
           error: (err as Error).message,
-          retryInMs: Math.round(jittered),
+          retryInMs: Math.round(delay),
+          maxRetryInMs: INFORMER_MAX_RETRY_DELAY_MS,
         });
-        await this.sleep(jittered);
+        await this.sleep(delay);
       }
     }
   }

@@ -1,12 +1,27 @@
 // The operator's Prometheus metrics, on one prom-client Registry per process (or per test).
 // Names follow controller-runtime and client-go with the `lepton_` prefix, so existing
 // dashboards translate by a rename.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { QueueMetrics } from './workqueue.ts';
 
 export type ReconcileResult = 'success' | 'error' | 'terminal_error' | 'requeue_after';
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/**
+ * prom-client's default gauges that end in `_total`, which promtool (and OpenMetrics) reserve for
+ * counters. Each is the sum over `type` of its unsuffixed sibling (`nodejs_active_handles`, ...),
+ * which stays, so nothing is lost: `sum(nodejs_active_handles)` is the total.
+ */
+const DROPPED_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+/** How often the event-loop delay is sampled, in ms (prom-client's default precision). */
+const LAG_RESOLUTION_MS = 10;
 
 export class OperatorMetrics {
   readonly registry: Registry;
@@ -29,7 +44,11 @@ export class OperatorMetrics {
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [(this.registry = new Registry())];
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (opts.processMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      for (const name of DROPPED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
+      eventLoopLagMax(this.registry);
+    }
     this.reconcileTotal = new Counter({
       name: 'lepton_reconcile_total',
       help: 'Reconciles by controller and result (success, error, terminal_error, requeue_after)',
@@ -147,4 +166,24 @@ export class OperatorMetrics {
       workDuration: (s) => this.queueWorkDuration.observe({ name }, s),
     };
   }
+}
+
+/**
+ * The longest event-loop delay since the process started. prom-client's
+ * nodejs_eventloop_lag_max_seconds resets its histogram at every scrape, so each scraper (a
+ * Prometheus, a test, a benchmark) sees only the part since anyone's previous scrape and a
+ * maximum between two scrapes of someone else is lost; this one is never reset, so reading it
+ * once after a run gives the maximum over the whole run.
+ */
+function eventLoopLagMax(registry: Registry): void {
+  const delay = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
+  delay.enable();
+  new Gauge({
+    name: 'lepton_event_loop_lag_max_seconds',
+    help: `Longest event-loop delay since the process started, in seconds (never reset, unlike nodejs_eventloop_lag_max_seconds which covers the time since the previous scrape; sampled every ${LAG_RESOLUTION_MS} ms)`,
+    registers: [registry],
+    collect() {
+      this.set(delay.max / 1e9);
+    },
+  });
 }

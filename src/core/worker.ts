@@ -19,6 +19,10 @@ export async function runWorkers(
   }
   const loop = async (): Promise<void> => {
     for (let key = await queue.get(); key !== undefined; key = await queue.get()) {
+      // Each reconcile starts in a macrotask of its own: otherwise the synchronous parts of many
+      // reconciles whose awaits resolve together run back to back as one chain of microtasks,
+      // and the event loop (lease renewals, watches, probes) waits for the whole chain.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       try {
         await handle(key);
       } catch (err) {

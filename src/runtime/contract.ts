@@ -4,7 +4,7 @@
 
 /** Environment variables the operator sets on every workload container. */
 export const ENV = {
-  /** The TrainingJob's spec (or the part the mode needs) as JSON. */
+  /** The part of the TrainingJob's spec the runtime reads (RUNTIME_SPEC_FIELDS), as JSON. */
   spec: 'LEPTON_JOB_SPEC',
   jobName: 'LEPTON_JOB_NAME',
   namespace: 'LEPTON_NAMESPACE',
@@ -20,6 +20,38 @@ export const ENV = {
   /** Where to write the termination message (the local node sets it; else /dev/termination-log). */
   terminationLog: 'LEPTON_TERMINATION_LOG',
 } as const;
+
+/**
+ * The fields of a TrainingJob's spec the runtime reads (spec.ts resolveSpec). Only they go into
+ * LEPTON_JOB_SPEC: what every pod carries does not grow with podTemplate, schedule, federated or
+ * the run policy, which the operator alone reads.
+ */
+export const RUNTIME_SPEC_FIELDS = [
+  'model',
+  'dataset',
+  'hyperparameters',
+  'output',
+  'checkpoint',
+  'earlyStopping',
+  'workers',
+  'averaging',
+] as const;
+export type RuntimeSpecField = (typeof RUNTIME_SPEC_FIELDS)[number];
+
+/**
+ * Most bytes LEPTON_JOB_SPEC may hold; the operator refuses a larger spec (SpecTooLarge). The
+ * CRD's bounds keep a spec of ASCII text under it; escaped or multi-byte characters can exceed it.
+ */
+export const RUNTIME_SPEC_MAX_BYTES = 64 * 1024;
+
+/** The part of a spec the runtime reads, as the operator passes it in LEPTON_JOB_SPEC. */
+export function runtimeSpecOf<T extends Partial<Record<RuntimeSpecField, unknown>>>(
+  spec: T,
+): Pick<T, RuntimeSpecField> {
+  const out: Partial<Record<RuntimeSpecField, unknown>> = {};
+  for (const field of RUNTIME_SPEC_FIELDS) if (spec[field] !== undefined) out[field] = spec[field];
+  return out as Pick<T, RuntimeSpecField>;
+}
 
 export const DEFAULT_PORT = 8080;
 export const AVERAGING_PORT = 7070;

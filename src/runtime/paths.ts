@@ -89,9 +89,19 @@ export function isMissingPathError(err: unknown): boolean {
  */
 export async function readUri(uri: string, env: NodeJS.ProcessEnv = process.env): Promise<Buffer> {
   if (isHttpUri(uri)) {
-    const res = await fetch(uri, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
+    const shown = withoutCredentials(uri);
+    let res: Response;
+    try {
+      res = await fetch(uri, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
+    } catch (err) {
+      // fetch says only "fetch failed"; the cause (ECONNREFUSED, ENOTFOUND, a timeout) is what
+      // a person can act on.
+      throw new Error(`GET ${shown} failed: ${networkCause(err).split(uri).join(shown)}`, {
+        cause: err,
+      });
+    }
     if (!res.ok) {
-      const message = `GET ${uri} answered ${res.status} ${res.statusText}`;
+      const message = `GET ${shown} answered ${res.status} ${res.statusText}`;
       const transient = res.status >= 500 || res.status === 408 || res.status === 429;
       throw transient ? new Error(message) : new PermanentError(message);
     }
@@ -105,4 +115,26 @@ export async function readUri(uri: string, env: NodeJS.ProcessEnv = process.env)
       throw new PermanentError(`Cannot read ${uri} (${path}): ${(err as Error).message}`);
     throw err;
   }
+}
+
+/** `uri` without a user name or password, for messages (the operator refuses such URIs anyway). */
+export function withoutCredentials(uri: string): string {
+  try {
+    const u = new URL(uri);
+    if (!u.username && !u.password) return uri;
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return uri;
+  }
+}
+
+/** The innermost reason of a failed fetch: its cause's code and message, or a timeout. */
+export function networkCause(err: unknown): string {
+  const e = err as Error & { cause?: Error & { code?: string } };
+  if (e?.name === 'TimeoutError') return `no answer within ${HTTP_TIMEOUT_MS / 1000} s`;
+  const cause = e?.cause;
+  if (cause) return [cause.code, cause.message].filter(Boolean).join(': ');
+  return e?.message ?? String(err);
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, and helm to test the chart) from the Go module proxy and caches them by version
+# kube-scheduler, kubectl, kwok, helm to test the chart, and promtool and prometheus to check
+# and scrape the operator's metrics) from the Go module proxy and caches them by version
 # outside the repository. Skips whatever already exists. Needs Go >= 1.26.
 #
 #   LEPTON_BIN_DIR   where to put them (default: ~/.cache/lepton/bin/k8s-<version>)
@@ -14,6 +15,8 @@ K8S_VERSION=${K8S_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.14}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+# The Go module version of Prometheus 3.16.0 (Prometheus tags each release twice).
+PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v0.316.0}
 OUT=${LEPTON_BIN_DIR:-$HOME/.cache/lepton/bin/k8s-$K8S_VERSION}
 mkdir -p "$OUT"
 export GOFLAGS=${GOFLAGS:--mod=mod}
@@ -97,9 +100,26 @@ build_helm() {
   with_heartbeat helm env GOBIN="$OUT" go install -trimpath -ldflags "-s -w $v" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
+build_prometheus() {
+  have promtool && have prometheus && { log "prometheus $PROMETHEUS_VERSION: cached"; return; }
+  log "prometheus $PROMETHEUS_VERSION: building promtool and prometheus"
+  # v0.316.0 is release 3.16.0: the module's minor is major * 100 + minor.
+  local minor; minor=$(echo "$PROMETHEUS_VERSION" | cut -d. -f2)
+  local release=$((minor / 100)).$((minor % 100)).${PROMETHEUS_VERSION##*.}
+  local ldf="-s -w -X github.com/prometheus/common/version.Version=$release"
+  # remove_all_sd leaves static, file and HTTP discovery: the tests scrape addresses they know,
+  # and the cloud providers' SDKs would double the build. No UI assets (builtinassets): the
+  # tests use the HTTP API only.
+  local mod=github.com/prometheus/prometheus
+  with_heartbeat prometheus env GOBIN="$OUT" go install -trimpath -tags remove_all_sd -ldflags "$ldf" \
+    "$mod/cmd/promtool@$PROMETHEUS_VERSION" "$mod/cmd/prometheus@$PROMETHEUS_VERSION"
+  "$OUT/promtool" --version 2>&1 | head -1 >&2
+}
+
 build_etcd
 build_kwok
 build_kubernetes
 build_helm
+build_prometheus
 log "all binaries ready in $OUT"
 echo "$OUT"

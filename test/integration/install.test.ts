@@ -57,6 +57,8 @@ describe('installation', () => {
       'RoleBinding',
       'Service',
       'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
     ]);
     const r = kubectl([
       'apply',

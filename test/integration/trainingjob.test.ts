@@ -2,7 +2,6 @@
 // way a job ends. kwok plays the pods' lives from annotations passed through the pod template.
 import { Resources } from '../../src/core/resources.ts';
 import {
-  kubeClient,
   kubectl,
   kubectlOk,
   metricValue,
@@ -11,157 +10,26 @@ import {
   stopNamespacedOperator,
   waitFor,
 } from './harness.ts';
+import { A100, H100, type Job, cond, trainingJobs } from './trainingjobs.ts';
 
-interface Job {
-  metadata: { name: string; namespace?: string; uid?: string };
-  spec: Record<string, unknown>;
-  status?: {
-    phase?: string;
-    restarts?: number;
-    gpus?: number;
-    workers?: { active?: number; ready?: number; succeeded?: number; failed?: number };
-    failure?: { reason?: string; message?: string; worker?: number; exitCode?: number };
-    conditions?: { type: string; status: string; reason: string; message: string }[];
-    completionTime?: string;
-  };
-}
-interface Pod {
-  metadata: { name: string; labels?: Record<string, string> };
-  spec: {
-    nodeName?: string;
-    automountServiceAccountToken?: boolean;
-    hostname?: string;
-    subdomain?: string;
-    securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type: string } };
-    tolerations?: { key?: string }[];
-    containers: {
-      env?: { name: string; value?: string }[];
-      resources?: { limits?: Record<string, string> };
-      securityContext?: { allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[] } };
-    }[];
-  };
-  status?: { phase?: string };
-}
-
-const client = kubeClient();
-const H100 = 'NVIDIA-H100-80GB-HBM3';
-const A100 = 'NVIDIA-A100-SXM4-80GB';
 let ns: string;
 let op: OperatorProcess;
-
-interface JobOpts {
-  workers?: number;
-  gpus?: number;
-  product?: string;
-  annotations?: Record<string, string>;
-  extra?: Record<string, unknown>;
-  nodeSelector?: Record<string, string>;
-}
-
-function job(name: string, o: JobOpts = {}): Job {
-  return {
-    metadata: { name, namespace: ns },
-    spec: {
-      model: { preset: 'mlp' },
-      dataset: { synthetic: { generator: 'blobs' } },
-      // file:// needs no claim, so kwok pods schedule without one.
-      output: { uri: `file:///var/lib/lepton/${name}` },
-      workers: o.workers ?? 1,
-      resources: o.gpus ? { gpu: { count: o.gpus, product: o.product } } : undefined,
-      podTemplate: {
-        metadata: { annotations: o.annotations ?? {} },
-        spec: o.nodeSelector
-          ? { nodeSelector: o.nodeSelector }
-          : { nodeSelector: { type: 'kwok' } },
-      },
-      ...o.extra,
-    },
-  };
-}
-
-const create = (j: Job) =>
-  client.create(Resources.TrainingJob, {
-    apiVersion: 'lepton.ai/v1alpha1',
-    kind: 'TrainingJob',
-    ...j,
-  });
-const get = (name: string) =>
-  client.get<Job & { metadata: object }>(Resources.TrainingJob, ns, name);
-const podsOf = async (name: string) =>
-  (
-    await client.list<Pod & { metadata: object }>(Resources.Pod, {
-      namespace: ns,
-      labelSelector: `lepton.ai/job-name=${name}`,
-    })
-  ).items;
-const cond = (j: Job, type: string) => j.status?.conditions?.find((c) => c.type === type);
-
-async function waitForJob(
-  name: string,
-  what: string,
-  ok: (j: Job) => boolean,
-  timeoutMs = 30_000,
-): Promise<Job> {
-  let last: Job | undefined;
-  await waitFor(
-    `TrainingJob ${name} ${what}`,
-    async () => ok((last = await get(name))),
-    timeoutMs,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
-  });
-  return last as Job;
-}
-
-async function remove(name: string): Promise<void> {
-  await client
-    .delete(Resources.TrainingJob, ns, name, { propagationPolicy: 'Foreground' })
-    .catch(() => undefined);
-  await waitFor(
-    `TrainingJob ${name} and its pods to be gone`,
-    async () => (await podsOf(name)).length === 0,
-    30_000,
-  );
-}
-
-/** Waits until no pod left by earlier tests holds GPUs of `product`. */
-async function gpusIdle(product: string): Promise<void> {
-  await waitFor(
-    `${product} GPUs to be idle`,
-    async () => {
-      const pods = await client.list<Pod & { metadata: object }>(Resources.Pod, {
-        fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed',
-      });
-      const nodes = new Set(
-        (
-          await client.list<{ metadata: { name?: string } }>(Resources.Node, {
-            labelSelector: `nvidia.com/gpu.product=${product}`,
-          })
-        ).items.map((n) => n.metadata.name),
-      );
-      return !pods.items.some(
-        (p) =>
-          nodes.has(p.spec.nodeName) &&
-          p.spec.containers.some((c) => c.resources?.limits?.['nvidia.com/gpu']),
-      );
-    },
-    60_000,
-  );
-}
+let t: ReturnType<typeof trainingJobs>;
 
 beforeAll(async () => {
   ({ ns, op } = await startNamespacedOperator('tj'));
+  t = trainingJobs(ns);
 });
 
 afterAll(() => stopNamespacedOperator(ns, op));
 
 describe('TrainingJob', () => {
   it('places one locked-down pod per worker on nodes of the requested GPU product, behind a headless Service', async () => {
-    await create(job('placed', { workers: 2, gpus: 2, product: A100 }));
-    const running = await waitForJob('placed', 'to run', (j) => j.status?.phase === 'Running');
+    await t.create(t.job('placed', { workers: 2, gpus: 2, product: A100 }));
+    const running = await t.waitForJob('placed', 'to run', (j) => j.status?.phase === 'Running');
     expect(running.status).toMatchObject({ gpus: 4, workers: { active: 2 } });
     expect(cond(running, 'Admitted')).toMatchObject({ status: 'True', reason: 'GangAdmitted' });
-    const pods = (await podsOf('placed')).sort((a, b) =>
+    const pods = (await t.podsOf('placed')).sort((a, b) =>
       a.metadata.name.localeCompare(b.metadata.name),
     );
     expect(pods.map((p) => p.metadata.labels?.['lepton.ai/role'])).toEqual(['chief', 'worker']);
@@ -198,17 +66,17 @@ describe('TrainingJob', () => {
       );
       expect(p.spec.tolerations?.some((t) => t.key === 'nvidia.com/gpu')).toBe(true);
     }
-    const svc = await client.get<{
+    const svc = await t.client.get<{
       metadata: object;
       spec: { clusterIP: string; publishNotReadyAddresses: boolean };
     }>(Resources.Service, ns, 'placed');
     expect(svc.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
-    await remove('placed');
+    await t.remove('placed');
   });
 
   it('makes no API writes for a running job while nothing changes', async () => {
-    await create(job('steady'));
-    await waitForJob('steady', 'to run', (j) => j.status?.phase === 'Running');
+    await t.create(t.job('steady'));
+    await t.waitForJob('steady', 'to run', (j) => j.status?.phase === 'Running');
     const writes = async () => {
       const text = await op.metrics();
       return ['POST', 'PUT', 'PATCH', 'DELETE'].reduce(
@@ -239,7 +107,7 @@ describe('TrainingJob', () => {
     const seen = await reconciles();
     // Touch the job twice without changing its spec: each touch is reconciled.
     for (const n of [1, 2]) {
-      await client.patch(
+      await t.client.patch(
         Resources.TrainingJob,
         ns,
         'steady',
@@ -253,12 +121,16 @@ describe('TrainingJob', () => {
       15_000,
     );
     expect(await writes()).toBe(before);
-    await remove('steady');
+    await t.remove('steady');
   });
 
   it('succeeds when the chief finishes', async () => {
-    await create(job('finishes', { annotations: { 'kwok.lepton.ai/run-duration': '2s' } }));
-    const done = await waitForJob('finishes', 'to succeed', (j) => j.status?.phase === 'Succeeded');
+    await t.create(t.job('finishes', { annotations: { 'kwok.lepton.ai/run-duration': '2s' } }));
+    const done = await t.waitForJob(
+      'finishes',
+      'to succeed',
+      (j) => j.status?.phase === 'Succeeded',
+    );
     expect(done.status?.completionTime).toBeDefined();
     expect(cond(done, 'Succeeded')?.status).toBe('True');
   });
@@ -284,13 +156,13 @@ describe('TrainingJob', () => {
     ],
   ])('%s', async (_case, annotations: Record<string, string>, reason, restarts) => {
     const name = `fails-${reason.toLowerCase()}-${restarts}-${annotations['kwok.lepton.ai/exit-code']}`;
-    await create(
-      job(name, {
+    await t.create(
+      t.job(name, {
         annotations: { 'kwok.lepton.ai/run-duration': '1s', ...annotations },
         extra: { backoffLimit: 1 },
       }),
     );
-    const failed = await waitForJob(name, 'to fail', (j) => j.status?.phase === 'Failed', 45_000);
+    const failed = await t.waitForJob(name, 'to fail', (j) => j.status?.phase === 'Failed', 45_000);
     expect(failed.status?.failure).toMatchObject({
       reason,
       worker: 0,
@@ -308,81 +180,91 @@ describe('TrainingJob', () => {
     'fails with %s when a worker cannot start within startupDeadlineSeconds',
     async (reason, o) => {
       const name = `stuck-${reason.toLowerCase()}`;
-      await create(job(name, { ...o, extra: { startupDeadlineSeconds: 2 } }));
-      const failed = await waitForJob(name, 'to fail', (j) => j.status?.phase === 'Failed');
+      await t.create(t.job(name, { ...o, extra: { startupDeadlineSeconds: 2 } }));
+      const failed = await t.waitForJob(name, 'to fail', (j) => j.status?.phase === 'Failed');
       expect(failed.status?.failure?.reason).toBe(reason);
       expect(failed.status?.failure?.message).toContain('startupDeadlineSeconds');
-      expect((await podsOf(name)).length).toBe(0); // cleanPodPolicy Running: pods that never ran are deleted
+      expect((await t.podsOf(name)).length).toBe(0); // cleanPodPolicy Running: pods that never ran are deleted
     },
   );
 
   it('fails with DeadlineExceeded after activeDeadlineSeconds', async () => {
-    await create(job('too-long', { extra: { activeDeadlineSeconds: 2 } }));
-    const failed = await waitForJob('too-long', 'to fail', (j) => j.status?.phase === 'Failed');
+    await t.create(t.job('too-long', { extra: { activeDeadlineSeconds: 2 } }));
+    const failed = await t.waitForJob('too-long', 'to fail', (j) => j.status?.phase === 'Failed');
     expect(failed.status?.failure?.reason).toBe('DeadlineExceeded');
   });
 
   it('deletes a finished job after ttlSecondsAfterFinished', async () => {
-    await create(
-      job('short-lived', {
+    await t.create(
+      t.job('short-lived', {
         annotations: { 'kwok.lepton.ai/run-duration': '1s' },
         extra: { ttlSecondsAfterFinished: 1 },
       }),
     );
     await waitFor(
       'the job to be deleted',
-      async () => (await client.find(Resources.TrainingJob, ns, 'short-lived')) === undefined,
+      async () => (await t.client.find(Resources.TrainingJob, ns, 'short-lived')) === undefined,
       30_000,
     );
   });
 
   it('suspends (pods deleted, restarts untouched) and resumes', async () => {
-    await create(job('pausable'));
-    await waitForJob('pausable', 'to run', (j) => j.status?.phase === 'Running');
-    await client.patch(Resources.TrainingJob, ns, 'pausable', { spec: { suspend: true } }, 'merge');
-    await waitForJob('pausable', 'to be suspended', (j) => j.status?.phase === 'Suspended');
+    await t.create(t.job('pausable'));
+    await t.waitForJob('pausable', 'to run', (j) => j.status?.phase === 'Running');
+    await t.client.patch(
+      Resources.TrainingJob,
+      ns,
+      'pausable',
+      { spec: { suspend: true } },
+      'merge',
+    );
+    await t.waitForJob('pausable', 'to be suspended', (j) => j.status?.phase === 'Suspended');
     await waitFor(
       'its pods to be gone',
-      async () => (await podsOf('pausable')).length === 0,
+      async () => (await t.podsOf('pausable')).length === 0,
       30_000,
     );
-    await client.patch(
+    await t.client.patch(
       Resources.TrainingJob,
       ns,
       'pausable',
       { spec: { suspend: false } },
       'merge',
     );
-    const resumed = await waitForJob(
+    const resumed = await t.waitForJob(
       'pausable',
       'to run again',
       (j) => j.status?.phase === 'Running',
     );
     expect(resumed.status?.restarts ?? 0).toBe(0);
-    await remove('pausable');
+    await t.remove('pausable');
   });
 
   it('queues a gang that does not fit the free GPUs and admits it when they free up, in creation order', async () => {
-    await gpusIdle(H100);
-    await create(job('big', { workers: 2, gpus: 8, product: H100 }));
-    await waitForJob('big', 'to run', (j) => j.status?.phase === 'Running');
-    await create(job('waits-1', { workers: 1, gpus: 8, product: H100 }));
-    await create(job('waits-2', { workers: 2, gpus: 8, product: H100 }));
-    const queued = await waitForJob('waits-1', 'to be queued', (j) => j.status?.phase === 'Queued');
+    await t.gpusIdle(H100);
+    await t.create(t.job('big', { workers: 2, gpus: 8, product: H100 }));
+    await t.waitForJob('big', 'to run', (j) => j.status?.phase === 'Running');
+    await t.create(t.job('waits-1', { workers: 1, gpus: 8, product: H100 }));
+    await t.create(t.job('waits-2', { workers: 2, gpus: 8, product: H100 }));
+    const queued = await t.waitForJob(
+      'waits-1',
+      'to be queued',
+      (j) => j.status?.phase === 'Queued',
+    );
     expect(cond(queued, 'Admitted')).toMatchObject({ status: 'False', reason: 'InsufficientGPU' });
     expect(cond(queued, 'Admitted')?.message).toMatch(
       /1 x 8 nvidia.com\/gpu \(NVIDIA-H100-80GB-HBM3\).*kwok-h100-0 0\/8/,
     );
-    expect(await podsOf('waits-1')).toHaveLength(0);
-    await waitForJob('waits-2', 'to be queued', (j) => j.status?.phase === 'Queued');
+    expect(await t.podsOf('waits-1')).toHaveLength(0);
+    await t.waitForJob('waits-2', 'to be queued', (j) => j.status?.phase === 'Queued');
 
-    await remove('big');
-    await waitForJob('waits-1', 'to be admitted and run', (j) => j.status?.phase === 'Running');
+    await t.remove('big');
+    await t.waitForJob('waits-1', 'to be admitted and run', (j) => j.status?.phase === 'Running');
     // waits-2 needs both H100 nodes; one is taken by waits-1, so it stays queued.
-    expect((await get('waits-2')).status?.phase).toBe('Queued');
-    await remove('waits-1');
-    await waitForJob('waits-2', 'to run', (j) => j.status?.phase === 'Running');
-    await remove('waits-2');
+    expect((await t.get('waits-2')).status?.phase).toBe('Queued');
+    await t.remove('waits-1');
+    await t.waitForJob('waits-2', 'to run', (j) => j.status?.phase === 'Running');
+    await t.remove('waits-2');
   });
 
   it('admits a queued higher-priority gang before an older lower-priority one', async () => {
@@ -395,55 +277,55 @@ describe('TrainingJob', () => {
         value: 1000,
       }),
     );
-    await gpusIdle(H100);
-    await create(job('holder', { workers: 2, gpus: 8, product: H100 }));
-    await waitForJob('holder', 'to run', (j) => j.status?.phase === 'Running');
-    await create(job('low-first', { workers: 1, gpus: 8, product: H100 }));
-    await waitForJob('low-first', 'to be queued', (j) => j.status?.phase === 'Queued');
-    await create(
-      job('high-second', {
+    await t.gpusIdle(H100);
+    await t.create(t.job('holder', { workers: 2, gpus: 8, product: H100 }));
+    await t.waitForJob('holder', 'to run', (j) => j.status?.phase === 'Running');
+    await t.create(t.job('low-first', { workers: 1, gpus: 8, product: H100 }));
+    await t.waitForJob('low-first', 'to be queued', (j) => j.status?.phase === 'Queued');
+    await t.create(
+      t.job('high-second', {
         workers: 2,
         gpus: 8,
         product: H100,
         extra: { priorityClassName: 'lepton-test-high' },
       }),
     );
-    await waitForJob('high-second', 'to be queued', (j) => j.status?.phase === 'Queued');
-    await remove('holder');
-    await waitForJob('high-second', 'to run', (j) => j.status?.phase === 'Running');
-    expect((await get('low-first')).status?.phase).toBe('Queued');
-    await remove('high-second');
-    await waitForJob('low-first', 'to run', (j) => j.status?.phase === 'Running');
-    await remove('low-first');
+    await t.waitForJob('high-second', 'to be queued', (j) => j.status?.phase === 'Queued');
+    await t.remove('holder');
+    await t.waitForJob('high-second', 'to run', (j) => j.status?.phase === 'Running');
+    expect((await t.get('low-first')).status?.phase).toBe('Queued');
+    await t.remove('high-second');
+    await t.waitForJob('low-first', 'to run', (j) => j.status?.phase === 'Running');
+    await t.remove('low-first');
     kubectl(['delete', 'priorityclass', 'lepton-test-high']);
   });
 
   it('says when a gang can never fit the cluster', async () => {
-    await create(job('never', { workers: 3, gpus: 8, product: H100 }));
-    const queued = await waitForJob('never', 'to be queued', (j) => j.status?.phase === 'Queued');
+    await t.create(t.job('never', { workers: 3, gpus: 8, product: H100 }));
+    const queued = await t.waitForJob('never', 'to be queued', (j) => j.status?.phase === 'Queued');
     expect(cond(queued, 'Admitted')).toMatchObject({
       status: 'False',
       reason: 'ExceedsClusterCapacity',
     });
     expect(cond(queued, 'Admitted')?.message).toContain('3 x 8 nvidia.com/gpu');
-    await remove('never');
+    await t.remove('never');
   });
 
   it('runs a scheduled job as runs named after their firing time (CronJob semantics)', async () => {
-    await create(
-      job('nightly', {
+    await t.create(
+      t.job('nightly', {
         annotations: { 'kwok.lepton.ai/run-duration': '2s' },
         extra: { schedule: { cron: '* * * * *', successfulJobsHistoryLimit: 1 } },
       }),
     );
-    const scheduled = await waitForJob(
+    const scheduled = await t.waitForJob(
       'nightly',
       'to be scheduled',
       (j) => j.status?.phase === 'Scheduled',
     );
     expect(cond(scheduled, 'Scheduled')?.message).toMatch(/^next run at /);
     // The first firing is the next minute boundary.
-    const fired = await waitForJob(
+    const fired = await t.waitForJob(
       'nightly',
       'to fire',
       (j) => Boolean((j.status as { lastScheduleTime?: string }).lastScheduleTime),
@@ -451,7 +333,7 @@ describe('TrainingJob', () => {
     );
     const at = Date.parse((fired.status as { lastScheduleTime: string }).lastScheduleTime);
     const runName = `nightly-${at / 60_000}`;
-    const run = await client.get<Job & { metadata: { ownerReferences?: { name: string }[] } }>(
+    const run = await t.client.get<Job & { metadata: { ownerReferences?: { name: string }[] } }>(
       Resources.TrainingJob,
       ns,
       runName,
@@ -459,19 +341,19 @@ describe('TrainingJob', () => {
     expect(run.metadata.ownerReferences?.[0]?.name).toBe('nightly');
     expect(run.spec.schedule).toBeUndefined();
     expect(run.spec.output).toMatchObject({ uri: `file:///var/lib/lepton/nightly/${runName}` });
-    await waitForJob(runName, 'to succeed', (j) => j.status?.phase === 'Succeeded');
+    await t.waitForJob(runName, 'to succeed', (j) => j.status?.phase === 'Succeeded');
     // A scheduled job runs no pods of its own.
     expect(
-      (await podsOf('nightly')).filter((p) => p.metadata.name.startsWith('nightly-worker')),
+      (await t.podsOf('nightly')).filter((p) => p.metadata.name.startsWith('nightly-worker')),
     ).toHaveLength(0);
-    await client.patch(
+    await t.client.patch(
       Resources.TrainingJob,
       ns,
       'nightly',
       { spec: { schedule: { suspend: true } } },
       'merge',
     );
-    const paused = await waitForJob(
+    const paused = await t.waitForJob(
       'nightly',
       'to stop scheduling',
       (j) => cond(j, 'Scheduled')?.reason === 'Suspended',

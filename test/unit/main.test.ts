@@ -24,4 +24,21 @@ describe('lepton-operator command line', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('--kube-api-qps (or LEPTON_KUBE_API_QPS): invalid value "fast"');
   });
+
+  it.each([
+    [['--retry-period=0s'], '--retry-period (or LEPTON_RETRY_PERIOD): must be at least 100ms'],
+    [
+      ['--lease-duration=500ms', '--renew-deadline=400ms', '--retry-period=300ms'],
+      '--lease-duration (or LEPTON_LEASE_DURATION): must be a whole number of seconds',
+    ],
+  ])(
+    '§5 refuses lease flags %j at start-up: exit 2, the flag named, no stack trace',
+    (args, message) => {
+      const r = run(...args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`lepton-operator: ${message}`);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    },
+  );
 });

@@ -8,6 +8,7 @@ import {
   ENV,
   PVC_MOUNT_ROOT,
   claimsOf,
+  runtimeSpecOf,
 } from '../../runtime/contract.ts';
 import {
   JOB_NAME_LABEL,
@@ -16,6 +17,11 @@ import {
   REPLICA_INDEX_LABEL,
   ROLE_LABEL,
 } from '../labels.ts';
+import {
+  TMP_MOUNT_PATH,
+  type TemplateSecurityContext,
+  allowedPodTemplate,
+} from '../pod-template.ts';
 
 export type TrainingJob = ITrainingJob & KubeObject & { apiVersion: string; kind: string };
 
@@ -57,7 +63,7 @@ export function chiefAddress(job: TrainingJob): string {
 
 function labels(job: TrainingJob, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    ...(job.spec.podTemplate?.metadata?.labels ?? {}),
+    ...allowedPodTemplate(job.spec.podTemplate).metadata.labels,
     [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
     [JOB_NAME_LABEL]: job.metadata.name ?? '',
     ...extra,
@@ -87,7 +93,34 @@ export function rendezvousService(job: TrainingJob): KubeObject {
   } as KubeObject;
 }
 
-type Toleration = { key?: string; operator?: string; value?: string; effect?: string };
+/** The user the pods run as when the template names none: not root, as the lock-down demands. */
+export const DEFAULT_RUN_AS_USER = 1000;
+export const TMP_VOLUME = 'lepton-tmp';
+
+/**
+ * The pod's security context: the template's allowed values (see pod-template.ts), then the
+ * lock-down, last, so nothing in the template can undo it.
+ */
+export function podSecurityContext(allowed: TemplateSecurityContext): TemplateSecurityContext {
+  return {
+    ...allowed,
+    runAsUser: allowed.runAsUser ?? DEFAULT_RUN_AS_USER,
+    runAsNonRoot: true,
+    seccompProfile:
+      allowed.seccompProfile?.type === 'Localhost'
+        ? allowed.seccompProfile
+        : { type: 'RuntimeDefault' },
+  };
+}
+
+/** The runtime container's security context; the template has no say in it. */
+export const CONTAINER_SECURITY_CONTEXT = {
+  allowPrivilegeEscalation: false,
+  privileged: false,
+  // The runtime writes only to its output and checkpoint URIs (mounted volumes) and /tmp.
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+} as const;
 
 export function workerPod(
   job: TrainingJob,
@@ -96,7 +129,8 @@ export function workerPod(
   opts: BuildOptions,
 ): KubeObject {
   const spec = job.spec;
-  const template = spec.podTemplate?.spec ?? {};
+  // Only allow-listed keys and values of the template reach the pod; it is never spread whole.
+  const { metadata: templateMeta, spec: template } = allowedPodTemplate(spec.podTemplate);
   const gpu = gpuRequest(job);
   const workers = workerCount(job);
   const name = job.metadata.name ?? '';
@@ -125,19 +159,21 @@ export function workerPod(
     limits.memory = String(spec.resources.memory);
   }
 
-  const tolerations: Toleration[] = [...((template.tolerations as Toleration[] | undefined) ?? [])];
+  const tolerations = [...(template.tolerations ?? [])];
   if (gpu.count > 0)
     tolerations.push({ key: gpu.resource, operator: 'Exists', effect: 'NoSchedule' });
 
   const env = [
-    { name: ENV.spec, value: JSON.stringify(spec) },
+    // Only what the runtime reads: a pod's configuration is bounded (RUNTIME_SPEC_MAX_BYTES)
+    // and does not carry the pod template, the schedule or the run policy.
+    { name: ENV.spec, value: JSON.stringify(runtimeSpecOf(spec)) },
     { name: ENV.jobName, value: name },
     { name: ENV.namespace, value: job.metadata.namespace ?? '' },
     { name: ENV.rank, value: String(index) },
     { name: ENV.worldSize, value: String(workers) },
     { name: ENV.chiefAddress, value: chiefAddress(job) },
     { name: ENV.port, value: String(DEFAULT_PORT) },
-    ...((template.env as object[] | undefined) ?? []),
+    ...template.env,
   ];
 
   const kueue: Record<string, string> = {};
@@ -161,7 +197,7 @@ export function workerPod(
         [ATTEMPT_LABEL]: String(attempt),
         ...kueue,
       }),
-      annotations: { ...(spec.podTemplate?.metadata?.annotations ?? {}), ...kueueAnnotations },
+      annotations: { ...templateMeta.annotations, ...kueueAnnotations },
       ownerReferences: [ownerReference(job)],
     },
     spec: {
@@ -170,13 +206,14 @@ export function workerPod(
       hostname: podName(job, index),
       subdomain: name,
       // Workloads get no Kubernetes API credentials; the operator reads progress from the chief.
+      // The template cannot mount a token either: projected serviceAccountToken is not allowed.
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       serviceAccountName: template.serviceAccountName,
       priorityClassName: spec.priorityClassName,
       schedulerName: spec.schedulerName,
       nodeSelector: {
-        ...((template.nodeSelector as Record<string, string> | undefined) ?? {}),
+        ...(template.nodeSelector ?? {}),
         ...(gpu.count > 0 && gpu.product ? { [GPU_PRODUCT_LABEL]: gpu.product } : {}),
       },
       tolerations,
@@ -184,13 +221,8 @@ export function workerPod(
       topologySpreadConstraints: template.topologySpreadConstraints,
       imagePullSecrets: template.imagePullSecrets,
       runtimeClassName: template.runtimeClassName,
-      securityContext: {
-        runAsNonRoot: true,
-        runAsUser: 1000,
-        seccompProfile: { type: 'RuntimeDefault' },
-        ...((template.securityContext as object | undefined) ?? {}),
-      },
-      volumes: [...claimVolumes, ...((template.volumes as object[] | undefined) ?? [])],
+      securityContext: podSecurityContext(template.securityContext),
+      volumes: [...claimVolumes, { name: TMP_VOLUME, emptyDir: {} }, ...template.volumes],
       containers: [
         {
           name: 'trainer',
@@ -205,13 +237,11 @@ export function workerPod(
           resources: { limits, requests },
           volumeMounts: [
             ...claimMounts,
-            ...((template.volumeMounts as object[] | undefined) ?? []),
+            { name: TMP_VOLUME, mountPath: TMP_MOUNT_PATH },
+            ...template.volumeMounts,
           ],
           terminationMessagePolicy: 'FallbackToLogsOnError',
-          securityContext: {
-            allowPrivilegeEscalation: false,
-            capabilities: { drop: ['ALL'] },
-          },
+          securityContext: CONTAINER_SECURITY_CONTEXT,
         },
       ],
     },

@@ -1,5 +1,15 @@
-// What the TrainingJob CRD cannot check: URIs the runtime must read or write, the cron schedule.
+// What the TrainingJob CRD cannot check, or what an object stored before the CRD was tightened
+// may still carry: URIs the runtime must read or write (and that carry no credentials), the cron
+// schedule, a pod template that would loosen the pods' lock-down, and a per-pod configuration
+// too large to copy into every pod.
 import type { ITrainingJob } from '../../api/generated/lepton.ai/v1alpha1/TrainingJob.ts';
+import {
+  RUNTIME_SPEC_FIELDS,
+  RUNTIME_SPEC_MAX_BYTES,
+  runtimeSpecOf,
+} from '../../runtime/contract.ts';
+import { checkPodTemplate } from '../pod-template.ts';
+import { checkCronFires } from './schedule.ts';
 import {
   READ_SCHEMES,
   type SpecProblem,
@@ -11,14 +21,22 @@ import {
 
 type Dataset = { uri?: string } | undefined;
 
-export function checkTrainingJob({ spec }: ITrainingJob): SpecProblem[] {
+/** `now` places the schedule's horizon: a schedule that never fires within it is refused. */
+export function checkTrainingJob({ spec }: ITrainingJob, now = Date.now()): SpecProblem[] {
+  const cron = [
+    ...checkCron('spec.schedule.cron', spec.schedule?.cron),
+    ...checkTimeZone('spec.schedule.timeZone', spec.schedule?.timeZone),
+  ];
+  if (cron.length === 0)
+    cron.push(
+      ...checkCronFires('spec.schedule.cron', spec.schedule?.cron, spec.schedule?.timeZone, now),
+    );
   return [
     ...checkUri('spec.model.uri', spec.model?.uri, READ_SCHEMES),
     ...checkUri('spec.dataset.uri', (spec.dataset as Dataset)?.uri, READ_SCHEMES),
     ...checkUri('spec.output.uri', spec.output?.uri, WRITE_SCHEMES),
     ...checkUri('spec.checkpoint.uri', spec.checkpoint?.uri, WRITE_SCHEMES),
-    ...checkCron('spec.schedule.cron', spec.schedule?.cron),
-    ...checkTimeZone('spec.schedule.timeZone', spec.schedule?.timeZone),
+    ...cron,
     ...(spec.federated?.participants ?? []).flatMap((p, i) =>
       checkUri(
         `spec.federated.participants[${i}].dataset.uri`,
@@ -26,5 +44,20 @@ export function checkTrainingJob({ spec }: ITrainingJob): SpecProblem[] {
         READ_SCHEMES,
       ),
     ),
+    ...checkPodTemplate('spec.podTemplate', spec.podTemplate),
+    ...checkRuntimeSpecSize(spec),
+  ];
+}
+
+/** LEPTON_JOB_SPEC is copied into every pod: it must stay within RUNTIME_SPEC_MAX_BYTES. */
+function checkRuntimeSpecSize(spec: ITrainingJob['spec']): SpecProblem[] {
+  const bytes = Buffer.byteLength(JSON.stringify(runtimeSpecOf(spec)));
+  if (bytes <= RUNTIME_SPEC_MAX_BYTES) return [];
+  return [
+    {
+      field: 'spec',
+      reason: 'SpecTooLarge',
+      message: `spec: what every pod receives of it (${RUNTIME_SPEC_FIELDS.join(', ')}) is ${bytes} bytes as JSON, more than the ${RUNTIME_SPEC_MAX_BYTES} allowed; shorten dataset.featureColumns (or omit it to use every numeric column) or the URIs`,
+    },
   ];
 }

@@ -1,9 +1,10 @@
 // What a TrainingJob's pods say about the job: counts, the first failure and why, whether a
 // worker is stuck before it ever ran, and the chief's result. Pure functions over cached pods.
 import type { KubeObject } from '../../core/resources.ts';
-import { EXIT, type TrainingResult } from '../../runtime/contract.ts';
+import { EXIT } from '../../runtime/contract.ts';
 import { REPLICA_INDEX_LABEL } from '../labels.ts';
 import { ATTEMPT_LABEL } from './builders.ts';
+import { sanitizeMessage } from './result.ts';
 
 export interface ContainerState {
   waiting?: { reason?: string; message?: string };
@@ -12,7 +13,7 @@ export interface ContainerState {
 }
 
 export interface Pod extends KubeObject {
-  spec?: { nodeName?: string };
+  spec?: { nodeName?: string; schedulerName?: string };
   status?: {
     phase?: string;
     podIP?: string;
@@ -39,8 +40,13 @@ export interface PodSummary {
   failure?: WorkerFailure;
   /** A pod that cannot start: Unschedulable, ImagePullBackOff, ... with the pod's own words. */
   stuck?: { reason: string; message: string; worker: number };
+  /** The first worker that is not running yet, and what it waits for (scheduling, pull, ...). */
+  notRunning?: { worker: number; message: string };
+  /** The first worker whose pod is being deleted although it did not end (not by the operator). */
+  deleted?: number;
   chiefSucceeded: boolean;
-  result?: TrainingResult;
+  /** The chief's termination message, to be read strictly (result.ts). */
+  resultMessage?: string;
   chiefIP?: string;
 }
 
@@ -58,15 +64,6 @@ const STUCK_WAITING = new Set([
 export const indexOf = (pod: Pod) => Number(pod.metadata.labels?.[REPLICA_INDEX_LABEL] ?? -1);
 export const attemptOf = (pod: Pod) => Number(pod.metadata.labels?.[ATTEMPT_LABEL] ?? 0);
 
-function parseResult(message: string | undefined): TrainingResult | undefined {
-  try {
-    const r = JSON.parse(message ?? '') as TrainingResult;
-    return r?.model?.uri ? r : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export function summarize(pods: Pod[]): PodSummary {
   const s: PodSummary = { active: 0, ready: 0, succeeded: 0, failed: 0, chiefSucceeded: false };
   for (const pod of [...pods].sort((a, b) => indexOf(a) - indexOf(b))) {
@@ -78,8 +75,16 @@ export function summarize(pods: Pod[]): PodSummary {
       s.succeeded++;
       if (worker === 0) {
         s.chiefSucceeded = true;
-        s.result = parseResult(container?.state?.terminated?.message);
+        s.resultMessage = container?.state?.terminated?.message;
       }
+      continue;
+    }
+    // The operator deletes only pods of an earlier attempt, or all pods of a job that ended or is
+    // suspended (neither reaches this summary): a pod of the current attempt being deleted before
+    // it ended was deleted by someone else (or evicted), and the gang cannot go on without it.
+    // It counts as neither active nor failed: it is going away.
+    if (pod.metadata.deletionTimestamp) {
+      s.deleted ??= worker;
       continue;
     }
     if (phase === 'Failed') {
@@ -87,16 +92,18 @@ export function summarize(pods: Pod[]): PodSummary {
       const t = container?.state?.terminated;
       if (!s.failure) {
         const exitCode = t?.exitCode;
+        const oom = t?.reason === 'OOMKilled';
+        const said = sanitizeMessage(t?.message ?? '');
+        const how = oom
+          ? `worker ${worker} was OOMKilled (exit code ${exitCode ?? 137}): it needs more memory than its limit`
+          : `worker ${worker} exited with code ${exitCode ?? 'unknown'}${t?.reason && t.reason !== 'Error' ? ` (${sanitizeMessage(t.reason, 128)})` : ''}`;
         s.failure = {
-          reason:
-            t?.reason === 'OOMKilled'
-              ? 'OOMKilled'
-              : exitCode === EXIT.permanent
-                ? 'PermanentError'
-                : 'WorkerFailed',
-          message:
-            (t?.message ?? '').trim().slice(0, 1024) ||
-            `worker ${worker} exited with code ${exitCode ?? 'unknown'}`,
+          reason: oom
+            ? 'OOMKilled'
+            : exitCode === EXIT.permanent
+              ? 'PermanentError'
+              : 'WorkerFailed',
+          message: said && !oom ? said : said ? `${how}: ${said}` : how,
           worker,
           exitCode,
           permanent: exitCode === EXIT.permanent,
@@ -110,10 +117,31 @@ export function summarize(pods: Pod[]): PodSummary {
       const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
       const waiting = container?.state?.waiting;
       if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
-        s.stuck = { reason: 'Unschedulable', message: scheduled.message ?? '', worker };
+        s.stuck = {
+          reason: 'Unschedulable',
+          message: sanitizeMessage(scheduled.message ?? ''),
+          worker,
+        };
       } else if (waiting?.reason && STUCK_WAITING.has(waiting.reason)) {
-        s.stuck = { reason: waiting.reason, message: waiting.message ?? '', worker };
+        s.stuck = {
+          reason: waiting.reason,
+          message: sanitizeMessage(waiting.message ?? ''),
+          worker,
+        };
       }
+    }
+    if (!s.notRunning && phase !== 'Running') {
+      const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+      const waiting = container?.state?.waiting;
+      const scheduler = pod.spec?.schedulerName;
+      s.notRunning = {
+        worker,
+        message: !pod.spec?.nodeName
+          ? scheduled
+            ? `not scheduled: ${sanitizeMessage(scheduled.message ?? scheduled.reason ?? '')}`
+            : `never seen by a scheduler${scheduler && scheduler !== 'default-scheduler' ? ` (is the scheduler "${scheduler}" running?)` : ''}`
+          : `on node ${pod.spec.nodeName}, ${waiting?.reason ? `waiting: ${sanitizeMessage(`${waiting.reason} ${waiting.message ?? ''}`)}` : `phase ${phase ?? 'unknown'}`}`,
+      };
     }
   }
   return s;

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { TrainingJob } from '../../../src/api/generated/lepton.ai/v1alpha1/TrainingJob.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -204,4 +205,102 @@ describe('test/fixtures/invalid', () => {
       expect(new Set(names).size).toBe(names.length);
     },
   );
+});
+
+describe('§2 §3 what the TrainingJob schema refuses before any pod is built', () => {
+  const base = { model: { preset: 'mlp' }, dataset: { synthetic: { generator: 'blobs' } } };
+  const validate = (spec: Record<string, unknown>) => () =>
+    new TrainingJob({
+      metadata: { name: 'a' },
+      spec: { ...base, ...spec },
+    } as ConstructorParameters<typeof TrainingJob>[0]).validate();
+  const podSpec = (spec: Record<string, unknown>) => ({ podTemplate: { spec } });
+
+  it.each([
+    ['§3 cpu "-1" (a negative quantity)', { resources: { cpu: '-1' } }, 'spec/resources/cpu'],
+    ['§3 cpu -1 as an integer', { resources: { cpu: -1 } }, 'spec/resources/cpu'],
+    ['§3 memory "-4Gi"', { resources: { memory: '-4Gi' } }, 'spec/resources/memory'],
+    ['§3 an image name with a space', { image: 'ghcr.io/lepton-ai/runtime :1' }, 'spec/image'],
+    ...['pods', 'cpu', 'memory', 'gpu'].map(
+      (name) =>
+        [
+          `§3 resourceName: ${name} (not an extended resource)`,
+          { resources: { gpu: { count: 1, resourceName: name } } },
+          'spec/resources/gpu/resourceName',
+        ] as const,
+    ),
+    [
+      '§3 a bad label value in the pod template',
+      { podTemplate: { metadata: { labels: { team: 'not valid!' } } } },
+      'spec/podTemplate/metadata/labels/team',
+    ],
+    [
+      '§3 an annotation value over 4096 characters',
+      { podTemplate: { metadata: { annotations: { a: 'x'.repeat(4097) } } } },
+      'spec/podTemplate/metadata/annotations/a',
+    ],
+    [
+      '§2 runAsUser 0',
+      podSpec({ securityContext: { runAsUser: 0 } }),
+      'spec/podTemplate/spec/securityContext/runAsUser',
+    ],
+    [
+      '§2 fsGroup 0',
+      podSpec({ securityContext: { fsGroup: 0 } }),
+      'spec/podTemplate/spec/securityContext/fsGroup',
+    ],
+    [
+      '§2 seccomp Unconfined',
+      podSpec({ securityContext: { seccompProfile: { type: 'Unconfined' } } }),
+      'spec/podTemplate/spec/securityContext/seccompProfile/type',
+    ],
+    [
+      '§2 AppArmor Unconfined',
+      podSpec({ securityContext: { appArmorProfile: { type: 'Unconfined' } } }),
+      'spec/podTemplate/spec/securityContext/appArmorProfile/type',
+    ],
+    [
+      '§3 garbage in securityContext',
+      podSpec({ securityContext: { runAsUser: 'root' } }),
+      'spec/podTemplate/spec/securityContext/runAsUser',
+    ],
+    [
+      '§3 garbage in affinity',
+      podSpec({
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] },
+          },
+        },
+      }),
+      'spec/podTemplate/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms',
+    ],
+    [
+      '§3 a toleration operator that does not exist',
+      podSpec({ tolerations: [{ key: 'a', operator: 'Matches' }] }),
+      'spec/podTemplate/spec/tolerations/0/operator',
+    ],
+    [
+      '§2 an emptyDir on a medium other than memory (e.g. HugePages)',
+      podSpec({ volumes: [{ name: 'v', emptyDir: { medium: 'HugePages' } }] }),
+      'spec/podTemplate/spec/volumes/0/emptyDir/medium',
+    ],
+  ] as const)('%s is refused with the field named', (_case, spec, path) => {
+    expect(validate(spec as Record<string, unknown>)).toThrow(new RegExp(`data/${path}( |,|$)`));
+  });
+
+  it('accepts the quantities, GPU resources and images people use', () => {
+    for (const spec of [
+      {
+        resources: {
+          cpu: '500m',
+          memory: '4Gi',
+          gpu: { count: 1, resourceName: 'nvidia.com/mig-1g.10gb' },
+        },
+      },
+      { resources: { cpu: 2, gpu: { count: 1, resourceName: 'amd.com/gpu' } } },
+      { image: 'ghcr.io/lepton-ai/runtime@sha256:' + 'a'.repeat(64) },
+    ])
+      expect(validate(spec)).not.toThrow();
+  });
 });

@@ -123,3 +123,24 @@ describe('readUri over http', () => {
     expect((err as Error).message).toContain(`answered ${status}`);
   });
 });
+
+describe('readUri of an unreachable dataset', () => {
+  it('§4 says the URL without credentials and the cause, not "fetch failed"', async () => {
+    // A port that was free a moment ago: nothing listens there.
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((r) => server.close(r));
+    const err = await readUri(`http://127.0.0.1:${port}/data.csv`).catch((e: Error) => e);
+    expect((err as Error).message).toBe(
+      `GET http://127.0.0.1:${port}/data.csv failed: ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:${port}`,
+    );
+    const withPassword = await readUri(`http://user:secret@127.0.0.1:${port}/d.csv`).catch(
+      (e: Error) => e,
+    );
+    expect((withPassword as Error).message).toMatch(
+      /^GET http:\/\/127\.0\.0\.1:\d+\/d\.csv failed: /,
+    );
+    expect((withPassword as Error).message).not.toContain('secret');
+  });
+});

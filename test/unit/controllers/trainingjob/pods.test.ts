@@ -25,7 +25,7 @@ describe('summarize', () => {
       succeeded: 1,
       failed: 0,
       chiefSucceeded: true,
-      result,
+      resultMessage: JSON.stringify(result),
       chiefIP: '10.0.0.0',
     });
   });
@@ -37,9 +37,19 @@ describe('summarize', () => {
       { reason: 'PermanentError', permanent: true, exitCode: 10, message: 'bad dataset' },
     ],
     [
-      'OOMKilled is retryable',
+      '§4 OOMKilled is retryable and keeps its reason in the message',
       { exitCode: 137, reason: 'OOMKilled' },
-      { reason: 'OOMKilled', permanent: false, exitCode: 137 },
+      {
+        reason: 'OOMKilled',
+        permanent: false,
+        exitCode: 137,
+        message: 'worker 2 was OOMKilled (exit code 137): it needs more memory than its limit',
+      },
+    ],
+    [
+      '§4 control characters in a termination message are not stored raw',
+      { exitCode: 1, message: 'bad\u0007 data\u001b[31m' },
+      { reason: 'WorkerFailed', message: 'bad\ufffd data\ufffd[31m' },
     ],
     [
       'other exit codes are retryable',
@@ -74,5 +84,26 @@ describe('summarize', () => {
     expect(
       summarize([pod(0, 'Pending', { waiting: { reason: 'ContainerCreating' } })]).stuck,
     ).toBeUndefined();
+  });
+
+  it('§4 a worker being deleted before it ended is reported, neither active nor failed', () => {
+    const deleted = { ...pod(1, 'Running', { running: {} }) };
+    deleted.metadata = { ...deleted.metadata, deletionTimestamp: '2026-12-01T00:00:00Z' };
+    const s = summarize([pod(0, 'Running', { running: {} }), deleted]);
+    expect(s).toMatchObject({ active: 1, failed: 0, deleted: 1 });
+    expect(s.failure).toBeUndefined();
+  });
+
+  it.each([
+    [
+      '§4 a pod no scheduler picks up',
+      { schedulerName: 'no-such' },
+      [],
+      /never seen by a scheduler \(is the scheduler "no-such" running\?\)/,
+    ],
+    ['a pod waiting on its node', { nodeName: 'n1' }, [], /on node n1, phase Pending/],
+  ])('says why %s is not running', (_case, spec, conditions: Cond[], want) => {
+    const p = { ...pod(0, 'Pending', {}, conditions), spec };
+    expect(summarize([p]).notRunning?.message).toMatch(want);
   });
 });

@@ -36,7 +36,7 @@ export interface IFederatedRound {
        */
       "preset"?: "linear" | "mlp" | "cnn";
       /**
-       * URI of a TensorFlow.js layers model: its model.json, or the directory that holds it. Schemes: pvc://CLAIM/PATH (the operator mounts the claim), file:///PATH (inside the pod), http(s)://.
+       * URI of a TensorFlow.js layers model: its model.json, or the directory that holds it. Schemes: pvc://CLAIM/PATH (the operator mounts the claim), file:///PATH (inside the pod), http(s)://. No credentials in the URI (user:password@ is refused): keep them in a Secret.
        */
       "uri"?: string;
       /**
@@ -77,7 +77,7 @@ export interface IFederatedRound {
        */
       "dataset": {
         /**
-         * URI of the data file: pvc://CLAIM/PATH, file:///PATH or http(s)://. A directory is read as the concatenation of its files of the chosen format, in name order.
+         * URI of the data file: pvc://CLAIM/PATH, file:///PATH or http(s)://. A directory is read as the concatenation of its files of the chosen format, in name order. No credentials in the URI (user:password@ is refused): keep them in a Secret.
          */
         "uri"?: string;
         /**
@@ -178,7 +178,7 @@ export interface IFederatedRound {
            */
           "product"?: string;
           /**
-           * Extended resource that counts the GPUs: nvidia.com/gpu, a MIG slice such as nvidia.com/mig-1g.10gb, a shared GPU such as nvidia.com/gpu.shared, or amd.com/gpu.
+           * Extended resource that counts the GPUs, DOMAIN/NAME: nvidia.com/gpu, a MIG slice such as nvidia.com/mig-1g.10gb, a shared GPU such as nvidia.com/gpu.shared, or amd.com/gpu. Not a resource Kubernetes itself counts (cpu, memory, pods, anything under kubernetes.io/) nor a quota form (requests., limits.).
            */
           "resourceName"?: string;
         };
@@ -323,7 +323,7 @@ export interface IFederatedRound {
      */
     "evaluationDataset"?: {
       /**
-       * URI of the data file: pvc://CLAIM/PATH, file:///PATH or http(s)://. A directory is read as the concatenation of its files of the chosen format, in name order.
+       * URI of the data file: pvc://CLAIM/PATH, file:///PATH or http(s)://. A directory is read as the concatenation of its files of the chosen format, in name order. No credentials in the URI (user:password@ is refused): keep them in a Secret.
        */
       "uri"?: string;
       /**
@@ -381,7 +381,7 @@ export interface IFederatedRound {
      */
     "output": {
       /**
-       * Directory that receives the model (model.json, weight files and lepton.json with its metrics and lineage): pvc://CLAIM/PATH or file:///PATH.
+       * Directory that receives the model (model.json, weight files and lepton.json with its metrics and lineage): pvc://CLAIM/PATH, or file:///PATH on a volume of podTemplate (the root filesystem of the pods is read-only; /tmp is an emptyDir that ends with the pod).
        */
       "uri": string;
       /**
@@ -406,7 +406,7 @@ export interface IFederatedRound {
          */
         "product"?: string;
         /**
-         * Extended resource that counts the GPUs: nvidia.com/gpu, a MIG slice such as nvidia.com/mig-1g.10gb, a shared GPU such as nvidia.com/gpu.shared, or amd.com/gpu.
+         * Extended resource that counts the GPUs, DOMAIN/NAME: nvidia.com/gpu, a MIG slice such as nvidia.com/mig-1g.10gb, a shared GPU such as nvidia.com/gpu.shared, or amd.com/gpu. Not a resource Kubernetes itself counts (cpu, memory, pods, anything under kubernetes.io/) nor a quota form (requests., limits.).
          */
         "resourceName"?: string;
       };
@@ -436,7 +436,7 @@ export interface IFederatedRound {
      */
     "schedulerName"?: string;
     /**
-     * Additions to every pod the operator creates for this FederatedRound. The operator owns the container (image, command, ports, probes, resources) and the scheduling fields it derives from the spec; these fields are merged in.
+     * Additions to every pod the operator creates for this FederatedRound, from an allow-list: only the fields below are accepted (with a strict client, others are refused; otherwise they are dropped), and none of them can loosen the lock-down the operator applies last: no Kubernetes API token, non-root, RuntimeDefault seccomp, no privilege escalation, every capability dropped, read-only root filesystem (with an emptyDir at /tmp). The operator owns the container (image, command, ports, probes, resources) and the scheduling fields it derives from the spec. Everything here is copied into every pod, so it is bounded: labels, annotations at most 64 KiB, env at most 32 KiB, and the operator refuses a template over 128 KiB (reason SpecTooLarge).
      */
     "podTemplate"?: {
       /**
@@ -444,20 +444,20 @@ export interface IFederatedRound {
        */
       "metadata"?: {
         /**
-         * Labels added to the pods. Keys with the lepton.ai/ prefix are reserved.
+         * Labels added to the pods. Keys with the lepton.ai/ prefix are reserved for the operator, kueue.x-k8s.io/ ones for spec.queueName.
          */
         "labels"?: {
           [key: string]: string;
         };
         /**
-         * Annotations added to the pods.
+         * Annotations added to the pods: qualified names as keys, at most 64 KiB (keys and values together, in bytes). Reserved: the prefixes lepton.ai/, kueue.x-k8s.io/, container.apparmor.security.beta.kubernetes.io/, seccomp.security.alpha.kubernetes.io/, container.seccomp.security.alpha.kubernetes.io/ (the operator's, Kueue's through spec.queueName, and the deprecated AppArmor and seccomp annotations that could unconfine a container).
          */
         "annotations"?: {
           [key: string]: string;
         };
       };
       /**
-       * A subset of the Pod spec; fields have the same meaning as in core/v1 PodSpec.
+       * The allowed subset of the Pod spec; fields have the same meaning as in core/v1 PodSpec.
        */
       "spec"?: {
         /**
@@ -479,7 +479,7 @@ export interface IFederatedRound {
            */
           "operator"?: "Exists" | "Equal";
           /**
-           * Taint value the toleration matches (operator Equal).
+           * Taint value the toleration matches (operator Equal); must be empty with Exists.
            */
           "value"?: string;
           /**
@@ -492,21 +492,510 @@ export interface IFederatedRound {
           "tolerationSeconds"?: number;
         }>;
         /**
-         * Affinity (core/v1 Affinity), passed through unchanged.
+         * Affinity (core/v1 Affinity): scheduling constraints only, which cannot loosen the lock-down. Its structure is checked here so that a mistake is refused when the TrainingJob is applied rather than when a pod is created.
          */
         "affinity"?: {
+          /**
+           * Constraints on the nodes the pods may run on (core/v1 NodeAffinity).
+           */
+          "nodeAffinity"?: {
+            /**
+             * Node selector terms of which at least one must match (core/v1 NodeSelector).
+             */
+            "requiredDuringSchedulingIgnoredDuringExecution"?: {
+              /**
+               * The terms, ORed.
+               */
+              "nodeSelectorTerms": Array<{
+                /**
+                 * Requirements on node labels, all of them.
+                 */
+                "matchExpressions"?: Array<{
+                  /**
+                   * Node label key.
+                   */
+                  "key": string;
+                  /**
+                   * In, NotIn, Exists, DoesNotExist, Gt or Lt (Gt and Lt compare integers).
+                   */
+                  "operator": "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt";
+                  /**
+                   * Values; non-empty for In and NotIn, empty for Exists and DoesNotExist, one integer for Gt and Lt.
+                   */
+                  "values"?: Array<string>;
+                }>;
+                /**
+                 * Requirements on node fields, all of them.
+                 */
+                "matchFields"?: Array<{
+                  /**
+                   * Field of the node; only metadata.name is supported.
+                   */
+                  "key": "metadata.name";
+                  /**
+                   * In or NotIn.
+                   */
+                  "operator": "In" | "NotIn";
+                  /**
+                   * Exactly one node name.
+                   */
+                  "values"?: Array<string>;
+                }>;
+              }>;
+            };
+            /**
+             * Weighted node selector terms the scheduler prefers to satisfy.
+             */
+            "preferredDuringSchedulingIgnoredDuringExecution"?: Array<{
+              /**
+               * Weight of the preference, 1 to 100.
+               */
+              "weight": number;
+              /**
+               * The node selector term.
+               */
+              "preference": {
+                /**
+                 * Requirements on node labels, all of them.
+                 */
+                "matchExpressions"?: Array<{
+                  /**
+                   * Node label key.
+                   */
+                  "key": string;
+                  /**
+                   * In, NotIn, Exists, DoesNotExist, Gt or Lt (Gt and Lt compare integers).
+                   */
+                  "operator": "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt";
+                  /**
+                   * Values; non-empty for In and NotIn, empty for Exists and DoesNotExist, one integer for Gt and Lt.
+                   */
+                  "values"?: Array<string>;
+                }>;
+                /**
+                 * Requirements on node fields, all of them.
+                 */
+                "matchFields"?: Array<{
+                  /**
+                   * Field of the node; only metadata.name is supported.
+                   */
+                  "key": "metadata.name";
+                  /**
+                   * In or NotIn.
+                   */
+                  "operator": "In" | "NotIn";
+                  /**
+                   * Exactly one node name.
+                   */
+                  "values"?: Array<string>;
+                }>;
+              };
+            }>;
+          };
+          /**
+           * Co-locate the pods with other pods (core/v1 PodAffinity).
+           */
+          "podAffinity"?: {
+            /**
+             * Terms every one of which must hold to schedule a pod (run near the matching pods).
+             */
+            "requiredDuringSchedulingIgnoredDuringExecution"?: Array<{
+              /**
+               * The pods this term is about.
+               */
+              "labelSelector"?: {
+                /**
+                 * Labels a pod must carry, with these values.
+                 */
+                "matchLabels"?: {
+                  [key: string]: string;
+                };
+                /**
+                 * Requirements a pod must meet, all of them.
+                 */
+                "matchExpressions"?: Array<{
+                  /**
+                   * Label key the requirement applies to.
+                   */
+                  "key": string;
+                  /**
+                   * In, NotIn, Exists or DoesNotExist.
+                   */
+                  "operator": "In" | "NotIn" | "Exists" | "DoesNotExist";
+                  /**
+                   * Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist.
+                   */
+                  "values"?: Array<string>;
+                }>;
+              };
+              /**
+               * Namespaces the pods are looked for in, by label; with namespaces, the union of both. Empty ({}) means every namespace.
+               */
+              "namespaceSelector"?: {
+                /**
+                 * Labels a pod must carry, with these values.
+                 */
+                "matchLabels"?: {
+                  [key: string]: string;
+                };
+                /**
+                 * Requirements a pod must meet, all of them.
+                 */
+                "matchExpressions"?: Array<{
+                  /**
+                   * Label key the requirement applies to.
+                   */
+                  "key": string;
+                  /**
+                   * In, NotIn, Exists or DoesNotExist.
+                   */
+                  "operator": "In" | "NotIn" | "Exists" | "DoesNotExist";
+                  /**
+                   * Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist.
+                   */
+                  "values"?: Array<string>;
+                }>;
+              };
+              /**
+               * Namespaces the pods are looked for in; the pod's own namespace when both this and namespaceSelector are omitted.
+               */
+              "namespaces"?: Array<string>;
+              /**
+               * Node label whose value defines the co-location domain, e.g. kubernetes.io/hostname or topology.kubernetes.io/zone.
+               */
+              "topologyKey": string;
+              /**
+               * Label keys whose values, read from the new pod, are added to labelSelector as In requirements.
+               */
+              "matchLabelKeys"?: Array<string>;
+              /**
+               * Label keys whose values, read from the new pod, are added to labelSelector as NotIn requirements.
+               */
+              "mismatchLabelKeys"?: Array<string>;
+            }>;
+            /**
+             * Weighted terms the scheduler prefers to satisfy (run near the matching pods).
+             */
+            "preferredDuringSchedulingIgnoredDuringExecution"?: Array<{
+              /**
+               * Weight of the preference, 1 to 100.
+               */
+              "weight": number;
+              /**
+               * The term.
+               */
+              "podAffinityTerm": {
+                /**
+                 * The pods this term is about.
+                 */
+                "labelSelector"?: {
+                  /**
+                   * Labels a pod must carry, with these values.
+                   */
+                  "matchLabels"?: {
+                    [key: string]: string;
+                  };
+                  /**
+                   * Requirements a pod must meet, all of them.
+                   */
+                  "matchExpressions"?: Array<{
+                    /**
+                     * Label key the requirement applies to.
+                     */
+                    "key": string;
+                    /**
+                     * In, NotIn, Exists or DoesNotExist.
+                     */
+                    "operator": "In" | "NotIn" | "Exists" | "DoesNotExist";
+                    /**
+                     * Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist.
+                     */
+                    "values"?: Array<string>;
+                  }>;
+                };
+                /**
+                 * Namespaces the pods are looked for in, by label; with namespaces, the union of both. Empty ({}) means every namespace.
+                 */
+                "namespaceSelector"?: {
+                  /**
+                   * Labels a pod must carry, with these values.
+                   */
+                  "matchLabels"?: {
+                    [key: string]: string;
+                  };
+                  /**
+                   * Requirements a pod must meet, all of them.
+                   */
+                  "matchExpressions"?: Array<{
+                    /**
+                     * Label key the requirement applies to.
+                     */
+                    "key": string;
+                    /**
+                     * In, NotIn, Exists or DoesNotExist.
+                     */
+                    "operator": "In" | "NotIn" | "Exists" | "DoesNotExist";
+                    /**
+                     * Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist.
+                     */
+                    "values"?: Array<string>;
+                  }>;
+                };
+                /**
+                 * Namespaces the pods are looked for in; the pod's own namespace when both this and namespaceSelector are omitted.
+                 */
+                "namespaces"?: Array<string>;
+                /**
+                 * Node label whose value defines the co-location domain, e.g. kubernetes.io/hostname or topology.kubernetes.io/zone.
+                 */
+                "topologyKey": string;
+                /**
+                 * Label keys whose values, read from the new pod, are added to labelSelector as In requirements.
+                 */
+                "matchLabelKeys"?: Array<string>;
+                /**
+                 * Label keys whose values, read from the new pod, are added to labelSelector as NotIn requirements.
+                 */
+                "mismatchLabelKeys"?: Array<string>;
+              };
+            }>;
+          };
+          /**
+           * Keep the pods away from other pods (core/v1 PodAntiAffinity).
+           */
+          "podAntiAffinity"?: {
+            /**
+             * Terms every one of which must hold to schedule a pod (run away from the matching pods).
+             */
+            "requiredDuringSchedulingIgnoredDuringExecution"?: Array<{
+              /**
+               * The pods this term is about.
+               */
+              "labelSelector"?: {
+                /**
+                 * Labels a pod must carry, with these values.
+                 */
+                "matchLabels"?: {
+                  [key: string]: string;
+                };
+                /**
+                 * Requirements a pod must meet, all of them.
+                 */
+                "matchExpressions"?: Array<{
+                  /**
+                   * Label key the requirement applies to.
+                   */
+                  "key": string;
+                  /**
+                   * In, NotIn, Exists or DoesNotExist.
+                   */
+                  "operator": "In" | "NotIn" | "Exists" | "DoesNotExist";
+                  /**
+                   * Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist.
+                   */
+                  "values"?: Array<string>;
+                }>;
+              };
+              /**
+               * Namespaces the pods are looked for in, by label; with namespaces, the union of both. Empty ({}) means every namespace.
+               */
+              "namespaceSelector"?: {
+                /**
+                 * Labels a pod must carry, with these values.
+                 */
+                "matchLabels"?: {
+                  [key: string]: string;
+                };
+                /**
+                 * Requirements a pod must meet, all of them.
+                 */
+                "matchExpressions"?: Array<{
+                  /**
+                   * Label key the requirement applies to.
+                   */
+                  "key": string;
+                  /**
+                   * In, NotIn, Exists or DoesNotExist.
+                   */
+                  "operator": "In" | "NotIn" | "Exists" | "DoesNotExist";
+                  /**
+                   * Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist.
+                   */
+                  "values"?: Array<string>;
+                }>;
+              };
+              /**
+               * Namespaces the pods are looked for in; the pod's own namespace when both this and namespaceSelector are omitted.
+               */
+              "namespaces"?: Array<string>;
+              /**
+               * Node label whose value defines the co-location domain, e.g. kubernetes.io/hostname or topology.kubernetes.io/zone.
+               */
+              "topologyKey": string;
+              /**
+               * Label keys whose values, read from the new pod, are added to labelSelector as In requirements.
+               */
+              "matchLabelKeys"?: Array<string>;
+              /**
+               * Label keys whose values, read from the new pod, are added to labelSelector as NotIn requirements.
+               */
+              "mismatchLabelKeys"?: Array<string>;
+            }>;
+            /**
+             * Weighted terms the scheduler prefers to satisfy (run away from the matching pods).
+             */
+            "preferredDuringSchedulingIgnoredDuringExecution"?: Array<{
+              /**
+               * Weight of the preference, 1 to 100.
+               */
+              "weight": number;
+              /**
+               * The term.
+               */
+              "podAffinityTerm": {
+                /**
+                 * The pods this term is about.
+                 */
+                "labelSelector"?: {
+                  /**
+                   * Labels a pod must carry, with these values.
+                   */
+                  "matchLabels"?: {
+                    [key: string]: string;
+                  };
+                  /**
+                   * Requirements a pod must meet, all of them.
+                   */
+                  "matchExpressions"?: Array<{
+                    /**
+                     * Label key the requirement applies to.
+                     */
+                    "key": string;
+                    /**
+                     * In, NotIn, Exists or DoesNotExist.
+                     */
+                    "operator": "In" | "NotIn" | "Exists" | "DoesNotExist";
+                    /**
+                     * Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist.
+                     */
+                    "values"?: Array<string>;
+                  }>;
+                };
+                /**
+                 * Namespaces the pods are looked for in, by label; with namespaces, the union of both. Empty ({}) means every namespace.
+                 */
+                "namespaceSelector"?: {
+                  /**
+                   * Labels a pod must carry, with these values.
+                   */
+                  "matchLabels"?: {
+                    [key: string]: string;
+                  };
+                  /**
+                   * Requirements a pod must meet, all of them.
+                   */
+                  "matchExpressions"?: Array<{
+                    /**
+                     * Label key the requirement applies to.
+                     */
+                    "key": string;
+                    /**
+                     * In, NotIn, Exists or DoesNotExist.
+                     */
+                    "operator": "In" | "NotIn" | "Exists" | "DoesNotExist";
+                    /**
+                     * Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist.
+                     */
+                    "values"?: Array<string>;
+                  }>;
+                };
+                /**
+                 * Namespaces the pods are looked for in; the pod's own namespace when both this and namespaceSelector are omitted.
+                 */
+                "namespaces"?: Array<string>;
+                /**
+                 * Node label whose value defines the co-location domain, e.g. kubernetes.io/hostname or topology.kubernetes.io/zone.
+                 */
+                "topologyKey": string;
+                /**
+                 * Label keys whose values, read from the new pod, are added to labelSelector as In requirements.
+                 */
+                "matchLabelKeys"?: Array<string>;
+                /**
+                 * Label keys whose values, read from the new pod, are added to labelSelector as NotIn requirements.
+                 */
+                "mismatchLabelKeys"?: Array<string>;
+              };
+            }>;
+          };
         };
         /**
-         * Topology spread constraints (core/v1 TopologySpreadConstraint), passed through unchanged.
+         * Topology spread constraints (core/v1 TopologySpreadConstraint).
          */
         "topologySpreadConstraints"?: Array<{
+          /**
+           * Largest allowed difference in matching pods between two domains.
+           */
+          "maxSkew": number;
+          /**
+           * Node label whose value defines the domains.
+           */
+          "topologyKey": string;
+          /**
+           * DoNotSchedule or ScheduleAnyway.
+           */
+          "whenUnsatisfiable": "DoNotSchedule" | "ScheduleAnyway";
+          /**
+           * The pods counted in each domain.
+           */
+          "labelSelector"?: {
+            /**
+             * Labels a pod must carry, with these values.
+             */
+            "matchLabels"?: {
+              [key: string]: string;
+            };
+            /**
+             * Requirements a pod must meet, all of them.
+             */
+            "matchExpressions"?: Array<{
+              /**
+               * Label key the requirement applies to.
+               */
+              "key": string;
+              /**
+               * In, NotIn, Exists or DoesNotExist.
+               */
+              "operator": "In" | "NotIn" | "Exists" | "DoesNotExist";
+              /**
+               * Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist.
+               */
+              "values"?: Array<string>;
+            }>;
+          };
+          /**
+           * Minimum number of eligible domains; only with DoNotSchedule.
+           */
+          "minDomains"?: number;
+          /**
+           * Honor or Ignore the pod's node affinity when counting domains.
+           */
+          "nodeAffinityPolicy"?: "Honor" | "Ignore";
+          /**
+           * Honor or Ignore node taints when counting domains.
+           */
+          "nodeTaintsPolicy"?: "Honor" | "Ignore";
+          /**
+           * Label keys whose values, read from the new pod, are added to labelSelector.
+           */
+          "matchLabelKeys"?: Array<string>;
         }>;
         /**
-         * Environment variables added to the runtime container. Names starting with LEPTON_ are reserved: the operator uses them for the runtime contract (rank, world size, coordinator address, URIs).
+         * Environment variables added to the runtime container, at most 32 KiB of names and values together. Names starting with LEPTON_ are reserved: the operator uses them for the runtime contract (rank, world size, coordinator address, the spec).
          */
         "env"?: Array<{
           /**
-           * Variable name.
+           * Variable name: printable ASCII characters other than "=".
            */
           "name": string;
           /**
@@ -514,34 +1003,403 @@ export interface IFederatedRound {
            */
           "value"?: string;
           /**
-           * Source of the value (core/v1 EnvVarSource: secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).
+           * Source of the value: exactly one of secretKeyRef, configMapKeyRef, fieldRef and resourceFieldRef (core/v1 EnvVarSource). Use secretKeyRef for credentials, never a literal value or a URI.
            */
           "valueFrom"?: {
+            /**
+             * A key of a Secret in the job's namespace.
+             */
+            "secretKeyRef"?: {
+              /**
+               * Name of the Secret.
+               */
+              "name": string;
+              /**
+               * Key in the Secret.
+               */
+              "key": string;
+              /**
+               * Start the pod even if the Secret or its key does not exist.
+               */
+              "optional"?: boolean;
+            };
+            /**
+             * A key of a ConfigMap in the job's namespace.
+             */
+            "configMapKeyRef"?: {
+              /**
+               * Name of the ConfigMap.
+               */
+              "name": string;
+              /**
+               * Key in the ConfigMap.
+               */
+              "key": string;
+              /**
+               * Start the pod even if the ConfigMap or its key does not exist.
+               */
+              "optional"?: boolean;
+            };
+            /**
+             * A field of the pod (core/v1 ObjectFieldSelector), e.g. metadata.name, metadata.labels['KEY'], status.podIP.
+             */
+            "fieldRef"?: {
+              /**
+               * Version of the schema fieldPath is written in; v1.
+               */
+              "apiVersion"?: "v1";
+              /**
+               * Path of the field.
+               */
+              "fieldPath": string;
+            };
+            /**
+             * A resource request or limit of the runtime container (core/v1 ResourceFieldSelector).
+             */
+            "resourceFieldRef"?: {
+              /**
+               * Container; the runtime container when omitted.
+               */
+              "containerName"?: string;
+              /**
+               * The resource.
+               */
+              "resource": "limits.cpu" | "limits.memory" | "limits.ephemeral-storage" | "requests.cpu" | "requests.memory" | "requests.ephemeral-storage";
+              /**
+               * Unit the value is expressed in, e.g. 1Mi; 1 when omitted.
+               */
+              "divisor"?: number | string;
+            };
           };
         }>;
         /**
-         * Volumes added to the pods (core/v1 Volume). Claims named in pvc:// URIs are mounted by the operator and need no entry here.
+         * Volumes added to the pods, from an allow-list of sources (see one volume). Claims named in pvc:// URIs are mounted by the operator and need no entry here.
          */
         "volumes"?: Array<{
           /**
-           * Volume name, referenced by volumeMounts.
+           * Volume name, referenced by volumeMounts. Names starting with claim- or lepton- are reserved for the volumes the operator adds.
            */
           "name": string;
+          /**
+           * A PersistentVolumeClaim of the namespace (core/v1 PersistentVolumeClaimVolumeSource). Claims named in pvc:// URIs are mounted by the operator and need no entry here.
+           */
+          "persistentVolumeClaim"?: {
+            /**
+             * Name of the claim.
+             */
+            "claimName": string;
+            /**
+             * Mount it read-only.
+             */
+            "readOnly"?: boolean;
+          };
+          /**
+           * The keys of a ConfigMap as files (core/v1 ConfigMapVolumeSource).
+           */
+          "configMap"?: {
+            /**
+             * Name of the ConfigMap.
+             */
+            "name": string;
+            /**
+             * Keys to project, each to a file; every key, named after itself, when omitted.
+             */
+            "items"?: Array<{
+              /**
+               * The key.
+               */
+              "key": string;
+              /**
+               * Relative path of the file. Relative, without ".." elements.
+               */
+              "path": string;
+              /**
+               * Permission bits of the file, 0 to 0777.
+               */
+              "mode"?: number;
+            }>;
+            /**
+             * Permission bits of the files, 0 to 0777; 0644 when omitted.
+             */
+            "defaultMode"?: number;
+            /**
+             * Start the pod even if the ConfigMap does not exist.
+             */
+            "optional"?: boolean;
+          };
+          /**
+           * The keys of a Secret as files (core/v1 SecretVolumeSource).
+           */
+          "secret"?: {
+            /**
+             * Name of the Secret.
+             */
+            "secretName": string;
+            /**
+             * Keys to project, each to a file; every key, named after itself, when omitted.
+             */
+            "items"?: Array<{
+              /**
+               * The key.
+               */
+              "key": string;
+              /**
+               * Relative path of the file. Relative, without ".." elements.
+               */
+              "path": string;
+              /**
+               * Permission bits of the file, 0 to 0777.
+               */
+              "mode"?: number;
+            }>;
+            /**
+             * Permission bits of the files, 0 to 0777; 0644 when omitted.
+             */
+            "defaultMode"?: number;
+            /**
+             * Start the pod even if the Secret does not exist.
+             */
+            "optional"?: boolean;
+          };
+          /**
+           * A scratch directory that lives as long as the pod (core/v1 EmptyDirVolumeSource).
+           */
+          "emptyDir"?: {
+            /**
+             * Empty for the node's disk, Memory for a tmpfs (counted against the memory limit).
+             */
+            "medium"?: "" | "Memory";
+            /**
+             * Most the directory may hold, e.g. 10Gi; the pod is evicted beyond it.
+             */
+            "sizeLimit"?: number | string;
+          };
+          /**
+           * A PersistentVolumeClaim created with the pod and deleted with it (core/v1 EphemeralVolumeSource), e.g. node-local scratch space from a storage class.
+           */
+          "ephemeral"?: {
+            /**
+             * The claim to create.
+             */
+            "volumeClaimTemplate": {
+              /**
+               * Spec of the claim (a subset of core/v1 PersistentVolumeClaimSpec).
+               */
+              "spec": {
+                /**
+                 * Access modes the volume must support.
+                 */
+                "accessModes": Array<"ReadWriteOnce" | "ReadOnlyMany" | "ReadWriteMany" | "ReadWriteOncePod">;
+                /**
+                 * StorageClass of the claim; the default class when omitted.
+                 */
+                "storageClassName"?: string;
+                /**
+                 * Storage requested.
+                 */
+                "resources": {
+                  /**
+                   * Requests.
+                   */
+                  "requests": {
+                    /**
+                     * Size of the volume, e.g. 100Gi.
+                     */
+                    "storage": number | string;
+                  };
+                };
+              };
+            };
+          };
+          /**
+           * Fields of the pod as files (core/v1 DownwardAPIVolumeSource).
+           */
+          "downwardAPI"?: {
+            /**
+             * Files, each holding a field of the pod or a resource of the container.
+             */
+            "items"?: Array<{
+              /**
+               * Relative path of the file. Relative, without ".." elements.
+               */
+              "path": string;
+              /**
+               * A field of the pod (core/v1 ObjectFieldSelector), e.g. metadata.name, metadata.labels['KEY'], status.podIP.
+               */
+              "fieldRef"?: {
+                /**
+                 * Version of the schema fieldPath is written in; v1.
+                 */
+                "apiVersion"?: "v1";
+                /**
+                 * Path of the field.
+                 */
+                "fieldPath": string;
+              };
+              /**
+               * A resource request or limit of the runtime container (core/v1 ResourceFieldSelector).
+               */
+              "resourceFieldRef"?: {
+                /**
+                 * Container; the runtime container when omitted.
+                 */
+                "containerName"?: string;
+                /**
+                 * The resource.
+                 */
+                "resource": "limits.cpu" | "limits.memory" | "limits.ephemeral-storage" | "requests.cpu" | "requests.memory" | "requests.ephemeral-storage";
+                /**
+                 * Unit the value is expressed in, e.g. 1Mi; 1 when omitted.
+                 */
+                "divisor"?: number | string;
+              };
+              /**
+               * Permission bits of the file, 0 to 0777.
+               */
+              "mode"?: number;
+            }>;
+            /**
+             * Permission bits of the files, 0 to 0777; 0644 when omitted.
+             */
+            "defaultMode"?: number;
+          };
+          /**
+           * Several ConfigMaps, Secrets and downward API files in one directory (core/v1 ProjectedVolumeSource). Only configMap, secret and downwardAPI sources are allowed: no serviceAccountToken (workload pods get no Kubernetes API credentials), no clusterTrustBundle and no podCertificate.
+           */
+          "projected"?: {
+            /**
+             * The sources.
+             */
+            "sources": Array<{
+              /**
+               * Keys of a ConfigMap (core/v1 ConfigMapProjection).
+               */
+              "configMap"?: {
+                /**
+                 * Name of the ConfigMap.
+                 */
+                "name": string;
+                /**
+                 * Keys to project, each to a file; every key, named after itself, when omitted.
+                 */
+                "items"?: Array<{
+                  /**
+                   * The key.
+                   */
+                  "key": string;
+                  /**
+                   * Relative path of the file. Relative, without ".." elements.
+                   */
+                  "path": string;
+                  /**
+                   * Permission bits of the file, 0 to 0777.
+                   */
+                  "mode"?: number;
+                }>;
+                /**
+                 * Start the pod even if the ConfigMap does not exist.
+                 */
+                "optional"?: boolean;
+              };
+              /**
+               * Keys of a Secret (core/v1 SecretProjection).
+               */
+              "secret"?: {
+                /**
+                 * Name of the Secret.
+                 */
+                "name": string;
+                /**
+                 * Keys to project, each to a file; every key, named after itself, when omitted.
+                 */
+                "items"?: Array<{
+                  /**
+                   * The key.
+                   */
+                  "key": string;
+                  /**
+                   * Relative path of the file. Relative, without ".." elements.
+                   */
+                  "path": string;
+                  /**
+                   * Permission bits of the file, 0 to 0777.
+                   */
+                  "mode"?: number;
+                }>;
+                /**
+                 * Start the pod even if the Secret does not exist.
+                 */
+                "optional"?: boolean;
+              };
+              /**
+               * Fields of the pod (core/v1 DownwardAPIProjection).
+               */
+              "downwardAPI"?: {
+                /**
+                 * Files, each holding a field of the pod or a resource of the container.
+                 */
+                "items"?: Array<{
+                  /**
+                   * Relative path of the file. Relative, without ".." elements.
+                   */
+                  "path": string;
+                  /**
+                   * A field of the pod (core/v1 ObjectFieldSelector), e.g. metadata.name, metadata.labels['KEY'], status.podIP.
+                   */
+                  "fieldRef"?: {
+                    /**
+                     * Version of the schema fieldPath is written in; v1.
+                     */
+                    "apiVersion"?: "v1";
+                    /**
+                     * Path of the field.
+                     */
+                    "fieldPath": string;
+                  };
+                  /**
+                   * A resource request or limit of the runtime container (core/v1 ResourceFieldSelector).
+                   */
+                  "resourceFieldRef"?: {
+                    /**
+                     * Container; the runtime container when omitted.
+                     */
+                    "containerName"?: string;
+                    /**
+                     * The resource.
+                     */
+                    "resource": "limits.cpu" | "limits.memory" | "limits.ephemeral-storage" | "requests.cpu" | "requests.memory" | "requests.ephemeral-storage";
+                    /**
+                     * Unit the value is expressed in, e.g. 1Mi; 1 when omitted.
+                     */
+                    "divisor"?: number | string;
+                  };
+                  /**
+                   * Permission bits of the file, 0 to 0777.
+                   */
+                  "mode"?: number;
+                }>;
+              };
+            }>;
+            /**
+             * Permission bits of the files, 0 to 0777; 0644 when omitted.
+             */
+            "defaultMode"?: number;
+          };
         }>;
         /**
-         * Volume mounts added to the runtime container.
+         * Volume mounts added to the runtime container; each names a volume of volumes.
          */
         "volumeMounts"?: Array<{
           /**
-           * Name of the volume to mount.
+           * Name of a volume of volumes.
            */
           "name": string;
           /**
-           * Path in the container.
+           * Absolute path in the container. /tmp, /dev/termination-log and /mnt/pvc are reserved for the operator's mounts.
            */
           "mountPath": string;
           /**
-           * Path within the volume to mount instead of its root.
+           * Path within the volume to mount instead of its root. Relative, without ".." elements.
            */
           "subPath"?: string;
           /**
@@ -550,7 +1408,7 @@ export interface IFederatedRound {
           "readOnly"?: boolean;
         }>;
         /**
-         * Service account of the pods, e.g. for cloud workload identity. The API token is not mounted (automountServiceAccountToken is false): workload pods never talk to the Kubernetes API.
+         * Service account of the pods, e.g. for cloud workload identity. Its API token is never mounted: automountServiceAccountToken is always false and projected serviceAccountToken volumes are not allowed, so workload pods never talk to the Kubernetes API.
          */
         "serviceAccountName"?: string;
         /**
@@ -563,9 +1421,59 @@ export interface IFederatedRound {
           "name": string;
         }>;
         /**
-         * Pod security context (core/v1 PodSecurityContext), passed through unchanged.
+         * Pod security context: only the fields of core/v1 PodSecurityContext that keep or tighten the lock-down. The operator always runs the pods as non-root (user 1000 unless runAsUser says otherwise), with the RuntimeDefault seccomp profile unless a Localhost one is chosen here, without privilege escalation, with every capability dropped and a read-only root filesystem; nothing here can change that. Not allowed: sysctls, seLinuxOptions (the node decides the SELinux label), windowsOptions, a seccomp or AppArmor profile of type Unconfined, user or group 0.
          */
         "securityContext"?: {
+          /**
+           * User the containers run as; not 0 (root). 1000 when omitted.
+           */
+          "runAsUser"?: number;
+          /**
+           * Primary group of the containers' processes; not 0 (root).
+           */
+          "runAsGroup"?: number;
+          /**
+           * May only be true, which the operator sets anyway.
+           */
+          "runAsNonRoot"?: boolean;
+          /**
+           * Group that owns the volumes and is added to the processes; not 0 (root).
+           */
+          "fsGroup"?: number;
+          /**
+           * OnRootMismatch or Always: when the kubelet changes the ownership of volumes to fsGroup.
+           */
+          "fsGroupChangePolicy"?: "OnRootMismatch" | "Always";
+          /**
+           * Groups added to the processes; not 0 (root).
+           */
+          "supplementalGroups"?: Array<number>;
+          /**
+           * Seccomp profile: RuntimeDefault (what the operator sets when omitted) or Localhost, a profile an administrator installed on the nodes. Unconfined is not allowed.
+           */
+          "seccompProfile"?: {
+            /**
+             * RuntimeDefault or Localhost.
+             */
+            "type": "RuntimeDefault" | "Localhost";
+            /**
+             * With Localhost: path of the profile, relative to the kubelet's seccomp directory.
+             */
+            "localhostProfile"?: string;
+          };
+          /**
+           * AppArmor profile: RuntimeDefault or Localhost, a profile an administrator loaded on the nodes. Unconfined is not allowed.
+           */
+          "appArmorProfile"?: {
+            /**
+             * RuntimeDefault or Localhost.
+             */
+            "type": "RuntimeDefault" | "Localhost";
+            /**
+             * With Localhost: name of the loaded profile; not unconfined.
+             */
+            "localhostProfile"?: string;
+          };
         };
         /**
          * RuntimeClass of the pods, e.g. nvidia when the cluster uses one for GPU containers.

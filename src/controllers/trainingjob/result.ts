@@ -1,0 +1,120 @@
+// What a TrainingJob's chief tells the operator (its termination message on success, its
+// /progress answer while it trains), read strictly: the pods run user code, so nothing they say
+// reaches the status unless it fits the status schema, and a model is believed only inside the
+// job's own spec.output.uri. A message that does not fit is refused with a reason, so the job
+// ends with that reason instead of every status write failing with 422.
+import type { Progress, TrainingResult } from '../../runtime/contract.ts';
+
+/** The status schema's limits (crds/lepton.ai_trainingjobs.yaml, status.model and progress). */
+const MAX_URI = 2048;
+const MAX_BACKEND = 64;
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+const INT32 = 2 ** 31 - 1;
+
+export type ResultVerdict =
+  | { ok: true; result: TrainingResult | undefined }
+  | { ok: false; reason: 'InvalidResult' | 'UntrustedModelURI'; message: string };
+
+/** Control characters other than tab and newline, which a status and a terminal show raw. */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/** `text` with control characters replaced by U+FFFD, trimmed and cut to `max` characters. */
+export function sanitizeMessage(text: string, max = 1024): string {
+  return text.replace(CONTROL, '\ufffd').trim().slice(0, max);
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const count = (v: unknown): v is number =>
+  Number.isInteger(v) && (v as number) >= 0 && (v as number) <= INT32;
+
+/** Whether `uri` is `base` itself or lies under it (path segments, not string prefixes). */
+export function withinOutput(uri: string, base: string): boolean {
+  const b = base.replace(/\/+$/, '');
+  return uri === b || uri.startsWith(`${b}/`);
+}
+
+const METRICS = ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const;
+
+/**
+ * The chief's result (undefined when it left none), or why it cannot be believed. `outputUri` is
+ * the job's spec.output.uri; a job without one saves no model, so its result must name none.
+ */
+export function parseResult(
+  message: string | undefined,
+  outputUri: string | undefined,
+): ResultVerdict {
+  const bad = (why: string): ResultVerdict => ({
+    ok: false,
+    reason: 'InvalidResult',
+    message: `the chief's result (its termination message) ${why}`,
+  });
+  // No message at all is no result (a chief that is not our runtime): success without a model.
+  if (!message?.trim()) return { ok: true, result: undefined };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(message);
+  } catch {
+    return bad('is not JSON');
+  }
+  if (!isObject(raw) || !isObject(raw.model) || !isObject(raw.metrics ?? {}))
+    return bad('is not an object with model and metrics');
+  const { uri, digest } = raw.model;
+  if (typeof uri !== 'string' || uri.length > MAX_URI)
+    return bad(`has a model.uri that is not a string of at most ${MAX_URI} characters`);
+  if (!count(raw.epochs)) return bad('has epochs that are not a non-negative integer');
+  if (typeof raw.backend !== 'string' || raw.backend.length > MAX_BACKEND)
+    return bad(`has a backend that is not a string of at most ${MAX_BACKEND} characters`);
+  const metrics: TrainingResult['metrics'] = {};
+  for (const name of METRICS) {
+    const v = (raw.metrics as Record<string, unknown> | undefined)?.[name];
+    if (v === undefined) continue;
+    if (!finite(v)) return bad(`has metrics.${name} that is not a finite number`);
+    metrics[name] = v;
+  }
+  if (outputUri === undefined) {
+    if (uri !== '') return untrusted(uri, 'the job has no spec.output');
+  } else {
+    if (!withinOutput(uri, outputUri))
+      return untrusted(uri, `it is not under spec.output.uri (${outputUri})`);
+    if (typeof digest !== 'string' || !DIGEST.test(digest))
+      return bad('has a model.digest that is not sha256: and 64 hexadecimal digits');
+  }
+  return {
+    ok: true,
+    result: {
+      model: { uri, digest: typeof digest === 'string' ? digest : '' },
+      metrics,
+      epochs: raw.epochs,
+      backend: sanitizeMessage(raw.backend, MAX_BACKEND),
+    },
+  };
+}
+
+function untrusted(uri: string, why: string): ResultVerdict {
+  return {
+    ok: false,
+    reason: 'UntrustedModelURI',
+    message: `the chief's result names the model ${JSON.stringify(sanitizeMessage(uri, 256))}, which is ignored: ${why}`,
+  };
+}
+
+/** The chief's /progress answer as the status may hold it, or undefined when it does not fit. */
+export function parseProgress(raw: unknown): Progress | undefined {
+  if (!isObject(raw) || !count(raw.epoch) || !count(raw.epochs)) return undefined;
+  const p: Progress = {
+    phase: 'Training',
+    epoch: raw.epoch,
+    epochs: raw.epochs,
+    backend: typeof raw.backend === 'string' ? sanitizeMessage(raw.backend, MAX_BACKEND) : '',
+  };
+  for (const name of [...METRICS, 'samplesPerSecond'] as const) {
+    const v = raw[name];
+    if (v === undefined) continue;
+    if (!finite(v) || (name === 'samplesPerSecond' && v < 0)) return undefined;
+    p[name] = v;
+  }
+  return p;
+}

@@ -1,0 +1,244 @@
+import type { Cache } from '../../../../src/core/informer.ts';
+import { OperatorMetrics } from '../../../../src/core/metrics.ts';
+import { Resources } from '../../../../src/core/resources.ts';
+import type { TrainingJob } from '../../../../src/controllers/trainingjob/builders.ts';
+import { SeenJobs, TrainingJobMetrics } from '../../../../src/controllers/trainingjob/metrics.ts';
+
+type Status = NonNullable<TrainingJob['status']>;
+type Condition = NonNullable<Status['conditions']>[number];
+
+const CREATED = Date.parse('2026-01-01T00:00:00Z');
+
+/** A TrainingJob fixture: `trainingJob('a').workers(2).gpus(1, 'H100').admitted().build()`. */
+function trainingJob(name: string) {
+  const job: TrainingJob = {
+    apiVersion: 'lepton.ai/v1alpha1',
+    kind: 'TrainingJob',
+    metadata: {
+      name,
+      namespace: 'ns',
+      uid: `uid-${name}`,
+      creationTimestamp: new Date(CREATED).toISOString(),
+    },
+    spec: { model: { preset: 'mlp' } },
+  };
+  const condition = (type: string, status: Condition['status']) => {
+    const conditions = (job.status ??= {}).conditions ?? [];
+    conditions.push({
+      type,
+      status,
+      reason: type,
+      message: '',
+      lastTransitionTime: new Date(CREATED).toISOString(),
+    });
+    job.status.conditions = conditions;
+  };
+  const b = {
+    workers(n: number) {
+      job.spec.workers = n;
+      return b;
+    },
+    gpus(count: number, product?: string) {
+      job.spec.resources = { gpu: { count, ...(product ? { product } : {}) } };
+      return b;
+    },
+    phase(phase: Status['phase']) {
+      (job.status ??= {}).phase = phase;
+      return b;
+    },
+    admitted() {
+      condition('Admitted', 'True');
+      return b;
+    },
+    refused() {
+      condition('Accepted', 'False');
+      return b;
+    },
+    suspended() {
+      job.spec.suspend = true;
+      return b;
+    },
+    scheduled() {
+      job.spec.schedule = { cron: '0 * * * *' };
+      return b;
+    },
+    build: () => job,
+  };
+  return b;
+}
+
+/** The Cache the metrics read, in memory: what the informer would hold. */
+class FakeCache implements Cache<TrainingJob> {
+  readonly resource = Resources.TrainingJob;
+  private readonly objects = new Map<string, TrainingJob>();
+
+  constructor(jobs: TrainingJob[] = []) {
+    for (const j of jobs) this.put(j);
+  }
+
+  put(job: TrainingJob): void {
+    this.objects.set(`${job.metadata.namespace}/${job.metadata.name}`, job);
+  }
+
+  remove(job: TrainingJob): void {
+    this.objects.delete(`${job.metadata.namespace}/${job.metadata.name}`);
+  }
+
+  addHandler(): void {}
+  get(namespace: string, name: string): TrainingJob | undefined {
+    return this.objects.get(`${namespace}/${name}`);
+  }
+  list(namespace?: string): TrainingJob[] {
+    return [...this.objects.values()].filter(
+      (j) => namespace === undefined || j.metadata.namespace === namespace,
+    );
+  }
+  listOwnedBy(uid: string): TrainingJob[] {
+    return this.list().filter((j) => j.metadata.ownerReferences?.some((o) => o.uid === uid));
+  }
+  get size(): number {
+    return this.objects.size;
+  }
+  hasSynced(): boolean {
+    return true;
+  }
+  async waitForSync(): Promise<void> {}
+  start(): void {}
+  async stop(): Promise<void> {}
+}
+
+function setup(jobs: TrainingJob[] = []) {
+  const operator = new OperatorMetrics({ processMetrics: false });
+  const cache = new FakeCache(jobs);
+  const metrics = new TrainingJobMetrics(operator, cache);
+  return { cache, metrics, text: () => operator.registry.metrics() };
+}
+
+/** The sample lines of one metric in the exposition text, in order. */
+function samples(text: string, name: string): string[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .sort();
+}
+
+describe('lepton_trainingjob_gpus', () => {
+  it.each([
+    ['a scheduled job (a template that runs no pods itself)', trainingJob('t').scheduled()],
+    ['a suspended job', trainingJob('s').suspended().phase('Suspended')],
+    ['a job whose spec was refused (Accepted=False)', trainingJob('r').refused()],
+    ['a finished job', trainingJob('f').admitted().phase('Succeeded')],
+  ])('§4 %s requests no GPUs', async (_case, fixture) => {
+    const { text } = setup([fixture.workers(2).gpus(4, 'H100').build()]);
+    expect(samples(await text(), 'lepton_trainingjob_gpus')).toEqual([]);
+  });
+
+  it('§4 a product requested by no admitted job reads allocated 0 instead of having no series', async () => {
+    const { text } = setup([trainingJob('q').workers(2).gpus(4, 'H100').phase('Queued').build()]);
+    expect(samples(await text(), 'lepton_trainingjob_gpus')).toEqual([
+      'lepton_trainingjob_gpus{product="H100",state="allocated"} 0',
+      'lepton_trainingjob_gpus{product="H100",state="requested"} 8',
+    ]);
+  });
+
+  it('§4 requested counts every job that may run, allocated the admitted gangs, per product', async () => {
+    const { text } = setup([
+      trainingJob('running').workers(2).gpus(4, 'H100').admitted().phase('Running').build(),
+      // Admitted, pods not running yet: its GPUs are already reserved for the gang.
+      trainingJob('starting').gpus(1, 'H100').admitted().phase('Pending').build(),
+      trainingJob('queued').workers(3).gpus(2, 'H100').phase('Queued').build(),
+      trainingJob('new').gpus(1).build(),
+      trainingJob('template').gpus(8, 'H100').scheduled().build(),
+      trainingJob('cpu').workers(4).build(),
+    ]);
+    expect(samples(await text(), 'lepton_trainingjob_gpus')).toEqual([
+      'lepton_trainingjob_gpus{product="H100",state="allocated"} 9',
+      'lepton_trainingjob_gpus{product="H100",state="requested"} 15',
+      'lepton_trainingjob_gpus{product="any",state="allocated"} 0',
+      'lepton_trainingjob_gpus{product="any",state="requested"} 1',
+    ]);
+  });
+
+  it('§4 the series of a product go away with its last job, and come back with the next', async () => {
+    const job = trainingJob('a').gpus(2, 'A100').admitted().phase('Running').build();
+    const { cache, text } = setup([job]);
+    expect(samples(await text(), 'lepton_trainingjob_gpus')).toHaveLength(2);
+    cache.remove(job);
+    expect(samples(await text(), 'lepton_trainingjob_gpus')).toEqual([]);
+    cache.put(trainingJob('b').gpus(1, 'A100').build());
+    expect(samples(await text(), 'lepton_trainingjob_gpus')).toEqual([
+      'lepton_trainingjob_gpus{product="A100",state="allocated"} 0',
+      'lepton_trainingjob_gpus{product="A100",state="requested"} 1',
+    ]);
+  });
+});
+
+describe('lepton_trainingjob_queue_wait_seconds', () => {
+  it('§4 a job admitted again (stale cache, failed create, second reconcile) is observed once', async () => {
+    const job = trainingJob('a').gpus(1).build();
+    const { metrics, text } = setup([job]);
+    // The reconciler admits again on every reconcile whose cache does not show the admission.
+    for (let i = 0; i < 3; i++) metrics.admitted(job, CREATED + 30_000 + i * 1000);
+    const t = await text();
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_count 1\n');
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_sum 30\n');
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_bucket{le="30"} 1\n');
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_bucket{le="15"} 0\n');
+  });
+
+  it('§4 every job is observed once: two jobs admitted twice each count 2', async () => {
+    const a = trainingJob('a').build();
+    const b = trainingJob('b').build();
+    const { metrics, text } = setup([a, b]);
+    for (const j of [a, b, a, b]) metrics.admitted(j, CREATED + 5000);
+    expect(await text()).toContain('lepton_trainingjob_queue_wait_seconds_count 2\n');
+  });
+
+  it('§4 a job admitted again after a resume is not observed again (its wait is its first)', async () => {
+    const job = trainingJob('a').build();
+    const { metrics, text } = setup([job]);
+    metrics.admitted(job, CREATED + 1000);
+    // An hour later, after a suspend and a resume: the wait since creation would include the run.
+    metrics.admitted(job, CREATED + 3_600_000);
+    const t = await text();
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_count 1\n');
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_sum 1\n');
+  });
+});
+
+describe('lepton_trainingjob_duration_seconds', () => {
+  it('§4 a job whose final phase change is seen twice is observed once', async () => {
+    const job = trainingJob('a').build();
+    const { metrics, text } = setup([job]);
+    const status: Status = {
+      phase: 'Succeeded',
+      startTime: new Date(CREATED).toISOString(),
+      completionTime: new Date(CREATED + 120_000).toISOString(),
+    };
+    metrics.finished(job, status);
+    metrics.finished(job, status);
+    const t = await text();
+    expect(t).toContain('lepton_trainingjob_duration_seconds_count{phase="Succeeded"} 1\n');
+    expect(t).toContain('lepton_trainingjob_duration_seconds_sum{phase="Succeeded"} 120\n');
+  });
+});
+
+describe('SeenJobs', () => {
+  it('§4 stays bounded: past its limit it forgets the jobs that were deleted', () => {
+    const cache = new FakeCache();
+    const seen = new SeenJobs(cache);
+    const live = trainingJob('live').build();
+    cache.put(live);
+    expect(seen.add(live)).toBe(true);
+    // Jobs that came and went, as in a long-running operator.
+    for (let i = 0; i < 5000; i++) {
+      const j = trainingJob(`gone-${i}`).build();
+      cache.put(j);
+      expect(seen.add(j)).toBe(true);
+      cache.remove(j);
+    }
+    expect(seen.size).toBeLessThanOrEqual(1024);
+    // A job that is still there is never forgotten.
+    expect(seen.add(live)).toBe(false);
+  });
+});
