@@ -100,4 +100,42 @@ describe('a TrainingJob on the local node', () => {
     // Two moons are not linearly separable: 0.85 needs a trained network.
     expect(card.metrics.valAccuracy).toBeGreaterThanOrEqual(0.85);
   });
+
+  it('§4 a worker deleted on the local node costs one restart, and the next attempt finishes', async () => {
+    await client.create(Resources.TrainingJob, {
+      apiVersion: 'lepton.ai/v1alpha1',
+      kind: 'TrainingJob',
+      metadata: { name: 'deleted', namespace: ns },
+      spec: {
+        model: { preset: 'mlp', hiddenUnits: [8] },
+        dataset: { synthetic: { generator: 'blobs', samples: 400, seed: 1 } },
+        hyperparameters: { epochs: 200, seed: 1 },
+        workers: 2,
+        backoffLimit: 3,
+        resources: { gpu: { count: 1, product: 'Lepton-Local-Simulated-GPU' } },
+        podTemplate: {
+          spec: {
+            tolerations: [
+              { key: 'lepton.ai/local-node', operator: 'Exists', effect: 'NoSchedule' },
+            ],
+          },
+        },
+      },
+    });
+    const get = () =>
+      client.get<Job & { status?: { restarts?: number } }>(Resources.TrainingJob, ns, 'deleted');
+    await waitFor('the job to run', async () => (await get()).status?.phase === 'Running', 60_000);
+    kubectlOk(['delete', 'pod', '-n', ns, 'deleted-worker-1', '--wait=false']);
+    let job: (Job & { status?: { restarts?: number } }) | undefined;
+    await waitFor(
+      'the job to finish',
+      async () => {
+        job = await get();
+        return job.status?.phase === 'Succeeded' || job.status?.phase === 'Failed';
+      },
+      180_000,
+    );
+    expect(job?.status?.phase).toBe('Succeeded');
+    expect(job?.status?.restarts).toBe(1);
+  });
 });

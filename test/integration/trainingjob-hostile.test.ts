@@ -368,3 +368,83 @@ describe('§4 other wrong outcomes', () => {
     await t.remove('victim');
   });
 });
+
+describe('§4 scheduled jobs', () => {
+  const minute = 60_000;
+  // Both jobs fire at the next minute boundaries; they are created together so their waits overlap.
+  beforeAll(async () => {
+    await t.create(
+      t.job('paused-cron', {
+        annotations: { 'kwok.lepton.ai/run-duration': '1s' },
+        extra: { suspend: true, schedule: { cron: '* * * * *' } },
+      }),
+    );
+    await t.create(
+      t.job('squatted-cron', {
+        annotations: { 'kwok.lepton.ai/run-duration': '1s' },
+        extra: { schedule: { cron: '* * * * *' } },
+      }),
+    );
+    // The names of its next firings are taken by jobs that are not its runs.
+    const next = Math.ceil(Date.now() / minute);
+    for (const m of [next, next + 1])
+      await t.create(t.job(`squatted-cron-${m}`, { extra: { suspend: true } }));
+  });
+
+  it('§4 spec.suspend on a scheduled job stops new runs, with a Scheduled Event that says so; resumed, its runs are not suspended', async () => {
+    const paused = await t.waitForJob(
+      'paused-cron',
+      'to say it is suspended',
+      (j) => j.status?.phase === 'Scheduled' && cond(j, 'Scheduled')?.reason === 'Suspended',
+    );
+    expect(cond(paused, 'Scheduled')?.message).toBe('spec.suspend is true: no new runs');
+    const events = await t.eventsOf('paused-cron');
+    expect(events.find((e) => e.reason === 'Scheduled')?.note).toBe(
+      'Scheduled: spec.suspend is true: no new runs',
+    );
+    await t.client.patch(
+      Resources.TrainingJob,
+      ns,
+      'paused-cron',
+      { spec: { suspend: false } },
+      'merge',
+    );
+    const fired = await t.waitForJob(
+      'paused-cron',
+      'to start a run',
+      (j) => Boolean(j.status?.lastScheduleTime),
+      75_000,
+    );
+    const run = await t.get(
+      `paused-cron-${Date.parse(fired.status?.lastScheduleTime ?? '') / minute}`,
+    );
+    expect(run.spec.suspend ?? false).toBe(false);
+    await t.waitForJob(
+      run.metadata.name,
+      'to run',
+      (j) => j.status?.phase === 'Running' || j.status?.phase === 'Succeeded',
+    );
+  });
+
+  it('§4 a run name taken by an object that is not a run is a RunNameConflict with an Event, not a lost firing', async () => {
+    const blocked = await t.waitForJob(
+      'squatted-cron',
+      'to report the conflict',
+      (j) => cond(j, 'Scheduled')?.reason === 'RunNameConflict',
+      75_000,
+    );
+    expect(cond(blocked, 'Scheduled')).toMatchObject({ status: 'False' });
+    expect(cond(blocked, 'Scheduled')?.message).toMatch(
+      /TrainingJob squatted-cron-\d+ exists and is not a run of this job/,
+    );
+    expect(blocked.status?.lastScheduleTime).toBeUndefined();
+    await waitFor(
+      'a Warning Event about the conflict',
+      async () =>
+        (await t.eventsOf('squatted-cron')).some(
+          (e) => e.type === 'Warning' && e.reason === 'RunNameConflict',
+        ),
+      15_000,
+    );
+  });
+});
