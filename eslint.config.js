@@ -31,4 +31,56 @@ export default tseslint.config(
       ],
     },
   },
+  // The boundaries of the layout (README, Layout): the operator and the runtime share only
+  // src/contract/, which imports nothing.
+  {
+    files: ['src/contract/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'ImportDeclaration, ExportAllDeclaration, ExportNamedDeclaration[source]',
+          message: 'src/contract/ imports nothing: it is what the operator and the runtime share',
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/runtime/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '**/core/*',
+                '**/controllers/*',
+                '**/controllers/**',
+                '**/engine/*',
+                '**/scheduling/*',
+              ],
+              message: 'the runtime does not import the operator; share through src/contract/',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/core/**/*.ts', 'src/controllers/**/*.ts', 'src/main.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/runtime/*', '**/runtime/**'],
+              message: 'the operator does not import the runtime; share through src/contract/',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -1,12 +1,13 @@
 // Entry point of workload pods: `node src/runtime/main.ts train`. Reads the job from the
-// environment (contract.ts), serves /healthz, /readyz, /progress and /metrics, trains as rank
+// environment (src/contract/), serves /healthz, /readyz, /progress and /metrics, trains as rank
 // LEPTON_RANK of LEPTON_WORLD_SIZE, and ends with the contract's exit code and termination
 // message: the TrainingResult JSON on success (rank 0), a one-line reason on failure.
 import { writeFileSync } from 'node:fs';
-import { createLogger } from '../core/logging.ts';
 import { createWeightSync } from './averaging/index.ts';
 import { initBackend } from './backend.ts';
-import { DEFAULT_PORT, DEFAULT_TERMINATION_LOG, ENV, EXIT, type Progress } from './contract.ts';
+import { DEFAULT_PORT, DEFAULT_TERMINATION_LOG, ENV, EXIT, MODES } from '../contract/runtime.ts';
+import { createRuntimeLogger } from './log.ts';
+import { type Progress } from '../contract/training.ts';
 import { loadDataset, splitDataset } from './datasets.ts';
 import { PermanentError, isPermanentError } from './errors.ts';
 import { loadBaseModel, taskOf } from './models.ts';
@@ -20,16 +21,17 @@ const TERMINATION_MESSAGE_MAX = 4096;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const mode = argv[0];
-  if (mode !== 'train') {
-    process.stderr.write(`Usage: node src/runtime/main.ts train (got ${mode ?? 'no mode'})\n`);
+  if (mode !== MODES.train) {
+    process.stderr.write(
+      `Usage: node src/runtime/main.ts ${Object.values(MODES).join('|')} (got ${mode ?? 'no mode'})\n`,
+    );
     return EXIT.permanent;
   }
   const terminationLog = env[ENV.terminationLog] || DEFAULT_TERMINATION_LOG;
   const job = { name: env[ENV.jobName], namespace: env[ENV.namespace] };
   const rank = intFromEnv(env, ENV.rank, 0);
   const worldSize = intFromEnv(env, ENV.worldSize, 1);
-  const log = createLogger('info', {
-    logger: 'lepton-runtime',
+  const log = createRuntimeLogger({
     ...(job.namespace ? { namespace: job.namespace } : {}),
     ...(job.name ? { name: job.name } : {}),
     rank: String(rank ?? ''),

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ENV, PVC_MOUNT_ROOT } from './contract.ts';
+import { ENV, PVC_MOUNT_ROOT } from '../contract/runtime.ts';
 import { PermanentError } from './errors.ts';
 
 /** Mount path -> folder on this machine, as the local node sets it in LEPTON_PATH_MAP. */

@@ -4,7 +4,8 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Gauge, Registry } from 'prom-client';
-import type { Progress } from './contract.ts';
+import { ENDPOINTS } from '../contract/runtime.ts';
+import type { Progress } from '../contract/training.ts';
 
 export interface RuntimeStatus {
   progress(): Progress;
@@ -62,16 +63,16 @@ export async function startRuntimeServer(
     const path = (req.url ?? '/').split('?')[0];
     const text = (code: number, body: string) =>
       res.writeHead(code, { 'Content-Type': 'text/plain' }).end(body);
-    if (path === '/healthz') {
+    if (path === ENDPOINTS.healthz) {
       text(200, 'ok\n');
-    } else if (path === '/readyz') {
+    } else if (path === ENDPOINTS.readyz) {
       if (status.ready()) text(200, 'ok\n');
       else text(503, 'not ready\n');
-    } else if (path === '/progress') {
+    } else if (path === ENDPOINTS.progress) {
       res
         .writeHead(200, { 'Content-Type': 'application/json' })
         .end(JSON.stringify(status.progress()));
-    } else if (path === '/metrics') {
+    } else if (path === ENDPOINTS.metrics) {
       registry.metrics().then(
         (body) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(body),
         (err: Error) => text(500, `${err.message}\n`),

@@ -21,7 +21,7 @@ import {
   restoreOptimizer,
   saveCheckpoint,
 } from './checkpoints.ts';
-import type { Progress, TrainingResult } from './contract.ts';
+import type { Progress, TrainingResult } from '../contract/training.ts';
 import { type DataSplit, type Dataset, shardDataset, withClassNames } from './datasets.ts';
 import { EarlyStopping, type EpochMetrics } from './early-stopping.ts';
 import { PermanentError } from './errors.ts';

@@ -5,11 +5,13 @@ import { type KubeObject, ownerReference } from '../../core/resources.ts';
 import {
   AVERAGING_PORT,
   DEFAULT_PORT,
+  ENDPOINTS,
   ENV,
+  MODES,
   PVC_MOUNT_ROOT,
   claimsOf,
-  runtimeSpecOf,
-} from '../../runtime/contract.ts';
+} from '../../contract/runtime.ts';
+import { runtimeSpecOf } from '../../contract/training.ts';
 import {
   JOB_NAME_LABEL,
   MANAGED_BY_LABEL,
@@ -227,13 +229,16 @@ export function workerPod(
         {
           name: 'trainer',
           image: spec.image ?? (gpu.count > 0 ? opts.runtimeGpuImage : opts.runtimeImage),
-          args: ['train'],
+          args: [MODES.train],
           env,
           ports: [
             { name: 'http', containerPort: DEFAULT_PORT },
             { name: 'averaging', containerPort: AVERAGING_PORT },
           ],
-          readinessProbe: { httpGet: { path: '/readyz', port: DEFAULT_PORT }, periodSeconds: 5 },
+          readinessProbe: {
+            httpGet: { path: ENDPOINTS.readyz, port: DEFAULT_PORT },
+            periodSeconds: 5,
+          },
           resources: { limits, requests },
           volumeMounts: [
             ...claimMounts,

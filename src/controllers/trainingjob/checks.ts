@@ -7,7 +7,7 @@ import {
   RUNTIME_SPEC_FIELDS,
   RUNTIME_SPEC_MAX_BYTES,
   runtimeSpecOf,
-} from '../../runtime/contract.ts';
+} from '../../contract/training.ts';
 import { checkPodTemplate } from '../pod-template.ts';
 import { checkCronFires } from './schedule.ts';
 import {

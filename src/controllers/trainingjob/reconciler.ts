@@ -19,7 +19,8 @@ import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../core/c
 import type { EventRecorder, EventType } from '../../core/events.ts';
 import { type KubeObject, Resources, ownerReference } from '../../core/resources.ts';
 import { applyStatus } from '../../core/status.ts';
-import { DEFAULT_PORT, type Progress } from '../../runtime/contract.ts';
+import { DEFAULT_PORT, ENDPOINTS } from '../../contract/runtime.ts';
+import { type Progress } from '../../contract/training.ts';
 import { ACCEPTED, acceptanceStatus, recordAcceptance } from '../acceptance.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../labels.ts';
 import {
@@ -85,7 +86,7 @@ export interface TrainingJobReconcilerOptions {
 
 async function defaultFetchProgress(ip: string): Promise<Progress | undefined> {
   try {
-    const res = await fetch(`http://${ip}:${DEFAULT_PORT}/progress`, {
+    const res = await fetch(`http://${ip}:${DEFAULT_PORT}${ENDPOINTS.progress}`, {
       signal: AbortSignal.timeout(1000),
     });
     return res.ok ? parseProgress(await res.json()) : undefined;

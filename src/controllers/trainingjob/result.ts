@@ -3,7 +3,7 @@
 // reaches the status unless it fits the status schema, and a model is believed only inside the
 // job's own spec.output.uri. A message that does not fit is refused with a reason, so the job
 // ends with that reason instead of every status write failing with 422.
-import type { Progress, TrainingResult } from '../../runtime/contract.ts';
+import type { Progress, TrainingResult } from '../../contract/training.ts';
 
 /** The status schema's limits (crds/lepton.ai_trainingjobs.yaml, status.model and progress). */
 const MAX_URI = 2048;

@@ -8,7 +8,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'winston';
-import { AVERAGING_PORT } from '../contract.ts';
+import { AVERAGING_PORT } from '../../contract/runtime.ts';
 import type { WeightSync } from '../weight-sync.ts';
 import { ShapeMismatchError, checkShapes, fedAvg, shapeOf } from './aggregate.ts';
 import { InvalidUpdateError, RoundFailedError } from './errors.ts';

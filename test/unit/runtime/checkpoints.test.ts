@@ -8,7 +8,7 @@ import {
   listCheckpoints,
   restoreCheckpoint,
 } from '../../../src/runtime/checkpoints.ts';
-import type { Progress } from '../../../src/runtime/contract.ts';
+import type { Progress } from '../../../src/contract/training.ts';
 import { loadIris, splitDataset } from '../../../src/runtime/datasets.ts';
 import { type TrainingOutcome, train } from '../../../src/runtime/train.ts';
 import type { TrainingSpec } from '../../../src/runtime/spec.ts';

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ENV, PVC_MOUNT_ROOT } from '../../../src/runtime/contract.ts';
+import { ENV, PVC_MOUNT_ROOT } from '../../../src/contract/runtime.ts';
 import { PermanentError } from '../../../src/runtime/errors.ts';
 import {
   localPath,

@@ -1,4 +1,4 @@
-import type { Progress } from '../../../src/runtime/contract.ts';
+import type { Progress } from '../../../src/contract/training.ts';
 import { type RuntimeServer, startRuntimeServer } from '../../../src/runtime/server.ts';
 
 describe('runtime server', () => {

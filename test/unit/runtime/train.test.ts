@@ -11,7 +11,7 @@ import type { ModelCard } from '../../../src/runtime/output.ts';
 import { train } from '../../../src/runtime/train.ts';
 import type { TrainingSpec } from '../../../src/runtime/spec.ts';
 import { flatWeights } from '../../../src/runtime/weight-sync.ts';
-import type { Progress } from '../../../src/runtime/contract.ts';
+import type { Progress } from '../../../src/contract/training.ts';
 import { jobSpec, maxDifference, writeIrisCsv } from './fixtures.ts';
 
 let dir: string;

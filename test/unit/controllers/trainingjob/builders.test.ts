@@ -8,7 +8,8 @@ import {
 } from '../../../../src/controllers/trainingjob/builders.ts';
 import { POD_TEMPLATE_MAX_BYTES } from '../../../../src/controllers/pod-template.ts';
 import { checkTrainingJob } from '../../../../src/controllers/trainingjob/checks.ts';
-import { ENV, RUNTIME_SPEC_MAX_BYTES } from '../../../../src/runtime/contract.ts';
+import { ENV } from '../../../../src/contract/runtime.ts';
+import { RUNTIME_SPEC_MAX_BYTES } from '../../../../src/contract/training.ts';
 import { parseSpecJson, resolveSpec } from '../../../../src/runtime/spec.ts';
 import { everyAllowedField } from './fixtures.ts';
 

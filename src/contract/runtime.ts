@@ -1,6 +1,10 @@
-// The contract between the operator and the runtime that runs in workload pods: environment
-// variables, ports, endpoints, exit codes and the termination message. Both sides import this
-// file, so it is the one place to change either.
+// The contract between the operator and the runtime that runs in workload pods, for every mode:
+// the mode names, environment variables, ports, endpoints, exit codes and mounts. The operator
+// and the runtime both import src/contract/ and nothing else of each other; it imports nothing.
+
+/** The runtime's modes: the first argument of its command line. */
+export const MODES = { train: 'train' } as const;
+export type Mode = (typeof MODES)[keyof typeof MODES];
 
 /** Environment variables the operator sets on every workload container. */
 export const ENV = {
@@ -21,41 +25,18 @@ export const ENV = {
   terminationLog: 'LEPTON_TERMINATION_LOG',
 } as const;
 
-/**
- * The fields of a TrainingJob's spec the runtime reads (spec.ts resolveSpec). Only they go into
- * LEPTON_JOB_SPEC: what every pod carries does not grow with podTemplate, schedule, federated or
- * the run policy, which the operator alone reads.
- */
-export const RUNTIME_SPEC_FIELDS = [
-  'model',
-  'dataset',
-  'hyperparameters',
-  'output',
-  'checkpoint',
-  'earlyStopping',
-  'workers',
-  'averaging',
-] as const;
-export type RuntimeSpecField = (typeof RUNTIME_SPEC_FIELDS)[number];
-
-/**
- * Most bytes LEPTON_JOB_SPEC may hold; the operator refuses a larger spec (SpecTooLarge). The
- * CRD's bounds keep a spec of ASCII text under it; escaped or multi-byte characters can exceed it.
- */
-export const RUNTIME_SPEC_MAX_BYTES = 64 * 1024;
-
-/** The part of a spec the runtime reads, as the operator passes it in LEPTON_JOB_SPEC. */
-export function runtimeSpecOf<T extends Partial<Record<RuntimeSpecField, unknown>>>(
-  spec: T,
-): Pick<T, RuntimeSpecField> {
-  const out: Partial<Record<RuntimeSpecField, unknown>> = {};
-  for (const field of RUNTIME_SPEC_FIELDS) if (spec[field] !== undefined) out[field] = spec[field];
-  return out as Pick<T, RuntimeSpecField>;
-}
-
 export const DEFAULT_PORT = 8080;
 export const AVERAGING_PORT = 7070;
 export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
+
+/** Paths of the runtime's HTTP server on DEFAULT_PORT. */
+export const ENDPOINTS = {
+  healthz: '/healthz',
+  readyz: '/readyz',
+  /** The training mode's Progress (training.ts), read by the operator from the chief. */
+  progress: '/progress',
+  metrics: '/metrics',
+} as const;
 
 /**
  * Exit codes. The operator retries a worker (within backoffLimit) only when a retry can help.
@@ -68,27 +49,6 @@ export const EXIT = { ok: 0, permanent: 10, retryable: 11 } as const;
 
 export function isPermanentExit(code: number): boolean {
   return code === EXIT.permanent;
-}
-
-/** What /progress answers while training runs. */
-export interface Progress {
-  phase: 'Starting' | 'Training' | 'Saving' | 'Done' | 'Failed';
-  backend: string;
-  epoch: number;
-  epochs: number;
-  loss?: number;
-  accuracy?: number;
-  valLoss?: number;
-  valAccuracy?: number;
-  samplesPerSecond?: number;
-}
-
-/** The chief's termination message on success: JSON of this shape. */
-export interface TrainingResult {
-  model: { uri: string; digest: string };
-  metrics: { loss?: number; accuracy?: number; valLoss?: number; valAccuracy?: number };
-  epochs: number;
-  backend: string;
 }
 
 /** Where the operator mounts PersistentVolumeClaim CLAIM named by a pvc://CLAIM/PATH URI. */

@@ -1,0 +1,55 @@
+// The training mode's side of the contract: what of a TrainingJob's spec the runtime receives,
+// what the chief answers on /progress, and its result (the termination message on success).
+
+/**
+ * The fields of a TrainingJob's spec the runtime reads (spec.ts resolveSpec). Only they go into
+ * LEPTON_JOB_SPEC: what every pod carries does not grow with podTemplate, schedule, federated or
+ * the run policy, which the operator alone reads.
+ */
+export const RUNTIME_SPEC_FIELDS = [
+  'model',
+  'dataset',
+  'hyperparameters',
+  'output',
+  'checkpoint',
+  'earlyStopping',
+  'workers',
+  'averaging',
+] as const;
+export type RuntimeSpecField = (typeof RUNTIME_SPEC_FIELDS)[number];
+
+/**
+ * Most bytes LEPTON_JOB_SPEC may hold; the operator refuses a larger spec (SpecTooLarge). The
+ * CRD's bounds keep a spec of ASCII text under it; escaped or multi-byte characters can exceed it.
+ */
+export const RUNTIME_SPEC_MAX_BYTES = 64 * 1024;
+
+/** The part of a spec the runtime reads, as the operator passes it in LEPTON_JOB_SPEC. */
+export function runtimeSpecOf<T extends Partial<Record<RuntimeSpecField, unknown>>>(
+  spec: T,
+): Pick<T, RuntimeSpecField> {
+  const out: Partial<Record<RuntimeSpecField, unknown>> = {};
+  for (const field of RUNTIME_SPEC_FIELDS) if (spec[field] !== undefined) out[field] = spec[field];
+  return out as Pick<T, RuntimeSpecField>;
+}
+
+/** What /progress answers while training runs. */
+export interface Progress {
+  phase: 'Starting' | 'Training' | 'Saving' | 'Done' | 'Failed';
+  backend: string;
+  epoch: number;
+  epochs: number;
+  loss?: number;
+  accuracy?: number;
+  valLoss?: number;
+  valAccuracy?: number;
+  samplesPerSecond?: number;
+}
+
+/** The chief's termination message on success: JSON of this shape. */
+export interface TrainingResult {
+  model: { uri: string; digest: string };
+  metrics: { loss?: number; accuracy?: number; valLoss?: number; valAccuracy?: number };
+  epochs: number;
+  backend: string;
+}
