@@ -21,7 +21,13 @@ import {
   workerPod,
 } from '../src/controllers/trainingjob/builders.ts';
 import { freePort, readState, repoRoot, waitFor } from '../test/cluster/cluster.ts';
-import { OperatorProcess, installCrds, metricValue } from '../test/integration/harness.ts';
+import {
+  OperatorProcess,
+  apiWrites,
+  installCrds,
+  metricValue,
+  waitUntilSettled,
+} from '../test/integration/harness.ts';
 
 const { values } = parseArgs({
   options: {
@@ -234,29 +240,14 @@ async function main(): Promise<void> {
       const opSeconds = (performance.now() - t) / 1000;
       // Let every job settle (Running, nothing queued or in flight, no new write for 3 s), then
       // count the operator's writes.
-      let lastWrites = -1;
-      let stableSince = Date.now();
-      await waitFor(
-        'jobs to settle',
-        async () => {
-          const text = await op.metrics();
+      await waitUntilSettled(op, {
+        quietMs: 3000,
+        timeoutMs: 600_000,
+        also: (text) => {
           lagMax = Math.max(lagMax, metricValue(text, 'nodejs_eventloop_lag_max_seconds'));
-          const writes = ['POST', 'PUT', 'PATCH', 'DELETE'].reduce(
-            (n, verb) => n + metricValue(text, 'lepton_client_requests_total', { verb }),
-            0,
-          );
-          if (writes !== lastWrites) {
-            lastWrites = writes;
-            stableSince = Date.now();
-          }
-          return (
-            metricValue(text, 'lepton_trainingjobs', { phase: 'Running' }) === N &&
-            metricValue(text, 'lepton_active_workers') === 0 &&
-            Date.now() - stableSince >= 3000
-          );
+          return metricValue(text, 'lepton_trainingjobs', { phase: 'Running' }) === N;
         },
-        600_000,
-      );
+      });
       const text = await op.metrics();
       lagMax = Math.max(lagMax, metricValue(text, 'nodejs_eventloop_lag_max_seconds'));
       const probeLagMs = await probe.stop();
@@ -265,8 +256,7 @@ async function main(): Promise<void> {
       );
       const posts = writes.reduce((n, [, v]) => n + v, 0);
       const byResource = ['pods', 'services', 'trainingjobs', 'events'].map(
-        (r) =>
-          `${r} ${['POST', 'PUT', 'PATCH', 'DELETE'].reduce((n, verb) => n + metricValue(text, 'lepton_client_requests_total', { verb, resource: r }), 0)}`,
+        (r) => `${r} ${apiWrites(text, { resource: r })}`,
       );
 
       // 3. Memory after syncing many objects: extra pods in the watched namespace.

@@ -185,6 +185,47 @@ export function metricValue(
   return sum;
 }
 
+const WRITE_VERBS = ['POST', 'PUT', 'PATCH', 'DELETE'];
+
+/** The operator's API writes so far (POST, PUT, PATCH, DELETE) in its /metrics text. */
+export function apiWrites(text: string, labels: Record<string, string> = {}): number {
+  return WRITE_VERBS.reduce(
+    (n, verb) => n + metricValue(text, 'lepton_client_requests_total', { ...labels, verb }),
+    0,
+  );
+}
+
+/**
+ * Waits until the operator has settled: no key queued and no reconcile running in any controller,
+ * no API write for `quietMs`, and `also` (given each scrape) true. Resolves with the last scrape.
+ * Tests and benchmarks share this one definition of "settled".
+ */
+export async function waitUntilSettled(
+  op: OperatorProcess,
+  opts: { quietMs?: number; timeoutMs?: number; also?: (text: string) => boolean } = {},
+): Promise<string> {
+  const { quietMs = 1000, timeoutMs = 30_000, also = () => true } = opts;
+  let last = -1;
+  let since = Date.now();
+  let text = '';
+  await waitFor(
+    'the operator to settle',
+    async () => {
+      text = await op.metrics();
+      const writes = apiWrites(text);
+      if (writes !== last) [last, since] = [writes, Date.now()];
+      return (
+        metricValue(text, 'lepton_workqueue_depth') === 0 &&
+        metricValue(text, 'lepton_active_workers') === 0 &&
+        Date.now() - since >= quietMs &&
+        also(text)
+      );
+    },
+    timeoutMs,
+  );
+  return text;
+}
+
 export async function startOperator(
   args: string[] = [],
   kubeconfig?: string,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { Resources } from '../../src/core/resources.ts';
 import {
+  apiWrites,
   kubeClient,
   kubectlOk,
   metricValue,
@@ -13,6 +14,7 @@ import {
   startNamespacedOperator,
   stopNamespacedOperator,
   waitFor,
+  waitUntilSettled,
 } from './harness.ts';
 
 interface Lepton {
@@ -155,27 +157,10 @@ describe('the operator process', () => {
   });
 
   it('makes no API writes while nothing changes', async () => {
-    const writes = async () => {
-      const text = await op.metrics();
-      return ['POST', 'PUT', 'PATCH', 'DELETE'].reduce(
-        (n, verb) => n + metricValue(text, 'lepton_client_requests_total', { verb }),
-        0,
-      );
-    };
+    const writes = async () => apiWrites(await op.metrics());
     // Let the reconciles caused by the tests above finish.
-    let before = -1;
-    await waitFor(
-      'write count to settle',
-      async () => {
-        const now = await writes();
-        const settled = now === before;
-        before = now;
-        return (
-          settled && (await op.metrics()).includes('lepton_workqueue_depth{name="trainingjob"} 0')
-        );
-      },
-      30_000,
-    );
+    await waitUntilSettled(op);
+    const before = await writes();
     // Touch every object's metadata without changing its spec: each is reconciled again.
     const reconciles = metricValue(await op.metrics(), 'lepton_reconcile_total');
     for (const kind of ['trainingjobs', 'federatedrounds', 'inferenceservices']) {

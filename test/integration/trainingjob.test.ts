@@ -2,6 +2,7 @@
 // way a job ends. kwok plays the pods' lives from annotations passed through the pod template.
 import { Resources } from '../../src/core/resources.ts';
 import {
+  apiWrites,
   kubectl,
   kubectlOk,
   metricValue,
@@ -9,6 +10,7 @@ import {
   startNamespacedOperator,
   stopNamespacedOperator,
   waitFor,
+  waitUntilSettled,
 } from './harness.ts';
 import { A100, H100, type Job, cond, trainingJobs } from './trainingjobs.ts';
 
@@ -77,32 +79,10 @@ describe('TrainingJob', () => {
   it('makes no API writes for a running job while nothing changes', async () => {
     await t.create(t.job('steady'));
     await t.waitForJob('steady', 'to run', (j) => j.status?.phase === 'Running');
-    const writes = async () => {
-      const text = await op.metrics();
-      return ['POST', 'PUT', 'PATCH', 'DELETE'].reduce(
-        (n, verb) => n + metricValue(text, 'lepton_client_requests_total', { verb }),
-        0,
-      );
-    };
+    const writes = async () => apiWrites(await op.metrics());
     const reconciles = async () =>
       metricValue(await op.metrics(), 'lepton_reconcile_total', { controller: 'trainingjob' });
-    // Settled: nothing queued or running, and no write for a second.
-    let last = -1;
-    let since = Date.now();
-    await waitFor(
-      'the job to settle',
-      async () => {
-        const text = await op.metrics();
-        const now = await writes();
-        if (now !== last) [last, since] = [now, Date.now()];
-        return (
-          text.includes('lepton_workqueue_depth{name="trainingjob"} 0') &&
-          metricValue(text, 'lepton_active_workers', { controller: 'trainingjob' }) === 0 &&
-          Date.now() - since >= 1000
-        );
-      },
-      15_000,
-    );
+    await waitUntilSettled(op, { timeoutMs: 15_000 });
     const before = await writes();
     const seen = await reconciles();
     // Touch the job twice without changing its spec: each touch is reconciled.
