@@ -1,4 +1,4 @@
-// Throughput of FedAvg (src/runtime/averaging/aggregate.ts) against the memory bound. Averaging
+// Throughput of FedAvg (src/runtime/aggregation/aggregate.ts) against the memory bound. Averaging
 // K lists of P float32 values reads 4·K·P bytes and writes 4·P, so its effective rate is
 // 4·P·(K+1)/t. The bound is the machine's memory bandwidth, measured in the same run as a plain
 // TypedArray.set of those same 4·P·(K+1) bytes: a copy reads and writes each byte, so the
@@ -7,7 +7,7 @@
 //   node bench/aggregate.ts [--reps 7]
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { type Contribution, fedAvg } from '../src/runtime/averaging/aggregate.ts';
+import { type Contribution, fedAvg } from '../src/runtime/aggregation/aggregate.ts';
 
 const { values } = parseArgs({ options: { reps: { type: 'string', default: '7' } } });
 const reps = Number(values.reps);

@@ -35,8 +35,10 @@ const { values } = parseArgs({
     qps: { type: 'string', default: '50' },
     burst: { type: 'string', default: '100' },
     'extra-pods': { type: 'string', default: '3500' },
-    // The plain client sends 16 requests at a time; the operator gets as many workers.
+    // Requests the plain client sends at a time.
     concurrency: { type: 'string', default: '16' },
+    // Reconciles at once in the operator (its --concurrency; 4 is its default).
+    'operator-concurrency': { type: 'string', default: '4' },
     renice: { type: 'boolean', default: false },
   },
 });
@@ -212,6 +214,7 @@ async function main(): Promise<void> {
         `--kube-api-qps=${QPS}`,
         `--kube-api-burst=${BURST}`,
         '--log-level=warn',
+        `--concurrency=${values['operator-concurrency']}`,
       ],
       { metrics, probe },
       kubeconfig,
@@ -291,7 +294,7 @@ async function main(): Promise<void> {
       const rss = metricValue(after, 'process_resident_memory_bytes');
 
       rows.push(
-        `TrainingJobs: ${N}, client rate ${QPS} qps (burst ${BURST}), operator concurrency ${values.concurrency}`,
+        `TrainingJobs: ${N}, client rate ${QPS} qps (burst ${BURST}), plain client ${values.concurrency} requests at a time, operator --concurrency ${values['operator-concurrency']}`,
         `plain client, ${N} pods + ${N} Services: ${plainSeconds.toFixed(1)} s`,
         `operator, until all ${N} worker pods exist: ${opSeconds.toFixed(1)} s (${(opSeconds / plainSeconds).toFixed(2)}x the plain client)`,
         `operator API writes: ${posts} (${(posts / N).toFixed(2)} per job: ${writes.map(([v, n]) => `${v} ${n}`).join(', ')}; by resource: ${byResource.join(', ')})`,

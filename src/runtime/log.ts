@@ -1,6 +1,6 @@
 // The runtime's logs: winston JSON lines on stderr, as the operator's (src/core/logging.ts), but
 // its own, since the runtime does not import the operator. What its modules need of a logger is
-// RuntimeLog; the logger of main.ts is one.
+// RuntimeLog; the logger of modes/train.ts is one.
 import winston from 'winston';
 
 export interface RuntimeLog {

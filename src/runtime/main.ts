@@ -1,146 +1,26 @@
-// Entry point of workload pods: `node src/runtime/main.ts train`. Reads the job from the
-// environment (src/contract/), serves /healthz, /readyz, /progress and /metrics, trains as rank
-// LEPTON_RANK of LEPTON_WORLD_SIZE, and ends with the contract's exit code and termination
-// message: the TrainingResult JSON on success (rank 0), a one-line reason on failure.
-import { writeFileSync } from 'node:fs';
-import { createWeightSync } from './averaging/index.ts';
-import { initBackend } from './backend.ts';
-import { DEFAULT_PORT, DEFAULT_TERMINATION_LOG, ENV, EXIT, MODES } from '../contract/runtime.ts';
-import { createRuntimeLogger } from './log.ts';
-import { type Progress } from '../contract/training.ts';
-import { loadDataset, splitDataset } from './datasets.ts';
-import { PermanentError, isPermanentError } from './errors.ts';
-import { loadBaseModel, taskOf } from './models.ts';
-import { startRuntimeServer } from './server.ts';
-import { parseSpecJson } from './spec.ts';
-import { train } from './train.ts';
-import type { WeightSync } from './weight-sync.ts';
+// Entry point of workload pods: `node src/runtime/main.ts MODE`, with MODE one of the contract's
+// mode names. It only dispatches: each mode (modes/) reads the environment, runs, and returns
+// the contract's exit code.
+import { EXIT, MODES, type Mode } from '../contract/runtime.ts';
+import { runTrain } from './modes/train.ts';
 
-/** Kubernetes keeps at most 4096 bytes of a termination message. */
-const TERMINATION_MESSAGE_MAX = 4096;
+const RUN: Record<Mode, (env: NodeJS.ProcessEnv) => Promise<number>> = {
+  [MODES.train]: runTrain,
+};
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const mode = argv[0];
-  if (mode !== MODES.train) {
+  if (!isMode(mode)) {
     process.stderr.write(
       `Usage: node src/runtime/main.ts ${Object.values(MODES).join('|')} (got ${mode ?? 'no mode'})\n`,
     );
     return EXIT.permanent;
   }
-  const terminationLog = env[ENV.terminationLog] || DEFAULT_TERMINATION_LOG;
-  const job = { name: env[ENV.jobName], namespace: env[ENV.namespace] };
-  const rank = intFromEnv(env, ENV.rank, 0);
-  const worldSize = intFromEnv(env, ENV.worldSize, 1);
-  const log = createRuntimeLogger({
-    ...(job.namespace ? { namespace: job.namespace } : {}),
-    ...(job.name ? { name: job.name } : {}),
-    rank: String(rank ?? ''),
-  });
-
-  let progress: Progress = { phase: 'Starting', backend: '', epoch: 0, epochs: 0 };
-  const stop = new AbortController();
-  process.once('SIGTERM', () => stop.abort(new Error('Stopped by SIGTERM')));
-  let weightSync: WeightSync | undefined;
-  let server: Awaited<ReturnType<typeof startRuntimeServer>> | undefined;
-  try {
-    server = await startRuntimeServer(
-      {
-        progress: () => progress,
-        ready: () => progress.phase !== 'Starting' && progress.phase !== 'Failed',
-      },
-      { port: intFromEnv(env, ENV.port, DEFAULT_PORT) ?? DEFAULT_PORT },
-    );
-    if (
-      rank === undefined ||
-      worldSize === undefined ||
-      worldSize < 1 ||
-      rank < 0 ||
-      rank >= worldSize
-    )
-      throw new PermanentError(
-        `${ENV.rank}=${env[ENV.rank]} and ${ENV.worldSize}=${env[ENV.worldSize]} are not a rank in [0, world size)`,
-      );
-    const spec = parseSpecJson(env[ENV.spec], { jobName: job.name, namespace: job.namespace });
-    const backend = await initBackend();
-    progress = { ...progress, backend, epochs: spec.hyperparameters.epochs };
-    log.info('Started the runtime', { backend, port: server.port, worldSize });
-
-    const baseModel = spec.model.uri
-      ? await loadBaseModel(spec.model.uri, spec.model.freezeLayers ?? 0, env)
-      : undefined;
-    const task = taskOf(spec, baseModel?.model);
-    const dataset = await loadDataset(spec.dataset, task, env);
-    const data = splitDataset(dataset, spec.dataset.validationSplit, {
-      shuffle: spec.dataset.shuffle,
-      seed: spec.hyperparameters.seed,
-    });
-    log.info('Loaded the data', {
-      examples: dataset.numExamples,
-      features: dataset.featureNames,
-      classes: dataset.classNames,
-      validation: data.validation?.numExamples ?? 0,
-    });
-
-    // Data-parallel averaging (worldSize > 1): the averaging module connects the ranks through
-    // the chief (rank 0) at LEPTON_CHIEF_ADDRESS.
-    if (worldSize > 1) {
-      weightSync = await createWeightSync({
-        rank,
-        worldSize,
-        chiefAddress: env[ENV.chiefAddress] ?? '',
-        everySteps: spec.averagingEverySteps,
-        logger: log,
-      });
-    }
-
-    const outcome = await train({
-      spec,
-      data,
-      backend,
-      rank,
-      worldSize,
-      baseModel,
-      weightSync,
-      signal: stop.signal,
-      onProgress: (p) => (progress = p),
-      log,
-      env,
-      job,
-    });
-    if (rank === 0) writeTerminationLog(terminationLog, JSON.stringify(outcome.result));
-    log.info('Finished training', { ...outcome.result, stoppedEarly: outcome.stoppedEarly });
-    return EXIT.ok;
-  } catch (err) {
-    progress = { ...progress, phase: 'Failed' };
-    const message = oneLine(err);
-    process.stderr.write(`${message}\n`);
-    writeTerminationLog(terminationLog, message);
-    return isPermanentError(err) ? EXIT.permanent : EXIT.retryable;
-  } finally {
-    await weightSync?.close?.().catch(() => undefined);
-    await server?.close();
-  }
+  return RUN[mode](env);
 }
 
-function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  return Number.isInteger(n) ? n : undefined;
-}
-
-function oneLine(err: unknown): string {
-  const text = err instanceof Error ? err.message || err.name : String(err);
-  return text.replace(/\s*\n\s*/g, ' ').trim();
-}
-
-/** Writes the termination message; a pod without a writable termination log still exits right. */
-function writeTerminationLog(path: string, message: string): void {
-  try {
-    writeFileSync(path, message.slice(0, TERMINATION_MESSAGE_MAX));
-  } catch {
-    // Outside Kubernetes /dev/termination-log may not exist; the exit code still tells.
-  }
+function isMode(mode: string | undefined): mode is Mode {
+  return Object.values<string | undefined>(MODES).includes(mode);
 }
 
 process.exit(await main(process.argv.slice(2), process.env));

@@ -87,7 +87,7 @@ describe('a TrainingJob on the local node', () => {
     expect(job?.status?.workers?.succeeded).toBeGreaterThanOrEqual(1);
 
     // The claim's folder on this machine holds the model; its digest is sha256 over model.json
-    // then the weights, as src/runtime/model-store.ts defines it.
+    // then the weights, as src/runtime/model/model-store.ts defines it.
     const dir = join(dirname(kubeconfigPath()), 'localnode', 'claims', ns, 'models', 'moons');
     const digest = createHash('sha256')
       .update(readFileSync(join(dir, 'model.json')))

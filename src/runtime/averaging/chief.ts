@@ -9,8 +9,8 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'winston';
 import { AVERAGING_PORT } from '../../contract/runtime.ts';
-import type { WeightSync } from '../weight-sync.ts';
-import { ShapeMismatchError, checkShapes, fedAvg, shapeOf } from './aggregate.ts';
+import type { WeightSync } from '../train/weight-sync.ts';
+import { ShapeMismatchError, checkShapes, fedAvg, shapeOf } from '../aggregation/aggregate.ts';
 import { InvalidUpdateError, RoundFailedError } from './errors.ts';
 import {
   DEFAULT_STARTUP_TIMEOUT_MS,

@@ -2,7 +2,7 @@
 // a worker that talks to it over HTTP.
 import type { Logger } from 'winston';
 import { PermanentError } from '../errors.ts';
-import type { WeightSync } from '../weight-sync.ts';
+import type { WeightSync } from '../train/weight-sync.ts';
 import { startChief } from './chief.ts';
 import { WorkerSync } from './worker.ts';
 

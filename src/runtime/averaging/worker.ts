@@ -4,8 +4,8 @@
 // it; after that, losing the chief fails the sync at once with a RoundFailedError.
 import { type ClientRequest, type IncomingMessage, request } from 'node:http';
 import type { Logger } from 'winston';
-import type { WeightSync } from '../weight-sync.ts';
-import { ShapeMismatchError, checkShapes, shapeOf } from './aggregate.ts';
+import type { WeightSync } from '../train/weight-sync.ts';
+import { ShapeMismatchError, checkShapes, shapeOf } from '../aggregation/aggregate.ts';
 import { InvalidUpdateError, RoundFailedError } from './errors.ts';
 import {
   DEFAULT_STARTUP_TIMEOUT_MS,

@@ -3,7 +3,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { JobSpec, TrainingSpec } from '../../../src/runtime/spec.ts';
 import { resolveSpec } from '../../../src/runtime/spec.ts';
-import { loadIris } from '../../../src/runtime/datasets.ts';
+import { loadIris } from '../../../src/runtime/data/datasets.ts';
 
 type Model = JobSpec['model'];
 type DatasetFields = NonNullable<JobSpec['dataset']>;

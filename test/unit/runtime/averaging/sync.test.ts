@@ -14,7 +14,7 @@ import {
 import { InvalidUpdateError, RoundFailedError } from '../../../../src/runtime/averaging/errors.ts';
 import { createWeightSync } from '../../../../src/runtime/averaging/index.ts';
 import { RANK_HEADER } from '../../../../src/runtime/averaging/protocol.ts';
-import type { WeightSync } from '../../../../src/runtime/weight-sync.ts';
+import type { WeightSync } from '../../../../src/runtime/train/weight-sync.ts';
 import { WorkerSync, type WorkerOptions } from '../../../../src/runtime/averaging/worker.ts';
 import { encode } from '../../../../src/runtime/averaging/wire.ts';
 

@@ -10,11 +10,11 @@ import {
   splitDataset,
   tableToDataset,
   withClassNames,
-} from '../../../src/runtime/datasets.ts';
-import { PermanentError } from '../../../src/runtime/errors.ts';
-import type { DatasetSpec, SyntheticSpec, Task } from '../../../src/runtime/spec.ts';
-import { generateSynthetic } from '../../../src/runtime/synthetic.ts';
-import { Table, parseCsv, parseJsonl } from '../../../src/runtime/table.ts';
+} from '../../../../src/runtime/data/datasets.ts';
+import { PermanentError } from '../../../../src/runtime/errors.ts';
+import type { DatasetSpec, SyntheticSpec, Task } from '../../../../src/runtime/spec.ts';
+import { generateSynthetic } from '../../../../src/runtime/data/synthetic.ts';
+import { Table, parseCsv, parseJsonl } from '../../../../src/runtime/data/table.ts';
 
 function csv(
   text: string,

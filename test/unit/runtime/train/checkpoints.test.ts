@@ -2,18 +2,18 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { initBackend } from '../../../src/runtime/backend.ts';
+import { initBackend } from '../../../../src/runtime/backend.ts';
 import {
   latestCheckpoint,
   listCheckpoints,
   restoreCheckpoint,
-} from '../../../src/runtime/checkpoints.ts';
-import type { Progress } from '../../../src/contract/training.ts';
-import { loadIris, splitDataset } from '../../../src/runtime/datasets.ts';
-import { type TrainingOutcome, train } from '../../../src/runtime/train.ts';
-import type { TrainingSpec } from '../../../src/runtime/spec.ts';
-import { flatWeights } from '../../../src/runtime/weight-sync.ts';
-import { jobSpec, maxDifference } from './fixtures.ts';
+} from '../../../../src/runtime/train/checkpoints.ts';
+import type { Progress } from '../../../../src/contract/training.ts';
+import { loadIris, splitDataset } from '../../../../src/runtime/data/datasets.ts';
+import { type TrainingOutcome, train } from '../../../../src/runtime/train/train.ts';
+import type { TrainingSpec } from '../../../../src/runtime/spec.ts';
+import { flatWeights } from '../../../../src/runtime/train/weight-sync.ts';
+import { jobSpec, maxDifference } from '../fixtures.ts';
 
 let dir: string;
 let backend: string;

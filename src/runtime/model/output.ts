@@ -3,9 +3,9 @@
 // not written, but its digest is still computed, as the result must carry one.
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import type { EpochMetrics } from './early-stopping.ts';
-import type { Evaluation } from './evaluate.ts';
-import type { RuntimeLog } from './log.ts';
+import type { EpochMetrics } from '../train/early-stopping.ts';
+import type { Evaluation } from '../train/evaluate.ts';
+import type { RuntimeLog } from '../log.ts';
 import {
   MODEL_CARD,
   type SavedModel,
@@ -16,9 +16,9 @@ import {
   writeArtifacts,
   writeAtomically,
 } from './model-store.ts';
-import { localPath } from './paths.ts';
+import { localPath } from '../paths.ts';
 import { type QuantizationReport, quantizeModel } from './quantize.ts';
-import type { DatasetSpec, Hyperparameters, OutputSpec, Task } from './spec.ts';
+import type { DatasetSpec, Hyperparameters, OutputSpec, Task } from '../spec.ts';
 
 /** lepton.json: what the runtime knows about a saved model that model.json does not say. */
 export interface ModelCard {

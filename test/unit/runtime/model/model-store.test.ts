@@ -3,8 +3,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../../src/runtime/backend.ts';
-import { PermanentError } from '../../../src/runtime/errors.ts';
+import { initBackend } from '../../../../src/runtime/backend.ts';
+import { PermanentError } from '../../../../src/runtime/errors.ts';
 import {
   MODEL_JSON,
   WEIGHTS_FILE,
@@ -13,10 +13,10 @@ import {
   loadArtifacts,
   loadModel,
   saveModel,
-} from '../../../src/runtime/model-store.ts';
-import { buildPreset } from '../../../src/runtime/models.ts';
-import { flatWeights } from '../../../src/runtime/weight-sync.ts';
-import { maxDifference } from './fixtures.ts';
+} from '../../../../src/runtime/model/model-store.ts';
+import { buildPreset } from '../../../../src/runtime/model/models.ts';
+import { flatWeights } from '../../../../src/runtime/train/weight-sync.ts';
+import { maxDifference } from '../fixtures.ts';
 
 let dir: string;
 

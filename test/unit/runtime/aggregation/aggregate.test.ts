@@ -4,7 +4,7 @@ import {
   fedAvg,
   fedMedian,
   trimmedMean,
-} from '../../../../src/runtime/averaging/aggregate.ts';
+} from '../../../../src/runtime/aggregation/aggregate.ts';
 
 const f32 = (...values: number[]) => Float32Array.from(values);
 

@@ -3,7 +3,7 @@
 // 0 exactly representable). The weight specs carry `quantization`, so tf.loadLayersModel
 // dequantizes on load and servers need nothing special.
 import * as tf from '@tensorflow/tfjs';
-import type { Evaluation } from './evaluate.ts';
+import type { Evaluation } from '../train/evaluate.ts';
 import { weightBytes } from './model-store.ts';
 
 export type QuantizationDtype = 'float16' | 'uint8';

@@ -3,7 +3,7 @@
 // data-parallel averaging, evaluate, stop early, checkpoint, and save the final model (rank 0).
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type * as tf from '@tensorflow/tfjs';
-import { backendForTraining } from './backend.ts';
+import { backendForTraining } from '../backend.ts';
 import {
   type BatchPlan,
   type Targets,
@@ -13,7 +13,7 @@ import {
   planBatches,
   targetsFor,
   toTensors,
-} from './batches.ts';
+} from '../data/batches.ts';
 import {
   type RestoredCheckpoint,
   latestCheckpoint,
@@ -21,13 +21,13 @@ import {
   restoreOptimizer,
   saveCheckpoint,
 } from './checkpoints.ts';
-import type { Progress, TrainingResult } from '../contract/training.ts';
-import { type DataSplit, type Dataset, shardDataset, withClassNames } from './datasets.ts';
+import type { Progress, TrainingResult } from '../../contract/training.ts';
+import { type DataSplit, type Dataset, shardDataset, withClassNames } from '../data/datasets.ts';
 import { EarlyStopping, type EpochMetrics } from './early-stopping.ts';
-import { PermanentError } from './errors.ts';
+import { PermanentError } from '../errors.ts';
 import { evaluateModel, evaluateTensors } from './evaluate.ts';
-import { type RuntimeLog, noLog } from './log.ts';
-import type { SavedModel } from './model-store.ts';
+import { type RuntimeLog, noLog } from '../log.ts';
+import type { SavedModel } from '../model/model-store.ts';
 import {
   type BaseModel,
   buildPreset,
@@ -36,11 +36,11 @@ import {
   modelMetadata,
   outputUnits,
   setModelMetadata,
-} from './models.ts';
-import { saveOutput } from './output.ts';
-import { localPath } from './paths.ts';
-import type { QuantizationReport } from './quantize.ts';
-import type { LossName, TrainingSpec } from './spec.ts';
+} from '../model/models.ts';
+import { saveOutput } from '../model/output.ts';
+import { localPath } from '../paths.ts';
+import type { QuantizationReport } from '../model/quantize.ts';
+import type { LossName, TrainingSpec } from '../spec.ts';
 import { type WeightSync, assignFlatWeights, flatWeights } from './weight-sync.ts';
 
 export interface TrainingRun {

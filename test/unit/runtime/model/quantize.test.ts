@@ -1,11 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../../src/runtime/backend.ts';
-import { loadIris, splitDataset } from '../../../src/runtime/datasets.ts';
-import { modelArtifacts, weightBytes } from '../../../src/runtime/model-store.ts';
-import { float16Bits, quantizeArtifacts, quantizeModel } from '../../../src/runtime/quantize.ts';
-import { evaluateModel } from '../../../src/runtime/evaluate.ts';
-import { type TrainingOutcome, train } from '../../../src/runtime/train.ts';
-import { jobSpec } from './fixtures.ts';
+import { initBackend } from '../../../../src/runtime/backend.ts';
+import { loadIris, splitDataset } from '../../../../src/runtime/data/datasets.ts';
+import { modelArtifacts, weightBytes } from '../../../../src/runtime/model/model-store.ts';
+import {
+  float16Bits,
+  quantizeArtifacts,
+  quantizeModel,
+} from '../../../../src/runtime/model/quantize.ts';
+import { evaluateModel } from '../../../../src/runtime/train/evaluate.ts';
+import { type TrainingOutcome, train } from '../../../../src/runtime/train/train.ts';
+import { jobSpec } from '../fixtures.ts';
 
 let backend: string;
 beforeAll(async () => {

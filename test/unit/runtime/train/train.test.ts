@@ -3,16 +3,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../../src/runtime/backend.ts';
-import { type DataSplit, loadDataset, splitDataset } from '../../../src/runtime/datasets.ts';
-import { MODEL_CARD, digestOfFolder, loadModel } from '../../../src/runtime/model-store.ts';
-import { evaluateModel } from '../../../src/runtime/evaluate.ts';
-import type { ModelCard } from '../../../src/runtime/output.ts';
-import { train } from '../../../src/runtime/train.ts';
-import type { TrainingSpec } from '../../../src/runtime/spec.ts';
-import { flatWeights } from '../../../src/runtime/weight-sync.ts';
-import type { Progress } from '../../../src/contract/training.ts';
-import { jobSpec, maxDifference, writeIrisCsv } from './fixtures.ts';
+import { initBackend } from '../../../../src/runtime/backend.ts';
+import {
+  type DataSplit,
+  loadDataset,
+  splitDataset,
+} from '../../../../src/runtime/data/datasets.ts';
+import {
+  MODEL_CARD,
+  digestOfFolder,
+  loadModel,
+} from '../../../../src/runtime/model/model-store.ts';
+import { evaluateModel } from '../../../../src/runtime/train/evaluate.ts';
+import type { ModelCard } from '../../../../src/runtime/model/output.ts';
+import { train } from '../../../../src/runtime/train/train.ts';
+import type { TrainingSpec } from '../../../../src/runtime/spec.ts';
+import { flatWeights } from '../../../../src/runtime/train/weight-sync.ts';
+import type { Progress } from '../../../../src/contract/training.ts';
+import { jobSpec, maxDifference, writeIrisCsv } from '../fixtures.ts';
 
 let dir: string;
 let backend: string;

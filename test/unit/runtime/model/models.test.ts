@@ -1,17 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
-import { backendForTraining, initBackend } from '../../../src/runtime/backend.ts';
-import { loadDataset, splitDataset } from '../../../src/runtime/datasets.ts';
-import { PermanentError } from '../../../src/runtime/errors.ts';
+import { backendForTraining, initBackend } from '../../../../src/runtime/backend.ts';
+import { loadDataset, splitDataset } from '../../../../src/runtime/data/datasets.ts';
+import { PermanentError } from '../../../../src/runtime/errors.ts';
 import {
   buildPreset,
   compileModel,
   inputShapeOf,
   lossOf,
   taskOf,
-} from '../../../src/runtime/models.ts';
-import type { Hyperparameters, ModelSpec } from '../../../src/runtime/spec.ts';
-import { train } from '../../../src/runtime/train.ts';
-import { jobSpec } from './fixtures.ts';
+} from '../../../../src/runtime/model/models.ts';
+import type { Hyperparameters, ModelSpec } from '../../../../src/runtime/spec.ts';
+import { train } from '../../../../src/runtime/train/train.ts';
+import { jobSpec } from '../fixtures.ts';
 
 let backend: string;
 beforeAll(async () => {

@@ -1,5 +1,5 @@
-import { EarlyStopping } from '../../../src/runtime/early-stopping.ts';
-import type { EarlyStoppingSpec } from '../../../src/runtime/spec.ts';
+import { EarlyStopping } from '../../../../src/runtime/train/early-stopping.ts';
+import type { EarlyStoppingSpec } from '../../../../src/runtime/spec.ts';
 
 const spec = (fields: Partial<EarlyStoppingSpec>): EarlyStoppingSpec => ({
   metric: 'valLoss',

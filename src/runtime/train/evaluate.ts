@@ -1,10 +1,10 @@
 // Loss and accuracy of a model on held-out data: the validation set after every epoch, and the
 // model before and after quantization.
 import type * as tf from '@tensorflow/tfjs';
-import { type Targets, allTensors } from './batches.ts';
-import type { Dataset } from './datasets.ts';
-import { lossFunction, metricsOf } from './models.ts';
-import type { LossName, Task } from './spec.ts';
+import { type Targets, allTensors } from '../data/batches.ts';
+import type { Dataset } from '../data/datasets.ts';
+import { lossFunction, metricsOf } from '../model/models.ts';
+import type { LossName, Task } from '../spec.ts';
 
 export interface Evaluation {
   loss: number;

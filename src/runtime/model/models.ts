@@ -2,10 +2,10 @@
 // layers model loaded for fine-tuning with its first layers frozen; and its compilation with
 // the spec's optimizer and loss.
 import * as tf from '@tensorflow/tfjs';
-import { PermanentError } from './errors.ts';
+import { PermanentError } from '../errors.ts';
 import { loadArtifacts } from './model-store.ts';
-import { deriveSeed } from './random.ts';
-import type { Hyperparameters, LossName, ModelSpec, Task, TrainingSpec } from './spec.ts';
+import { deriveSeed } from '../random.ts';
+import type { Hyperparameters, LossName, ModelSpec, Task, TrainingSpec } from '../spec.ts';
 
 /** What the data tells a preset: the shape of one example and the classes. */
 export interface ModelInput {

@@ -9,12 +9,12 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { PermanentError } from './errors.ts';
-import { isHttpUri, isMissingPathError, readUri } from './paths.ts';
+import { PermanentError } from '../errors.ts';
+import { isHttpUri, isMissingPathError, readUri } from '../paths.ts';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_FILE = 'weights.bin';
-/** lepton.json, next to a saved model: its metrics and lineage (train.ts ModelCard). */
+/** lepton.json, next to a saved model: its metrics and lineage (output.ts ModelCard). */
 export const MODEL_CARD = 'lepton.json';
 
 export interface SavedModel {

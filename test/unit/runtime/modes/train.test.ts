@@ -2,12 +2,16 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BACKENDS } from '../../../src/runtime/backend.ts';
-import { ENV, EXIT } from '../../../src/contract/runtime.ts';
-import type { TrainingResult } from '../../../src/contract/training.ts';
-import { MODEL_CARD, MODEL_JSON, digestOfFolder } from '../../../src/runtime/model-store.ts';
-import { jobSpec } from './fixtures.ts';
-import type { JobSpec } from '../../../src/runtime/spec.ts';
+import { BACKENDS } from '../../../../src/runtime/backend.ts';
+import { ENV, EXIT } from '../../../../src/contract/runtime.ts';
+import type { TrainingResult } from '../../../../src/contract/training.ts';
+import {
+  MODEL_CARD,
+  MODEL_JSON,
+  digestOfFolder,
+} from '../../../../src/runtime/model/model-store.ts';
+import { jobSpec } from '../fixtures.ts';
+import type { JobSpec } from '../../../../src/runtime/spec.ts';
 
 let dir: string;
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 // Keras EarlyStopping: stop when the watched metric has not improved by more than minDelta for
 // `patience` epochs in a row. Its state is small and goes into checkpoints, so a restarted job
 // keeps counting where it stopped.
-import type { TrainingResult } from '../contract/training.ts';
-import type { EarlyStoppingSpec } from './spec.ts';
+import type { TrainingResult } from '../../contract/training.ts';
+import type { EarlyStoppingSpec } from '../spec.ts';
 
 export type EpochMetrics = TrainingResult['metrics'];
 

@@ -1,7 +1,7 @@
 // Parses CSV (a header row, RFC 4180 quoting) and JSONL into columns, converting cells to numbers
 // as it goes: a large file never exists as a grid of strings, only as one number array per
 // numeric column. Every row remembers its file and line, so errors can name them.
-import { PermanentError } from './errors.ts';
+import { PermanentError } from '../errors.ts';
 
 export type RawValue = string | number | boolean;
 

@@ -1,9 +1,9 @@
-import { initBackend } from '../../../src/runtime/backend.ts';
-import { loadDataset, splitDataset } from '../../../src/runtime/datasets.ts';
-import { train } from '../../../src/runtime/train.ts';
-import type { WeightSync } from '../../../src/runtime/weight-sync.ts';
-import { flatWeights } from '../../../src/runtime/weight-sync.ts';
-import { jobSpec, maxDifference } from './fixtures.ts';
+import { initBackend } from '../../../../src/runtime/backend.ts';
+import { loadDataset, splitDataset } from '../../../../src/runtime/data/datasets.ts';
+import { train } from '../../../../src/runtime/train/train.ts';
+import type { WeightSync } from '../../../../src/runtime/train/weight-sync.ts';
+import { flatWeights } from '../../../../src/runtime/train/weight-sync.ts';
+import { jobSpec, maxDifference } from '../fixtures.ts';
 
 /** Averages in memory: each round resolves once every rank has sent its weights. */
 class InMemoryAveraging {

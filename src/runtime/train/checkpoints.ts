@@ -6,9 +6,9 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { EarlyStoppingState, EpochMetrics } from './early-stopping.ts';
-import { isMissingPathError } from './paths.ts';
-import { loadArtifacts, modelArtifacts, writeArtifacts } from './model-store.ts';
-import { withoutTrainingConfig } from './models.ts';
+import { isMissingPathError } from '../paths.ts';
+import { loadArtifacts, modelArtifacts, writeArtifacts } from '../model/model-store.ts';
+import { withoutTrainingConfig } from '../model/models.ts';
 
 export const CHECKPOINT_JSON = 'checkpoint.json';
 export const BEST_WEIGHTS_FILE = 'best-weights.bin';
