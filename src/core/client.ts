@@ -200,14 +200,22 @@ export class KubeClient {
   }
 
   /**
-   * Creates `obj` unless an object of that name exists (a create the cache has not seen yet, or
-   * a second start of the same thing): idempotent, which is what a reconcile needs.
+   * Creates `obj` unless an object of that name exists (a create the cache has not seen yet, a
+   * second start of the same thing, or someone else's object): idempotent, which is what a
+   * reconcile needs. Returns the object that was there instead (undefined if it went away since),
+   * so that the caller can tell its own from another's before it trusts it.
    */
-  async createIfAbsent<T extends KubeObject>(rt: ResourceType, obj: T): Promise<void> {
+  async createIfAbsent<T extends KubeObject>(
+    rt: ResourceType,
+    obj: T,
+  ): Promise<{ created: true } | { created: false; existing: KubeObject | undefined }> {
     try {
       await this.create(rt, obj);
+      return { created: true };
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
+      const { namespace = '', name = '' } = obj.metadata;
+      return { created: false, existing: await this.find(rt, namespace, name) };
     }
   }
 

@@ -57,6 +57,8 @@ async function expectRefused(name: string, job: Job, reason: string, words: RegE
 describe('§3 every refusal of the API server becomes a condition and an Event', () => {
   it('§3 a PriorityClass that does not exist: PodForbidden, GPUs released at once, and creating it brings the job on', async () => {
     const pc = `lepton-late-${suffix}`;
+    await t.gpusIdle(A100);
+    // Every A100 of the cluster (2 nodes x 4), for a gang whose pods the API server refuses.
     const refused = await expectRefused(
       'no-pc',
       t.job('no-pc', { workers: 2, gpus: 4, product: A100, extra: { priorityClassName: pc } }),
@@ -65,6 +67,11 @@ describe('§3 every refusal of the API server becomes a condition and an Event',
     );
     expect(cond(refused, 'Admitted')).toMatchObject({ status: 'False', reason: 'CreateRefused' });
     expect(await t.podsOf('no-pc')).toHaveLength(0);
+    // Its GPUs were given back at once: a job after it gets them while it is still refused.
+    await t.create(t.job('after-pc', { gpus: 4, product: A100 }));
+    await t.waitForJob('after-pc', 'to run', (j) => j.status?.phase === 'Running');
+    expect(refusedWith('PodForbidden')(await t.get('no-pc'))).toBe(true);
+    await t.remove('after-pc');
     kubectlOk(
       ['apply', '--server-side', '-f', '-'],
       JSON.stringify({
@@ -103,10 +110,17 @@ describe('§3 every refusal of the API server becomes a condition and an Event',
       'PodRejected',
       /fieldPath|field label|spec\.bogus/i,
     );
-    const creates = () =>
+    const refusedCreates = async () =>
+      metricValue(await op.metrics(), 'lepton_client_requests_total', {
+        verb: 'POST',
+        resource: 'pods',
+        code: '422',
+      });
+    const reconciles = () =>
       op.logs.filter((l) => l.message === 'Reconciled' && l.name === 'bad-fieldref').length;
-    const before = creates();
-    // An annotation changes no generation: the job is reconciled again but creates nothing.
+    const [createsBefore, reconcilesBefore] = [await refusedCreates(), reconciles()];
+    expect(createsBefore).toBeGreaterThanOrEqual(1);
+    // An annotation changes no generation: the job is reconciled again but tries no create.
     await t.client.patch(
       Resources.TrainingJob,
       ns,
@@ -114,7 +128,8 @@ describe('§3 every refusal of the API server becomes a condition and an Event',
       { metadata: { annotations: { poke: '1' } } },
       'merge',
     );
-    await waitFor('the poked job to be reconciled', () => creates() > before, 15_000);
+    await waitFor('the poked job to be reconciled', () => reconciles() > reconcilesBefore, 15_000);
+    expect(await refusedCreates()).toBe(createsBefore);
     const still = await t.get('bad-fieldref');
     expect(refusedWith('PodRejected')(still)).toBe(true);
     expect(await t.podsOf('bad-fieldref')).toHaveLength(0);
@@ -342,6 +357,64 @@ describe('§4 other wrong outcomes', () => {
       60_000,
     );
     await t.remove('taken');
+  });
+
+  it('§4 resuming while the suspended pods are still going away is not a lost worker (no restart)', async () => {
+    await t.create(t.job('lingering', { workers: 2 }));
+    await t.waitForJob('lingering', 'to run', (j) => j.status?.workers?.active === 2);
+    // A finalizer keeps the pods (deletionTimestamp set) after the suspend deletes them, as a
+    // kubelet stopping a slow process does.
+    const pods = await t.podsOf('lingering');
+    for (const p of pods)
+      await t.client.patch(
+        Resources.Pod,
+        ns,
+        p.metadata.name,
+        { metadata: { finalizers: ['lepton.ai/test-hold'] } },
+        'merge',
+      );
+    await t.client.patch(
+      Resources.TrainingJob,
+      ns,
+      'lingering',
+      { spec: { suspend: true } },
+      'merge',
+    );
+    await waitFor(
+      'the pods to be going away',
+      async () => (await t.podsOf('lingering')).every((p) => p.metadata.deletionTimestamp),
+      30_000,
+    );
+    await t.client.patch(
+      Resources.TrainingJob,
+      ns,
+      'lingering',
+      { spec: { suspend: false } },
+      'merge',
+    );
+    await waitFor(
+      'the operator to see the resume',
+      async () => {
+        const j = await t.get('lingering');
+        return cond(j, 'Suspended')?.reason === 'Resumed' || (j.status?.restarts ?? 0) > 0;
+      },
+      30_000,
+    );
+    for (const p of pods)
+      await t.client.patch(
+        Resources.Pod,
+        ns,
+        p.metadata.name,
+        [{ op: 'remove', path: '/metadata/finalizers' }],
+        'json',
+      );
+    const resumed = await t.waitForJob(
+      'lingering',
+      'to run again',
+      (j) => j.status?.phase === 'Running' && j.status.workers?.active === 2,
+    );
+    expect(resumed.status?.restarts ?? 0).toBe(0);
+    await t.remove('lingering');
   });
 
   it('§4 a worker deleted by someone else restarts the gang once, with an Event', async () => {

@@ -13,11 +13,16 @@
 //      before the status that ends the job, so a leader that dies in between loses nothing)
 import type { Cache } from '../../core/informer.ts';
 import type { Clock } from '../../core/clock.ts';
-import { ApiError, type KubeClient, isAlreadyExists } from '../../core/client.ts';
+import { ApiError, type KubeClient } from '../../core/client.ts';
 import { type Condition, findCondition, metaTime, setCondition } from '../../core/conditions.ts';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../core/controller.ts';
 import type { EventRecorder, EventType } from '../../core/events.ts';
-import { type KubeObject, Resources, ownerReference } from '../../core/resources.ts';
+import {
+  type KubeObject,
+  type ResourceType,
+  Resources,
+  ownerReference,
+} from '../../core/resources.ts';
 import { applyStatus } from '../../core/status.ts';
 import { DEFAULT_PORT, ENDPOINTS } from '../../contract/runtime.ts';
 import { type Progress } from '../../contract/training.ts';
@@ -126,12 +131,41 @@ function apiMessage(err: ApiError): string {
   return sanitizeMessage(err.message.replace(/^[A-Z]+ \S+: /, '').replace(/ \(\d{3}\)$/, ''), 2048);
 }
 
-/** Whether `obj` is ours and belongs to `job`: our label and a controller reference to it. */
-function ownedBy(obj: KubeObject, job: TrainingJob): boolean {
-  return (
-    obj.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE &&
-    (obj.metadata.ownerReferences ?? []).some((r) => r.controller && r.uid === job.metadata.uid)
+/** Whether `obj` has a controller reference to `job`. */
+function controlledBy(obj: KubeObject, job: TrainingJob): boolean {
+  return (obj.metadata.ownerReferences ?? []).some(
+    (r) => r.controller && r.uid === job.metadata.uid,
   );
+}
+
+type CreateOutcome =
+  | { kind: 'created' }
+  | { kind: 'ours' }
+  | { kind: 'conflict' }
+  | { kind: 'invalid'; message: string }
+  | { kind: 'forbidden'; message: string };
+
+/**
+ * Creates a child and says what came of it: created; already there and `ours` (a create the
+ * cache has not seen, or one going away); there and not ours (a conflict); or refused by the API
+ * server, as invalid (400, 422, 413: waits for a new spec) or forbidden (403: something else may
+ * lift it). Other errors (5xx, 429, timeouts) are thrown, so the reconcile is retried.
+ */
+async function createOwned(
+  client: KubeClient,
+  rt: ResourceType,
+  obj: KubeObject,
+  ours: (existing: KubeObject) => boolean,
+): Promise<CreateOutcome> {
+  try {
+    const r = await client.createIfAbsent(rt, obj);
+    if (r.created) return { kind: 'created' };
+    return { kind: !r.existing || ours(r.existing) ? 'ours' : 'conflict' };
+  } catch (err) {
+    const kind = classifyRefusal(err);
+    if (!kind) throw err;
+    return { kind, message: apiMessage(err as ApiError) };
+  }
 }
 
 /** What this replica last wrote to a job's status, until the cache shows it. */
@@ -376,15 +410,18 @@ export class TrainingJobReconciler implements Reconciler {
       return this.ttl(job, status, now);
     }
     // A worker the job had and lost (deleted by someone else, evicted) fails the attempt once:
-    // the stored status counted it, so its absence is news, not a pod still to be created.
+    // the stored status counted it, so its absence is news, not a pod still to be created. Pods
+    // still going away after a suspend or a refused gang were not counted (workers were set to 0).
     const stored = (job.status?.restarts ?? 0) === attempt ? job.status?.workers : undefined;
     const had = (stored?.active ?? 0) + (stored?.succeeded ?? 0) + (stored?.failed ?? 0);
     const lost =
-      s.deleted !== undefined
-        ? `worker ${s.deleted} was deleted before it finished`
-        : had > 0 && live.length < had
-          ? `${had - live.length} of the job's worker pods disappeared before they finished`
-          : undefined;
+      had === 0
+        ? undefined
+        : s.deleted !== undefined
+          ? `worker ${s.deleted} was deleted before it finished`
+          : live.length < had
+            ? `${had - live.length} of the job's worker pods disappeared before they finished`
+            : undefined;
     const failure = lost
       ? {
           reason: 'WorkerDeleted',
@@ -567,62 +604,40 @@ export class TrainingJobReconciler implements Reconciler {
     return this.create(job, Resources.Service, rendezvousService(job), step);
   }
 
-  /** Creates one child; says why when the API server refuses it or the name is taken. */
+  /** Creates one pod or Service of the job; says why when it is refused or the name is taken. */
   private async create(
     job: TrainingJob,
-    rt: typeof Resources.Pod,
+    rt: ResourceType,
     obj: KubeObject,
     step: Step,
   ): Promise<Blocked | undefined> {
     const what = `${rt.kind} ${obj.metadata.name}`;
-    try {
-      await this.o.client.create(rt, obj);
-      step.created++;
-      return undefined;
-    } catch (err) {
-      if (isAlreadyExists(err)) {
-        const existing = await this.o.client.find<KubeObject>(
-          rt,
-          obj.metadata.namespace ?? '',
-          obj.metadata.name ?? '',
-        );
-        // Ours, not in the cache yet (or going away): its events bring the job back.
-        if (!existing || ownedBy(existing, job)) return undefined;
-        return this.refuse(
-          job,
-          step,
-          'forbidden',
-          REFUSAL.conflict,
-          `${what} exists and does not belong to this job (no controller reference to it from the operator); delete or rename it`,
-        );
-      }
-      const kind = classifyRefusal(err);
-      if (!kind) throw err;
-      const reason = kind === 'invalid' ? REFUSAL.invalid : REFUSAL.forbidden;
+    // Ours: our label and a controller reference to this job (the admission policy keeps others
+    // from forging the label). Ours but not cached yet, or going away: its events bring the job back.
+    const outcome = await createOwned(
+      this.o.client,
+      rt,
+      obj,
+      (o) => o.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && controlledBy(o, job),
+    );
+    if (outcome.kind === 'created') step.created++;
+    if (outcome.kind === 'created' || outcome.kind === 'ours') return undefined;
+    let reason: string;
+    let message: string;
+    if (outcome.kind === 'conflict') {
+      reason = REFUSAL.conflict;
+      message = `${what} exists and does not belong to this job (no controller reference to it from the operator); delete or rename it`;
+    } else {
+      reason = outcome.kind === 'invalid' ? REFUSAL.invalid : REFUSAL.forbidden;
       const then =
-        kind === 'invalid'
+        outcome.kind === 'invalid'
           ? 'fix the spec: nothing is retried until its generation changes'
           : `retried every ${REFUSED_RECHECK_MS / 1000} s and when a PriorityClass appears`;
-      return this.refuse(
-        job,
-        step,
-        kind,
-        reason,
-        `the API server refused ${what}: ${apiMessage(err as ApiError)} (${then})`,
-      );
+      message = `the API server refused ${what}: ${outcome.message} (${then})`;
     }
-  }
-
-  private refuse(
-    job: TrainingJob,
-    step: Step,
-    kind: 'invalid' | 'forbidden',
-    reason: string,
-    message: string,
-  ): Blocked {
     // recordAcceptance records the Warning Event when this verdict is new.
     step.set(ACCEPTED, false, reason, message);
-    return { reason, message, recheck: kind !== 'invalid' };
+    return { reason, message, recheck: outcome.kind !== 'invalid' };
   }
 
   /**
@@ -740,31 +755,24 @@ export class TrainingJobReconciler implements Reconciler {
           : {}),
       },
     };
-    try {
-      await this.o.client.create(Resources.TrainingJob, run as KubeObject);
-      return undefined;
-    } catch (err) {
-      if (isAlreadyExists(err)) {
-        const existing = await this.o.client.find<KubeObject>(
-          Resources.TrainingJob,
-          job.metadata.namespace ?? '',
-          name,
-        );
-        const ours = (existing?.metadata.ownerReferences ?? []).some(
-          (r) => r.controller && r.uid === job.metadata.uid,
-        );
-        if (!existing || ours) return undefined;
-        return {
-          reason: 'RunNameConflict',
-          message: `the run due at ${metaTime(time)} cannot start: TrainingJob ${name} exists and is not a run of this job; delete or rename it`,
-        };
-      }
-      if (!(err instanceof ApiError) || classifyRefusal(err) === undefined) throw err;
+    // A run is a TrainingJob this job controls; one of that name it does not control is not one.
+    const outcome = await createOwned(
+      this.o.client,
+      Resources.TrainingJob,
+      run as KubeObject,
+      (o) => controlledBy(o, job),
+    );
+    if (outcome.kind === 'created' || outcome.kind === 'ours') return undefined;
+    if (outcome.kind === 'conflict') {
       return {
-        reason: 'RunRefused',
-        message: `the API server refused the run ${name} due at ${metaTime(time)}: ${apiMessage(err)}`,
+        reason: 'RunNameConflict',
+        message: `the run due at ${metaTime(time)} cannot start: TrainingJob ${name} exists and is not a run of this job; delete or rename it`,
       };
     }
+    return {
+      reason: 'RunRefused',
+      message: `the API server refused the run ${name} due at ${metaTime(time)}: ${outcome.message}`,
+    };
   }
 
   private async deleteRun(run: TrainingJob): Promise<void> {
