@@ -336,13 +336,17 @@ describe('§2 allowed fields reach the pod, under the lock-down', () => {
     };
     const r = createAsUser(job);
     expect(r.stderr).toBe('');
+    // The pods are created before the status that reports them is written: wait for both.
+    await t.waitForJob(
+      job.metadata.name,
+      'to be accepted',
+      (j) => cond(j, 'Accepted')?.status === 'True',
+    );
     await waitFor(
       'both pods to exist',
       async () => (await t.podsOf(job.metadata.name)).length === 2,
       30_000,
     );
-    const accepted = await t.get(job.metadata.name);
-    expect(cond(accepted, 'Accepted')?.status).toBe('True');
     for (const pod of (await t.podsOf(job.metadata.name)) as unknown as PodView[]) {
       expect(pod.spec.securityContext).toEqual({
         runAsUser: 2000,
