@@ -6,7 +6,7 @@
 // and `allowedPodTemplate` copies only allowed keys and values, so a forbidden field never reaches
 // a pod even if a check were missed. The lock-down itself is applied by the builders, last.
 import type { ITrainingJob } from '../api/generated/lepton.ai/v1alpha1/TrainingJob.ts';
-import type { SpecProblem } from './spec-checks.ts';
+import type { SpecProblem } from '../engine/workload.ts';
 
 export type PodTemplate = NonNullable<ITrainingJob['spec']['podTemplate']>;
 type TemplateSpec = NonNullable<PodTemplate['spec']>;

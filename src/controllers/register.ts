@@ -7,15 +7,16 @@ import type { OperatorConfig } from '../core/config.ts';
 import { Controller } from '../core/controller.ts';
 import type { Manager } from '../core/manager.ts';
 import type { Cache } from '../core/informer.ts';
-import { type KubeObject, type ResourceType, Resources, keyOf } from '../core/resources.ts';
-import { AcceptanceReconciler, type Resource } from './acceptance.ts';
-import { MANAGED_SELECTOR } from './labels.ts';
+import { type KubeObject, type ResourceType, Resources } from '../core/resources.ts';
+import { AcceptanceReconciler, type Resource } from '../engine/acceptance.ts';
+import { MANAGED_SELECTOR } from '../engine/labels.ts';
+import { admissionLedger, registerWorkload } from '../engine/register.ts';
 import type { TrainingJob } from './trainingjob/builders.ts';
-import { slimPod } from './trainingjob/capacity.ts';
 import { TrainingJobMetrics } from './trainingjob/metrics.ts';
-import type { Pod } from './trainingjob/pods.ts';
-import { TrainingJobReconciler, waitsOnRefusal } from './trainingjob/reconciler.ts';
-import { READ_SCHEMES, type SpecProblem, WRITE_SCHEMES, checkUri } from './spec-checks.ts';
+import { ScheduleReconciler, isSchedule } from './trainingjob/schedule-reconciler.ts';
+import { trainingJobWorkload } from './trainingjob/workload.ts';
+import type { SpecProblem } from '../engine/workload.ts';
+import { READ_SCHEMES, WRITE_SCHEMES, checkUri } from './spec-checks.ts';
 
 type Dataset = { uri?: string } | undefined;
 type ModelSource = { uri?: string } | undefined;
@@ -81,61 +82,36 @@ function register<T extends Resource>(
 }
 
 function registerTrainingJobs(manager: Manager, config: OperatorConfig): void {
+  const ledger = admissionLedger(manager);
   const jobs = manager.cache<TrainingJob>(Resources.TrainingJob);
-  const ownedPods = manager.cache<Pod>(Resources.Pod, { labelSelector: MANAGED_SELECTOR });
-  const ownedServices = manager.cache<KubeObject>(Resources.Service, {
-    labelSelector: MANAGED_SELECTOR,
-  });
-  // Gang admission needs every GPU holder in the cluster, not only our pods (and only pods that
-  // have not ended, which keeps this cache small).
-  const allPods = manager.cache<Pod>(Resources.Pod, {
-    fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed',
-    clusterWide: true,
-    transform: slimPod,
-  });
-  const nodes = manager.cache<KubeObject>(Resources.Node);
-  const priorityClasses = manager.cache<KubeObject>(Resources.PriorityClass);
-  // GPUs freed anywhere (a pod ended or went away, a node changed, a refused gang gave back its
-  // admission) may admit a queued job.
-  const wakeQueued = () => {
-    for (const j of jobs.list())
-      if (j.status?.phase === 'Queued') controller.queue.add(keyOf(j.metadata));
-  };
-  const controller: Controller = new Controller({
+  registerWorkload<TrainingJob>(manager, config, {
     name: 'trainingjob',
-    concurrency: config.concurrency,
+    workload: trainingJobWorkload({
+      build: { runtimeImage: config.runtimeImage, runtimeGpuImage: config.runtimeGpuImage },
+      metrics: new TrainingJobMetrics(manager.metrics, jobs),
+    }),
+    ledger,
+    owns: [Resources.Service],
+    skip: isSchedule,
+  });
+  // The cron role: its own controller over the same TrainingJobs, watching the runs it owns.
+  const schedules = new Controller({
+    name: 'trainingjob-schedule',
+    concurrency: 1,
     logger: manager.logger,
     metrics: manager.metrics,
     clock: manager.clock,
-    reconciler: new TrainingJobReconciler({
+    reconciler: new ScheduleReconciler({
       jobs,
-      ownedPods,
-      ownedServices,
-      allPods,
-      nodes,
-      priorityClasses,
       client: manager.client,
-      events: manager.eventRecorder('trainingjob'),
+      events: manager.eventRecorder('trainingjob-schedule'),
       clock: manager.clock,
-      build: { runtimeImage: config.runtimeImage, runtimeGpuImage: config.runtimeGpuImage },
-      metrics: new TrainingJobMetrics(manager.metrics, jobs),
-      onRelease: () => wakeQueued(),
     }),
   });
-  controller.watchPrimary(jobs as unknown as Cache<KubeObject>);
-  controller.watchOwned(ownedPods, Resources.TrainingJob);
+  schedules.watchPrimary(jobs as unknown as Cache<KubeObject>);
   // Runs of a scheduled job are TrainingJobs it owns.
-  controller.watchOwned(jobs as unknown as Cache<KubeObject>, Resources.TrainingJob);
-  controller.watchOwned(ownedServices, Resources.TrainingJob);
-  allPods.addHandler({ delete: wakeQueued });
-  nodes.addHandler({ add: wakeQueued, update: wakeQueued });
-  // A PriorityClass that appears may be the one a refused pod named: retry at once.
-  priorityClasses.addHandler({
-    add: () => {
-      for (const j of jobs.list()) if (waitsOnRefusal(j)) controller.queue.add(keyOf(j.metadata));
-    },
-  });
-  manager.addController(controller);
+  schedules.watchOwned(jobs as unknown as Cache<KubeObject>, Resources.TrainingJob);
+  manager.addController(schedules);
 }
 
 export function registerControllers(manager: Manager, config: OperatorConfig): void {

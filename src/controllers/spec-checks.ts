@@ -1,15 +1,8 @@
 // Checks of a spec that the CRD's OpenAPI schema and CEL rules cannot make: a cron expression,
 // a time zone, the scheme of a model or dataset URI. Each problem names the field, so the
 // operator can put it in a condition a person can act on.
+import type { SpecProblem } from '../engine/workload.ts';
 import { parseCron } from './cron.ts';
-
-export interface SpecProblem {
-  /** JSON path of the field, e.g. "spec.schedule.cron". */
-  field: string;
-  /** CamelCase reason for the condition, e.g. "InvalidSchedule". */
-  reason: string;
-  message: string;
-}
 
 /** URI schemes the runtime reads (models, datasets) and writes (outputs, checkpoints). */
 export const READ_SCHEMES = ['file', 'pvc', 'http', 'https'] as const;

@@ -13,12 +13,14 @@ import {
 } from '../../contract/runtime.ts';
 import { runtimeSpecOf } from '../../contract/training.ts';
 import {
+  ATTEMPT_LABEL,
   JOB_NAME_LABEL,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   REPLICA_INDEX_LABEL,
   ROLE_LABEL,
-} from '../labels.ts';
+} from '../../engine/labels.ts';
+import { GPU_PRODUCT_LABEL } from '../../scheduling/capacity.ts';
 import {
   TMP_MOUNT_PATH,
   type TemplateSecurityContext,
@@ -33,9 +35,7 @@ export interface BuildOptions {
 }
 
 /** The restart generation of the gang, so pods of an earlier attempt are told apart. */
-export const ATTEMPT_LABEL = 'lepton.ai/attempt';
 export const DEFAULT_GPU_RESOURCE = 'nvidia.com/gpu';
-export const GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product';
 
 export function workerCount(job: TrainingJob): number {
   return job.spec.workers ?? 1;

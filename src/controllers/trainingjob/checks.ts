@@ -8,16 +8,10 @@ import {
   RUNTIME_SPEC_MAX_BYTES,
   runtimeSpecOf,
 } from '../../contract/training.ts';
+import type { SpecProblem } from '../../engine/workload.ts';
 import { checkPodTemplate } from '../pod-template.ts';
 import { checkCronFires } from './schedule.ts';
-import {
-  READ_SCHEMES,
-  type SpecProblem,
-  WRITE_SCHEMES,
-  checkCron,
-  checkTimeZone,
-  checkUri,
-} from '../spec-checks.ts';
+import { READ_SCHEMES, WRITE_SCHEMES, checkCron, checkTimeZone, checkUri } from '../spec-checks.ts';
 
 type Dataset = { uri?: string } | undefined;
 

@@ -4,9 +4,9 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Cache } from '../../core/informer.ts';
 import type { OperatorMetrics } from '../../core/metrics.ts';
 import { findCondition } from '../../core/conditions.ts';
-import { ACCEPTED } from '../acceptance.ts';
+import { ACCEPTED } from '../../engine/acceptance.ts';
 import { type TrainingJob, gpuRequest, workerCount } from './builders.ts';
-import { COND } from './reconciler.ts';
+import { COND } from '../../engine/status.ts';
 
 const PHASES = ['Pending', 'Queued', 'Running', 'Succeeded', 'Failed', 'Suspended', 'Scheduled'];
 const LONG_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400];

@@ -4,6 +4,7 @@
 // job's own spec.output.uri. A message that does not fit is refused with a reason, so the job
 // ends with that reason instead of every status write failing with 422.
 import type { Progress, TrainingResult } from '../../contract/training.ts';
+import { sanitizeMessage } from '../../engine/messages.ts';
 
 /** The status schema's limits (crds/lepton.ai_trainingjobs.yaml, status.model and progress). */
 const MAX_URI = 2048;
@@ -14,15 +15,6 @@ const INT32 = 2 ** 31 - 1;
 export type ResultVerdict =
   | { ok: true; result: TrainingResult | undefined }
   | { ok: false; reason: 'InvalidResult' | 'UntrustedModelURI'; message: string };
-
-/** Control characters other than tab and newline, which a status and a terminal show raw. */
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
-
-/** `text` with control characters replaced by U+FFFD, trimmed and cut to `max` characters. */
-export function sanitizeMessage(text: string, max = 1024): string {
-  return text.replace(CONTROL, '\ufffd').trim().slice(0, max);
-}
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -13,7 +13,7 @@
 // and one that exists twice (01:30 on the night clocks go back) fires at both instants, as
 // robfig's Schedule.Next does. Firings are distinct instants, so the run names stay distinct.
 import { type CronSchedule, type SearchStats, nextMatch, parseCron, prevMatch } from '../cron.ts';
-import type { SpecProblem } from '../spec-checks.ts';
+import type { SpecProblem } from '../../engine/workload.ts';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;

@@ -1,9 +1,9 @@
 import {
   parseProgress,
   parseResult,
-  sanitizeMessage,
   withinOutput,
 } from '../../../../src/controllers/trainingjob/result.ts';
+import { sanitizeMessage } from '../../../../src/engine/messages.ts';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 const result = (over: Record<string, unknown> = {}) =>

@@ -13,7 +13,7 @@ import type { EventRecorder } from '../core/events.ts';
 import type { KubeClient } from '../core/client.ts';
 import type { KubeObject, ResourceType } from '../core/resources.ts';
 import { applyStatus } from '../core/status.ts';
-import type { SpecProblem } from './spec-checks.ts';
+import type { SpecProblem } from './workload.ts';
 
 export const ACCEPTED = 'Accepted';
 export const REASON_ACCEPTED = 'SpecAccepted';

@@ -1,10 +1,9 @@
-// What a TrainingJob's pods say about the job: counts, the first failure and why, whether a
+// What a workload's pods say about it: counts, the first failure and why, whether a
 // worker is stuck before it ever ran, and the chief's result. Pure functions over cached pods.
-import type { KubeObject } from '../../core/resources.ts';
-import { EXIT } from '../../contract/runtime.ts';
-import { REPLICA_INDEX_LABEL } from '../labels.ts';
-import { ATTEMPT_LABEL } from './builders.ts';
-import { sanitizeMessage } from './result.ts';
+import type { KubeObject } from '../core/resources.ts';
+import { EXIT } from '../contract/runtime.ts';
+import { ATTEMPT_LABEL, REPLICA_INDEX_LABEL } from './labels.ts';
+import { sanitizeMessage } from './messages.ts';
 
 export interface ContainerState {
   waiting?: { reason?: string; message?: string };

@@ -9,3 +9,5 @@ export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 export const JOB_NAME_LABEL = 'lepton.ai/job-name';
 export const REPLICA_INDEX_LABEL = 'lepton.ai/replica-index';
 export const ROLE_LABEL = 'lepton.ai/role';
+/** The attempt of the gang a pod belongs to (a restart of the gang is the next attempt). */
+export const ATTEMPT_LABEL = 'lepton.ai/attempt';

@@ -1,4 +1,4 @@
-import { type Pod, summarize } from '../../../../src/controllers/trainingjob/pods.ts';
+import { type Pod, summarize } from '../../../src/engine/pods.ts';
 
 type State = NonNullable<NonNullable<Pod['status']>['containerStatuses']>[number]['state'];
 type Cond = { type: string; status: string; reason?: string; message?: string };

@@ -1,0 +1,151 @@
+// TrainingJob as an engine workload: its checks, run policy, gang (one pod set of identical
+// workers, rank 0 the chief), children (the worker pods, and a headless rendezvous Service when
+// there is more than one worker), what a succeeded chief means, and its progress. Everything
+// else (admission, retries, deadlines, cleanup, status, Events) is the engine's.
+import { DEFAULT_PORT, ENDPOINTS } from '../../contract/runtime.ts';
+import type { Progress } from '../../contract/training.ts';
+import { Resources } from '../../core/resources.ts';
+import type { PodSummary } from '../../engine/pods.ts';
+import type { Completion, RunPolicy, Workload } from '../../engine/workload.ts';
+import {
+  GPU_PRODUCT_LABEL,
+  type PodObject,
+  type PodSet,
+  podAmounts,
+} from '../../scheduling/capacity.ts';
+import {
+  type BuildOptions,
+  type TrainingJob,
+  gpuRequest,
+  rendezvousService,
+  workerCount,
+  workerPod,
+} from './builders.ts';
+import { checkTrainingJob } from './checks.ts';
+import type { TrainingJobMetrics } from './metrics.ts';
+import { parseProgress, parseResult } from './result.ts';
+
+type Status = NonNullable<TrainingJob['status']>;
+
+async function defaultFetchProgress(ip: string): Promise<Progress | undefined> {
+  try {
+    const res = await fetch(`http://${ip}:${DEFAULT_PORT}${ENDPOINTS.progress}`, {
+      signal: AbortSignal.timeout(1000),
+    });
+    return res.ok ? parseProgress(await res.json()) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface TrainingJobWorkloadOptions {
+  build: BuildOptions;
+  metrics?: TrainingJobMetrics;
+  /** Reads the chief's /progress; injectable so tests need no pod network. */
+  fetchProgress?: (ip: string) => Promise<Progress | undefined>;
+}
+
+/**
+ * The gang's pod set, read off the pod the builders make, so admission counts what the pod
+ * requests. Of the pod's node selector only the GPU product is kept: the template's own
+ * selectors and affinity narrow placement further, and when they match no node the scheduler
+ * says so in the pod's words (Unschedulable), which startupDeadlineSeconds turns into a failure.
+ */
+function podSetOf(job: TrainingJob, build: BuildOptions): PodSet {
+  const pod = workerPod(job, 0, 0, build) as PodObject & {
+    spec: { tolerations?: PodSet['tolerations'] };
+  };
+  const { pods: _one, ...requests } = podAmounts(pod);
+  const product = gpuRequest(job).product;
+  return {
+    name: 'worker',
+    count: workerCount(job),
+    requests,
+    nodeSelector: product && gpuRequest(job).count > 0 ? { [GPU_PRODUCT_LABEL]: product } : {},
+    tolerations: pod.spec.tolerations,
+  };
+}
+
+export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<TrainingJob> {
+  // The ledger asks for every job's pod sets at each admission: built once per object version.
+  const podSets = new WeakMap<TrainingJob, PodSet[]>();
+  return {
+    kind: 'TrainingJob',
+    resource: Resources.TrainingJob,
+    check: (job, now) => checkTrainingJob(job, now),
+    notImplemented: (job) =>
+      job.spec.federated
+        ? 'spec.federated (federated campaigns) is not implemented yet by this operator version'
+        : undefined,
+    runPolicy: (job): RunPolicy => ({
+      suspend: job.spec.suspend ?? false,
+      backoffLimit: job.spec.backoffLimit ?? 3,
+      activeDeadlineSeconds: job.spec.activeDeadlineSeconds,
+      startupDeadlineSeconds: job.spec.startupDeadlineSeconds,
+      ttlSecondsAfterFinished: job.spec.ttlSecondsAfterFinished,
+      cleanPodPolicy: job.spec.cleanPodPolicy ?? 'Running',
+    }),
+    priorityClassName: (job) => job.spec.priorityClassName,
+    podSets: (job) => {
+      let sets = podSets.get(job);
+      if (!sets) {
+        sets = [podSetOf(job, opts.build)];
+        podSets.set(job, sets);
+      }
+      return sets;
+    },
+    podCount: workerCount,
+    children: (job, attempt) => ({
+      pods: Array.from({ length: workerCount(job) }, (_, i) =>
+        workerPod(job, i, attempt, opts.build),
+      ),
+      // One worker has no one to meet: no rendezvous Service (and no EndpointSlice writes).
+      others: workerCount(job) > 1 ? [rendezvousService(job)] : [],
+    }),
+    complete: (job, pods: PodSummary): Completion<Status> => {
+      const verdict = parseResult(pods.resultMessage, job.spec.output?.uri);
+      if (!verdict.ok) return verdict;
+      const r = verdict.result;
+      const status: Partial<Status> = {};
+      if (r?.model.uri) status.model = { uri: r.model.uri, digest: r.model.digest };
+      // The final figures, also when the job ended between two progress polls.
+      if (r) {
+        status.progress = {
+          ...job.status?.progress,
+          epoch: r.epochs,
+          epochs: r.epochs,
+          ...r.metrics,
+          backend: r.backend,
+        };
+      }
+      return {
+        ok: true,
+        message: r ? 'the chief finished training' : 'the chief finished (it left no result)',
+        status,
+      };
+    },
+    specStatus: (job) => ({ gpus: gpuRequest(job).count * workerCount(job) }),
+    progress: async (_job, pods) => {
+      if (!pods.chiefIP) return undefined;
+      const p = await (opts.fetchProgress ?? defaultFetchProgress)(pods.chiefIP);
+      if (!p) return undefined;
+      return {
+        progress: {
+          epoch: p.epoch,
+          epochs: p.epochs,
+          loss: p.loss,
+          accuracy: p.accuracy,
+          valLoss: p.valLoss,
+          valAccuracy: p.valAccuracy,
+          samplesPerSecond: p.samplesPerSecond,
+          backend: p.backend,
+        },
+      };
+    },
+    observe: opts.metrics && {
+      admitted: (job, now) => opts.metrics?.admitted(job, now),
+      restarted: (job) => opts.metrics?.restarted(job),
+      finished: (job, status) => opts.metrics?.finished(job, status as Status),
+    },
+  };
+}

@@ -1,0 +1,94 @@
+// What a kind must say about its objects for the engine to run them: a few small methods, pure
+// over the object, plus optional capabilities. The engine does the rest (acceptance, admission,
+// run policy, pod fate, children, status, Events), the same for every kind, as Kueue's
+// jobframework does for the job kinds it integrates.
+import type { Condition } from '../core/conditions.ts';
+import type { KubeObject, ResourceType } from '../core/resources.ts';
+import type { PodSet } from '../scheduling/capacity.ts';
+import type { PodSummary } from './pods.ts';
+
+/** Something the CRD's schema could not reject; turned into Accepted=False with its reason. */
+export interface SpecProblem {
+  /** JSON path of the offending field, e.g. `spec.dataset.uri`. */
+  field: string;
+  /** CamelCase, used as the condition reason of the first problem. */
+  reason: string;
+  message: string;
+}
+
+/** The status fields every workload kind has (the CRDs share these names). */
+export interface WorkloadStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  phase?: string;
+  startTime?: string;
+  completionTime?: string;
+  restarts?: number;
+  workers?: { active?: number; ready?: number; succeeded?: number; failed?: number };
+  failure?: { reason?: string; message?: string; worker?: number; exitCode?: number };
+}
+
+export type WorkloadObject = KubeObject & {
+  apiVersion: string;
+  kind: string;
+  spec: object;
+  status?: WorkloadStatus;
+};
+
+/** How a workload runs, read from its spec (Kubernetes Job and Kubeflow names). */
+export interface RunPolicy {
+  suspend: boolean;
+  /** Restarts of the whole gang before it fails. */
+  backoffLimit: number;
+  activeDeadlineSeconds?: number;
+  /** Every pod of an attempt must run within this, counted from the attempt's first pod. */
+  startupDeadlineSeconds?: number;
+  ttlSecondsAfterFinished?: number;
+  /** Pods deleted when the workload ends: still running ones (default), all, or none. */
+  cleanPodPolicy: 'Running' | 'All' | 'None';
+}
+
+/** What a workload owns for one attempt, built purely from its spec. */
+export interface Children {
+  /** Created once and never updated (pods are immutable in what matters). */
+  pods: KubeObject[];
+  /** Created, then kept as built with server-side apply. */
+  others: KubeObject[];
+}
+
+/** What the pods of a gang whose chief succeeded amount to. */
+export type Completion<S> =
+  | { ok: true; message: string; status: Partial<S> }
+  | { ok: false; reason: string; message: string };
+
+export interface Workload<T extends WorkloadObject> {
+  /** The kind, as in the object (`TrainingJob`). */
+  kind: string;
+  resource: ResourceType;
+  /** What the CRD could not check. */
+  check(obj: T, now: number): SpecProblem[];
+  /** A part of the spec this operator version does not run yet (Admitted=False, NotImplemented). */
+  notImplemented?(obj: T): string | undefined;
+  runPolicy(obj: T): RunPolicy;
+  /** The PriorityClass that orders it in the admission queue. */
+  priorityClassName?(obj: T): string | undefined;
+  /** What admission must find free before any pod is created; empty: no admission. */
+  podSets(obj: T): PodSet[];
+  /** Pods the gang has when whole. */
+  podCount(obj: T): number;
+  children(obj: T, attempt: number): Children;
+  /** The chief succeeded: what that means (its result, read strictly). */
+  complete(obj: T, pods: PodSummary): Completion<NonNullable<T['status']>>;
+  /** Fields of the kind's own status, computed every reconcile from the spec (e.g. gpus). */
+  specStatus?(obj: T): Partial<NonNullable<T['status']>>;
+  /** Optional: reads progress from a running gang; undefined when it does not answer. */
+  progress?(obj: T, pods: PodSummary): Promise<Partial<NonNullable<T['status']>> | undefined>;
+  /** Optional: metrics hooks. */
+  observe?: WorkloadObserver<T>;
+}
+
+export interface WorkloadObserver<T> {
+  admitted(obj: T, now: number): void;
+  restarted(obj: T): void;
+  finished(obj: T, status: NonNullable<WorkloadObject['status']>): void;
+}
