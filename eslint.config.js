@@ -68,7 +68,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/core/**/*.ts', 'src/controllers/**/*.ts', 'src/main.ts'],
+    files: ['src/controllers/**/*.ts', 'src/main.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -77,6 +77,68 @@ export default tseslint.config(
             {
               group: ['**/runtime/*', '**/runtime/**'],
               message: 'the operator does not import the runtime; share through src/contract/',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The layers below the kinds know no kind: core < scheduling < engine < controllers.
+    files: ['src/engine/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/runtime/*', '**/runtime/**', '**/controllers/*', '**/controllers/**'],
+              message: 'the engine knows no kind and no runtime: kinds implement its Workload',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/scheduling/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '**/runtime/*',
+                '**/runtime/**',
+                '**/controllers/*',
+                '**/controllers/**',
+                '**/engine/*',
+              ],
+              message: 'admission knows only capacity and workloads as Admittable',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '**/runtime/*',
+                '**/runtime/**',
+                '**/controllers/*',
+                '**/controllers/**',
+                '**/engine/*',
+                '**/scheduling/*',
+              ],
+              message: 'core is the kind-free base: it imports none of the layers above it',
             },
           ],
         },
