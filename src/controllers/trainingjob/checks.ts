@@ -9,7 +9,7 @@ import {
   runtimeSpecOf,
 } from '../../contract/training.ts';
 import type { SpecProblem } from '../../engine/workload.ts';
-import { checkPodTemplate } from '../pod-template.ts';
+import { checkPodTemplate } from '../../engine/pod-template.ts';
 import { checkCronFires } from './schedule.ts';
 import { READ_SCHEMES, WRITE_SCHEMES, checkCron, checkTimeZone, checkUri } from '../spec-checks.ts';
 

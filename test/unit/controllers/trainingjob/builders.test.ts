@@ -1,12 +1,9 @@
 // Issue 7 §2: the pods a TrainingJob gets are locked down by the operator last, whatever the pod
 // template says, and what every pod carries of the job is bounded.
 import { TrainingJob as TrainingJobModel } from '../../../../src/api/generated/lepton.ai/v1alpha1/TrainingJob.ts';
-import {
-  CONTAINER_SECURITY_CONTEXT,
-  type TrainingJob,
-  workerPod,
-} from '../../../../src/controllers/trainingjob/builders.ts';
-import { POD_TEMPLATE_MAX_BYTES } from '../../../../src/controllers/pod-template.ts';
+import { type TrainingJob, workerPod } from '../../../../src/controllers/trainingjob/builders.ts';
+import { CONTAINER_SECURITY_CONTEXT } from '../../../../src/engine/pod.ts';
+import { POD_TEMPLATE_MAX_BYTES } from '../../../../src/engine/pod-template.ts';
 import { checkTrainingJob } from '../../../../src/controllers/trainingjob/checks.ts';
 import { ENV } from '../../../../src/contract/runtime.ts';
 import { RUNTIME_SPEC_MAX_BYTES } from '../../../../src/contract/training.ts';

@@ -1,12 +1,12 @@
 // What spec.podTemplate may add to the pods the operator creates: an allow-list that cannot loosen
 // the lock-down. The CRDs' podTemplate schema says the same and refuses the rest at apply time
-// (test/unit/controllers/pod-template.test.ts keeps the two in step); this file is what the
+// (test/unit/engine/pod-template.test.ts keeps the two in step); this file is what the
 // operator enforces on what reached it anyway, e.g. an object stored before the schema was
 // tightened. `checkPodTemplate` names every forbidden field, so the job is refused with a reason,
 // and `allowedPodTemplate` copies only allowed keys and values, so a forbidden field never reaches
 // a pod even if a check were missed. The lock-down itself is applied by the builders, last.
 import type { ITrainingJob } from '../api/generated/lepton.ai/v1alpha1/TrainingJob.ts';
-import type { SpecProblem } from '../engine/workload.ts';
+import type { SpecProblem } from './workload.ts';
 
 export type PodTemplate = NonNullable<ITrainingJob['spec']['podTemplate']>;
 type TemplateSpec = NonNullable<PodTemplate['spec']>;

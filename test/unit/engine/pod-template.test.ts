@@ -10,7 +10,7 @@ import {
   allowedPodTemplate,
   project,
   unknownFields,
-} from '../../../src/controllers/pod-template.ts';
+} from '../../../src/engine/pod-template.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
