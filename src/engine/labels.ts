@@ -11,3 +11,5 @@ export const REPLICA_INDEX_LABEL = 'lepton.ai/replica-index';
 export const ROLE_LABEL = 'lepton.ai/role';
 /** The attempt of the gang a pod belongs to (a restart of the gang is the next attempt). */
 export const ATTEMPT_LABEL = 'lepton.ai/attempt';
+/** A hash of what shapes the pods (see Workload.podShape): pods of another shape are replaced. */
+export const POD_SHAPE_LABEL = 'lepton.ai/pod-shape';

@@ -6,7 +6,8 @@
 import { metaTime } from '../core/conditions.ts';
 import type { Verdict } from '../scheduling/ledger.ts';
 import { type Blocked, REFUSED_RECHECK_MS } from './children.ts';
-import { type Pod, type PodSummary, attemptOf, summarize } from './pods.ts';
+import { POD_SHAPE_LABEL } from './labels.ts';
+import { type Pod, type PodSummary, attemptOf, indexOf, summarize } from './pods.ts';
 import { COND, type StatusBuilder } from './status.ts';
 import type { Completion, RunPolicy, WorkloadObject, WorkloadStatus } from './workload.ts';
 
@@ -42,6 +43,8 @@ export interface RunInput {
   admit: () => Verdict;
   /** What a succeeded chief means (the kind reads its result). */
   complete: (pods: PodSummary) => Completion<WorkloadStatus>;
+  /** The hash of what shapes the pods now (POD_SHAPE_LABEL); undefined: not tracked. */
+  shape?: string;
 }
 
 /** Where a running workload stands after its fate is decided, for `settle`. */
@@ -136,6 +139,29 @@ export function planRun(i: RunInput): { plan: Plan; state?: RunState } {
       .filter(Boolean)
       .sort()[0];
     status.startTime ??= created ?? metaTime(now);
+  }
+
+  // Pods of another shape than the spec's (edited while suspended, resumed before this replica
+  // saw the suspend), or more pods than the gang has: the gang is replaced and admitted again.
+  // A pod without the label predates it and is left alone.
+  const stale = live.filter((p) => {
+    const label = p.metadata.labels?.[POD_SHAPE_LABEL];
+    return (
+      indexOf(p) >= i.podCount ||
+      (i.shape !== undefined && label !== undefined && label !== i.shape)
+    );
+  });
+  if (stale.length > 0) {
+    const message = `${stale.length} pod(s) of this attempt do not match the spec (it changed while suspended): the gang is replaced and admitted again`;
+    plan.deletePods.push(...live);
+    plan.release = true;
+    plan.requeueAfterMs = RESTART_RECHECK_MS;
+    b.idleWorkers();
+    b.set(COND.admitted, false, 'SpecChanged', message);
+    b.set(COND.running, false, 'SpecChanged', message);
+    b.phase('Pending');
+    b.event('Normal', 'SpecChanged', message);
+    return { plan };
   }
 
   // The pods' fate.

@@ -9,6 +9,7 @@
 //   7. write the status if it changed; an Event on every phase change (a final one is recorded
 //      before the status that ends the workload, so a leader that dies in between loses nothing)
 // Every decision is in planner.ts (pure); this file only does what they say.
+import { createHash } from 'node:crypto';
 import type { KubeClient } from '../core/client.ts';
 import type { Clock } from '../core/clock.ts';
 import { findCondition } from '../core/conditions.ts';
@@ -20,6 +21,7 @@ import { applyStatus } from '../core/status.ts';
 import type { AdmissionLedger } from '../scheduling/ledger.ts';
 import { acceptanceStatus, recordAcceptance } from './acceptance.ts';
 import { REFUSAL, converge } from './children.ts';
+import { POD_SHAPE_LABEL } from './labels.ts';
 import {
   type Plan,
   planFinished,
@@ -39,6 +41,31 @@ import {
 } from './status.ts';
 import type { Workload, WorkloadObject, WorkloadStatus } from './workload.ts';
 import { admittable } from './admission.ts';
+
+/** A short stable hash of what shapes the pods (keys sorted, so field order does not matter). */
+export function shapeHash(shape: unknown): string {
+  const canonical = (v: unknown): unknown =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+        )
+      : Array.isArray(v)
+        ? v.map(canonical)
+        : v;
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(shape)))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+function withShape(pod: KubeObject, shape: string): KubeObject {
+  return {
+    ...pod,
+    metadata: { ...pod.metadata, labels: { ...pod.metadata.labels, [POD_SHAPE_LABEL]: shape } },
+  };
+}
 
 /** How soon to look again when the cache has not caught up with our own status write. */
 const CACHE_BEHIND_MS = 1000;
@@ -129,6 +156,7 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
       plan = planSuspended(b, pods);
     } else {
       // 4 and 5. Admit (when the gang needs it) and plan.
+      const shape = w.podShape ? shapeHash(w.podShape(obj)) : undefined;
       const run = planRun({
         obj,
         b,
@@ -137,6 +165,7 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
         pods,
         admit: () => ledger.admit(admittable(w, obj)),
         complete: (s) => w.complete(obj, s),
+        shape,
       });
       plan = run.plan;
       if (b.get(COND.admitted)?.status === 'True') Object.assign(b.status, w.specStatus?.(obj));
@@ -152,7 +181,7 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
         const outcome = await converge({
           client: this.o.client,
           owner: obj,
-          pods: children.pods,
+          pods: shape === undefined ? children.pods : children.pods.map((p) => withShape(p, shape)),
           others: children.others,
           observedPods: pods,
           observedOthers: this.o.ownedOthers.flatMap((c) => c.listOwnedBy(uid)),

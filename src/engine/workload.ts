@@ -77,6 +77,12 @@ export interface Workload<T extends WorkloadObject> {
   /** Pods the gang has when whole. */
   podCount(obj: T): number;
   children(obj: T, attempt: number): Children;
+  /**
+   * Optional: the part of the spec that shapes the pods (not run policy). Pods built from
+   * another shape (the spec was edited while suspended, and resumed before the reconcile saw the
+   * suspend) are replaced as a whole gang, admitted again.
+   */
+  podShape?(obj: T): unknown;
   /** The chief succeeded: what that means (its result, read strictly). */
   complete(obj: T, pods: PodSummary): Completion<NonNullable<T['status']>>;
   /** Fields of the kind's own status, computed every reconcile from the spec (e.g. gpus). */

@@ -124,6 +124,22 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
         status,
       };
     },
+    // What the CRD keeps from changing while workers are active (its CEL rule): the rest is
+    // run policy, which may change at any time without replacing pods.
+    podShape: (job) => {
+      const {
+        backoffLimit: _b,
+        activeDeadlineSeconds: _a,
+        startupDeadlineSeconds: _s,
+        ttlSecondsAfterFinished: _t,
+        cleanPodPolicy: _c,
+        suspend: _u,
+        schedule: _h,
+        queueName: _q,
+        ...shape
+      } = job.spec;
+      return shape;
+    },
     specStatus: (job) => ({ gpus: gpuRequest(job).count * workerCount(job) }),
     progress: async (_job, pods) => {
       if (!pods.chiefIP) return undefined;

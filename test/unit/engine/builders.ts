@@ -3,7 +3,7 @@
 //   workerPod('a', 0).running().obj()
 import type { Condition } from '../../../src/core/conditions.ts';
 import type { TrainingJob } from '../../../src/controllers/trainingjob/builders.ts';
-import { ATTEMPT_LABEL, REPLICA_INDEX_LABEL } from '../../../src/engine/labels.ts';
+import { ATTEMPT_LABEL, POD_SHAPE_LABEL, REPLICA_INDEX_LABEL } from '../../../src/engine/labels.ts';
 import type { Pod } from '../../../src/engine/pods.ts';
 
 export const T0 = Date.parse('2026-12-01T10:00:00Z');
@@ -146,6 +146,11 @@ class PodBuilder {
       spec: { nodeName: 'n0' },
       status: { phase: 'Pending' },
     };
+  }
+
+  shape(hash: string): this {
+    (this.pod.metadata.labels as Record<string, string>)[POD_SHAPE_LABEL] = hash;
+    return this;
   }
 
   attempt(n: number): this {

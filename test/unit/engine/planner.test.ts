@@ -23,7 +23,11 @@ const ADMIT: Verdict = { admitted: true, reason: 'GangAdmitted', message: '2 x 1
 const FULL: Verdict = { admitted: false, reason: 'InsufficientGPU', message: 'waiting' };
 const digest = `sha256:${'a'.repeat(64)}`;
 
-function run(job: TrainingJob, pods: Pod[], opts: { now?: number; verdict?: Verdict } = {}) {
+function run(
+  job: TrainingJob,
+  pods: Pod[],
+  opts: { now?: number; verdict?: Verdict; shape?: string } = {},
+) {
   const now = opts.now ?? T0 + 10_000;
   const b = new StatusBuilder<WorkloadStatus>(job, acceptanceStatus(job, [], now), now);
   let asked = 0;
@@ -38,6 +42,7 @@ function run(job: TrainingJob, pods: Pod[], opts: { now?: number; verdict?: Verd
       return opts.verdict ?? ADMIT;
     },
     complete: (s) => w.complete(job, s),
+    shape: opts.shape,
   };
   const { plan, state } = planRun(input);
   const cond = (type: string) => b.get(type);
@@ -244,6 +249,38 @@ describe('planRun: the fate of the pods', () => {
       progress: { epoch: 3, epochs: 3, loss: 0.25, backend: 'cpu' },
       completionTime: at(10),
     });
+  });
+});
+
+describe('planRun: pods of another shape than the spec', () => {
+  const job = () => trainingJob('a').workers(2).admitted().counted(2).obj();
+  it.each([
+    ['a pod of another shape (edited while suspended)', ['new', 'old'], 2, true],
+    [
+      'more pods than the gang has (workers lowered while suspended)',
+      ['new', 'new', 'new'],
+      2,
+      true,
+    ],
+    ['pods of the current shape', ['new', 'new'], 2, false],
+    ['pods from before shapes were labelled are left alone', [undefined, undefined], 2, false],
+  ])('%s', (_case, shapes, _count, replaced) => {
+    const pods = shapes.map((h, i) => {
+      const p = workerPod('a', i).running();
+      return (h ? p.shape(h) : p).obj();
+    });
+    const r = run(job(), pods, { shape: 'new' });
+    if (replaced) {
+      expect(names(r.plan.deletePods)).toEqual(names(pods));
+      expect(r.plan.release).toBe(true);
+      expect(r.cond('Admitted')).toMatchObject({ status: 'False', reason: 'SpecChanged' });
+      // The pods going away are not lost workers: the status no longer counts them.
+      expect(r.status.workers).toEqual({ active: 0, ready: 0, succeeded: 0, failed: 0 });
+      expect(r.status.restarts ?? 0).toBe(0);
+    } else {
+      expect(r.plan.deletePods).toEqual([]);
+      expect(r.plan.converge).toBe(0);
+    }
   });
 });
 
