@@ -189,16 +189,18 @@ export function planRun(i: RunInput): { plan: Plan; state?: RunState } {
   // still going away after a suspend or a refused gang were not counted (workers were set to 0).
   const stored = (obj.status?.restarts ?? 0) === attempt ? obj.status?.workers : undefined;
   const had = (stored?.active ?? 0) + (stored?.succeeded ?? 0) + (stored?.failed ?? 0);
+  const present = new Set(live.map(indexOf));
+  const missing = Array.from({ length: i.podCount }, (_, k) => k).filter((k) => !present.has(k));
+  const gone =
+    s.deleted !== undefined ? [s.deleted] : live.length < had && missing.length > 0 ? missing : [];
   const lost =
-    had === 0
+    had === 0 || gone.length === 0
       ? undefined
-      : s.deleted !== undefined
-        ? `worker ${s.deleted} was deleted before it finished`
-        : live.length < had
-          ? `${had - live.length} of the job's worker pods disappeared before they finished`
-          : undefined;
+      : gone.length === 1
+        ? `worker ${gone[0]} was deleted before it finished`
+        : `workers ${gone.join(', ')} were deleted before they finished`;
   const failure = lost
-    ? { reason: 'WorkerDeleted', message: lost, worker: s.deleted ?? 0, permanent: false }
+    ? { reason: 'WorkerDeleted', message: lost, worker: gone[0] ?? 0, permanent: false }
     : s.failure;
   if (failure) {
     if (failure.permanent || attempt >= policy.backoffLimit) {

@@ -169,10 +169,10 @@ describe('planRun: the fate of the pods', () => {
       { phase: 'Failed', reason: 'BackoffLimitExceeded', message: 'needs more memory' },
     ],
     [
-      'a counted worker that disappeared is a lost worker: one failure',
+      'a counted worker that disappeared is a lost worker: one failure, naming it',
       () => job().obj(),
       () => [workerPod('a', 0).running().obj()],
-      { phase: 'Pending', restarts: 1, running: 'Restarting' },
+      { phase: 'Pending', restarts: 1, running: 'Restarting', event: /worker 1 was deleted/ },
     ],
     [
       'a worker deleted by someone else is a lost worker',
@@ -223,6 +223,7 @@ describe('planRun: the fate of the pods', () => {
     if ('running' in want) expect(r.cond('Running')?.reason).toBe(want.running);
     if ('requeue' in want) expect(r.plan.requeueAfterMs).toBe(want.requeue);
     if ('deleted' in want) expect(names(r.plan.deletePods)).toEqual(want.deleted);
+    if ('event' in want) expect(r.b.events[0]?.message).toMatch(want.event as RegExp);
     if ('converge' in want) expect(r.plan.converge).toBe(want.converge);
     else expect(r.plan.converge).toBeUndefined();
     // A decided end or restart is remembered until the cache shows it.
