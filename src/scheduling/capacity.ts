@@ -206,26 +206,48 @@ export function fits(view: NodeCapacity[], sets: PodSet[], field: 'free' | 'tota
  */
 export function reserve(view: NodeCapacity[], sets: PodSet[]): boolean {
   let all = true;
-  for (const set of sets) {
-    const nodes = view.filter((n) => qualifies(n, set));
-    for (let i = 0; i < set.count; i++) {
-      let best: NodeCapacity | undefined;
-      let bestSlots = 0;
-      for (const n of nodes) {
-        const s = slotsOn(n, set, 'free');
-        if (s > bestSlots) [best, bestSlots] = [n, s];
-      }
-      if (!best) {
-        all = false;
-        break;
-      }
-      best.free.pods = (best.free.pods ?? 0) - 1;
-      for (const [r, v] of Object.entries(set.requests)) {
-        if (r !== 'pods') best.free[r] = (best.free[r] ?? 0) - v;
-      }
+  for (const set of sets) if (!reserveMany(view, set, set.count)) all = false;
+  return all;
+}
+
+/**
+ * `count` pods of one set placed as one at a time on the node with the most room would be, in
+ * one pass: a pod takes exactly one slot of its set on its node (every resource it asks for
+ * drops by its request), so that greedy order levels the nodes' slots from the top. Find the
+ * level, fill every node down to it, and place the rest one each on nodes at the level, in
+ * view order (the greedy tie-break).
+ */
+function reserveMany(view: NodeCapacity[], set: PodSet, count: number): boolean {
+  if (count <= 0) return true;
+  const nodes = view.filter((n) => qualifies(n, set));
+  const slots = nodes.map((n) => slotsOn(n, set, 'free'));
+  const above = (level: number) => slots.reduce((sum, s) => sum + Math.max(0, s - level), 0);
+  // The lowest level whose fill does not exceed the pods to place.
+  let lo = 0;
+  let hi = Math.max(0, ...slots);
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (above(mid) <= count) hi = mid;
+    else lo = mid + 1;
+  }
+  const placed = slots.map((s) => Math.max(0, s - lo));
+  let left = count - placed.reduce((a, b) => a + b, 0);
+  for (let k = 0; k < nodes.length && left > 0 && lo > 0; k++) {
+    if ((slots[k] ?? 0) - (placed[k] ?? 0) === lo) {
+      placed[k] = (placed[k] ?? 0) + 1;
+      left--;
     }
   }
-  return all;
+  nodes.forEach((n, k) => take(n, set, placed[k] ?? 0));
+  return left === 0;
+}
+
+function take(node: NodeCapacity, set: PodSet, pods: number): void {
+  if (pods === 0) return;
+  node.free.pods = (node.free.pods ?? 0) - pods;
+  for (const [r, v] of Object.entries(set.requests)) {
+    if (r !== 'pods') node.free[r] = (node.free[r] ?? 0) - v * pods;
+  }
 }
 
 /** The resource a message should speak of: the set's GPUs (any extended resource), else CPU. */

@@ -111,23 +111,38 @@ export class AdmissionLedger {
       };
     }
     const own = this.priority(w);
-    let blockedBy: Admittable | undefined;
+    // First what admitted workloads hold and have not bound yet (a bound pod is in the view),
+    // summed over identical pod sets: in a burst every earlier workload is one of these.
+    const held = new Map<string, PodSet>();
+    const ahead: Admittable[] = [];
     for (const other of this.all()) {
       if (other.uid === w.uid) continue;
-      const admitted = this.isAdmitted(other);
-      const queuedAhead = other.state === 'queued' && this.ahead(other, w, own);
-      if (!admitted && !queuedAhead) continue;
+      if (this.isAdmitted(other)) {
+        for (const set of this.unbound(other)) {
+          if (set.count === 0) continue;
+          const key = signature(set);
+          const sum = held.get(key);
+          if (sum) sum.count += set.count;
+          else held.set(key, { ...set });
+        }
+      } else if (other.state === 'queued' && this.ahead(other, w, own)) {
+        ahead.push(other);
+      }
+    }
+    reserve(view, [...held.values()]);
+    // Then those queued ahead of it, in order: one that fits now takes its share; one that will
+    // fit once capacity frees keeps it from being taken by those behind it (strict order, so a
+    // big gang is not starved by a stream of small ones).
+    let blockedBy: Admittable | undefined;
+    ahead.sort((a, b) => (this.ahead(a, b, this.priority(b)) ? -1 : 1));
+    for (const other of ahead) {
       const rest = this.unbound(other);
-      if (admitted || fits(view, rest)) {
-        reserve(view, rest);
-      } else if (
+      if (fits(view, rest)) reserve(view, rest);
+      else if (
         fits(view, rest, 'total') &&
         rest.some((a) => w.podSets.some((b) => overlap(view, a, b)))
-      ) {
-        // Strict order: one ahead that will fit once capacity frees keeps it from being taken
-        // by those behind it, so a big gang is not starved by a stream of small ones.
+      )
         blockedBy ??= other;
-      }
     }
     const free = describeFree(view, w.podSets, 'free');
     if (blockedBy) {
@@ -205,7 +220,11 @@ export class AdmissionLedger {
       const set = w.podSets.some((s) => s.name === label) ? label : first;
       bound.set(set, (bound.get(set) ?? 0) + 1);
     }
-    return w.podSets.map((s) => ({ ...s, count: Math.max(0, s.count - (bound.get(s.name) ?? 0)) }));
+    // The set itself when none of it is bound (most of a burst), so its signature is cached.
+    return w.podSets.map((s) => {
+      const n = bound.get(s.name) ?? 0;
+      return n === 0 ? s : { ...s, count: Math.max(0, s.count - n) };
+    });
   }
 
   /** Whether the sets would fit if they asked for their GPUs only (so GPUs are what is short). */
@@ -243,6 +262,17 @@ export class AdmissionLedger {
     const pa = this.priority(a);
     return pa !== pb ? pa > pb : earlier(a, b);
   }
+}
+
+/** Pod sets that ask the same of the same nodes (their counts add up). */
+const signatures = new WeakMap<object, string>();
+function signature(set: PodSet): string {
+  let sig = signatures.get(set);
+  if (sig === undefined) {
+    sig = JSON.stringify([set.requests, set.nodeSelector ?? {}, set.tolerations ?? []]);
+    signatures.set(set, sig);
+  }
+  return sig;
 }
 
 function earlier(a: Admittable, b: Admittable): boolean {
