@@ -25,7 +25,7 @@ interface PolicySpec {
 }
 
 const MANAGED = { 'app.kubernetes.io/managed-by': 'lepton-operator' };
-/** What the operator puts on a chief pod (src/controllers/labels.ts). */
+/** What the operator puts on a chief pod (src/engine/labels.ts). */
 const OPERATOR_LABELS = {
   ...MANAGED,
   'lepton.ai/job-name': 'victim',
