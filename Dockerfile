@@ -17,4 +17,8 @@ COPY --from=build /src/dist ./dist
 COPY package.json ./
 USER node
 EXPOSE 8080 8081
-ENTRYPOINT ["node", "dist/src/main.js"]
+# A young generation of 2 MB semi-spaces instead of V8's default (up to 32 MB each on a host with
+# much memory): a burst of 500 new jobs then adds tens of MB to the resident memory instead of
+# about a hundred, for a few more scavenges. The old generation is left to Node, which sizes it
+# from the container's memory limit.
+ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/src/main.js"]

@@ -1,20 +1,12 @@
 #!/usr/bin/env node
 // The operator's entry point: parse flags, connect to the cluster (a kubeconfig, or the pod's
 // in-cluster config), register the controllers and run until SIGTERM or SIGINT.
-import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, VERSION, helpText, parseConfig } from './core/config.ts';
+import { loadClusterAccess } from './core/kubeconfig.ts';
 import { createLogger } from './core/logging.ts';
 import { Manager } from './core/manager.ts';
 import { OperatorMetrics } from './core/metrics.ts';
 import { registerControllers } from './controllers/register.ts';
-
-function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  // KUBECONFIG may list several files (a:b), which loadFromDefault merges as kubectl does.
-  if (path && !path.includes(':')) kc.loadFromFile(path);
-  else kc.loadFromDefault();
-  return kc;
-}
 
 async function main(): Promise<number> {
   let parsed;
@@ -42,9 +34,16 @@ async function main(): Promise<number> {
   let resolveDone: () => void = () => undefined;
   const done = new Promise<void>((r) => (resolveDone = r));
 
+  let kubeConfig;
+  try {
+    kubeConfig = await loadClusterAccess({ kubeconfig: config.kubeconfig });
+  } catch (err) {
+    logger.error('Failed to load the cluster connection', { error: (err as Error).message });
+    return 1;
+  }
   const manager = new Manager({
     config,
-    kubeConfig: loadKubeConfig(config.kubeconfig),
+    kubeConfig,
     logger,
     metrics,
     onLeadershipLost: () => {

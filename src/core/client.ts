@@ -1,13 +1,15 @@
 // A small REST client over the kube-apiserver that keeps objects as raw JSON (client-node's typed
 // APIs turn timestamps into Dates for built-in kinds but not for custom resources; mixing both
-// in one cache is a trap). Every request passes a client-side token bucket, like client-go's
-// QPS/burst, and is counted by verb, resource and code, so benchmarks can report API writes.
-import { HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { fetch } from 'undici';
+// in one cache is a trap). Requests pass client-side token buckets, like client-go's QPS/burst,
+// one per purpose, and are counted by verb, resource and code, so benchmarks can report API
+// writes.
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Clock } from './clock.ts';
 import { realClock } from './clock.ts';
+import { type ClusterAccess, toClusterAccess } from './kubeconfig.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import { type Priority, Throttle } from './throttle.ts';
+import { Throttle } from './throttle.ts';
+import { Connection, type HttpMethod, type StreamHandle } from './transport.ts';
 import { type KubeList, type KubeObject, type ResourceType, resourcePath } from './resources.ts';
 
 /** An error answer of the API server, with its HTTP code and metav1.Status reason. */
@@ -26,12 +28,15 @@ export class ApiError extends Error {
 }
 
 /**
- * Status writes and Events wait behind everything else under the client rate limit: they can
- * lag a moment without harm, while the workload objects of a burst of new jobs should not.
+ * What a request is for; each purpose has its own token bucket at the configured QPS and burst,
+ * as Kubeflow training-operator's clients do, so that status writes and Events never take the
+ * tokens a burst of new jobs needs for its pods (nor the other way round).
  */
-function priorityOf(method: string, rt: ResourceType, path: string): Priority {
-  if (rt.plural === 'events') return 'low';
-  return method !== 'GET' && path.endsWith('/status') ? 'low' : 'high';
+export type RequestPurpose = 'objects' | 'status' | 'events';
+
+export function purposeOf(method: HttpMethod, rt: ResourceType, path: string): RequestPurpose {
+  if (rt.plural === 'events') return 'events';
+  return method !== 'GET' && path.endsWith('/status') ? 'status' : 'objects';
 }
 
 export const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.code === 404;
@@ -70,8 +75,12 @@ export interface DeleteOptions {
 }
 
 export interface KubeClientOptions {
-  /** Sustained requests per second (client-go's QPS); 0 disables the client-side limit. */
+  /**
+   * Sustained requests per second (client-go's QPS) of each purpose (see RequestPurpose); 0
+   * disables the client-side limit.
+   */
   qps: number;
+  /** Requests of each purpose allowed at once above the sustained rate. */
   burst: number;
   fieldManager: string;
   metrics?: OperatorMetrics;
@@ -82,27 +91,31 @@ export interface KubeClientOptions {
 
 type Query = Record<string, string | number | boolean | undefined>;
 
+/** One event of a watch: ADDED, MODIFIED, DELETED, BOOKMARK or ERROR (then a metav1.Status). */
+export type WatchCallback = (type: string, object: unknown) => void;
+
 export class KubeClient {
-  readonly kubeConfig: KubeConfig;
+  readonly access: ClusterAccess;
   private readonly server: string;
-  private readonly throttle: Throttle | undefined;
+  private readonly throttles: Record<RequestPurpose, Throttle> | undefined;
   private readonly opts: KubeClientOptions;
   private readonly clock: Clock;
   /**
-   * client-node builds a new connection pool (undici Agent) each time it applies credentials;
-   * requests share the first one so that connections are reused. (TLS material is read once:
-   * a rotated client certificate needs a restart.)
+   * One pool of connections for every request and watch. (TLS material is read once: a rotated
+   * client certificate needs a restart; tokens are read per request.)
    */
-  private dispatcher: ReturnType<RequestContext['getDispatcher']>;
+  private readonly connection: Connection;
 
-  constructor(kc: KubeConfig, opts: KubeClientOptions) {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('The kubeconfig has no current cluster');
-    this.kubeConfig = kc;
-    this.server = cluster.server.replace(/\/$/, '');
+  /** `cluster`: a loaded ClusterAccess, or a client-node KubeConfig (its current context). */
+  constructor(cluster: ClusterAccess | KubeConfig, opts: KubeClientOptions) {
+    this.access = toClusterAccess(cluster);
+    this.server = this.access.server;
+    this.connection = new Connection(this.access);
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
-    this.throttle = opts.qps > 0 ? new Throttle(opts.qps, opts.burst, this.clock) : undefined;
+    const bucket = () => new Throttle(opts.qps, opts.burst, this.clock);
+    this.throttles =
+      opts.qps > 0 ? { objects: bucket(), status: bucket(), events: bucket() } : undefined;
   }
 
   async list<T extends KubeObject>(rt: ResourceType, opts: ListOptions = {}): Promise<KubeList<T>> {
@@ -238,50 +251,38 @@ export class KubeClient {
 
   /** Sends one request; throws ApiError for a non-2xx answer. */
   async request<T>(
-    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+    method: HttpMethod,
     rt: ResourceType,
     path: string,
     query: Query = {},
     body?: unknown,
     contentType = 'application/json',
   ): Promise<T> {
-    await this.throttle?.acquire(priorityOf(method, rt, path));
-    const url = new URL(this.server + path);
-    for (const [k, v] of Object.entries(query))
-      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-    const ctx = new RequestContext(url.toString(), HttpMethod[method]);
-    ctx.setHeaderParam('Accept', 'application/json');
-    if (body !== undefined) ctx.setHeaderParam('Content-Type', contentType);
-    await this.kubeConfig.applySecurityAuthentication(ctx);
-    this.dispatcher ??= ctx.getDispatcher();
+    await this.throttles?.[purposeOf(method, rt, path)].acquire();
+    const headers: Record<string, string> = {
+      Accept: 'application/json',
+      ...(await this.access.authHeaders()),
+    };
+    if (body !== undefined) headers['Content-Type'] = contentType;
+    const timeoutMs = this.opts.requestTimeoutMs ?? 60_000;
     const started = performance.now();
     let code = 0;
     try {
-      const res = await fetch(url, {
-        method,
-        headers: ctx.getHeaders(),
-        dispatcher: this.dispatcher,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 60_000),
-      });
+      const res = await this.connection
+        .send(
+          method,
+          this.url(path, query),
+          headers,
+          body === undefined ? undefined : JSON.stringify(body),
+          timeoutMs,
+        )
+        .catch((err: Error) => {
+          err.message = `${method} ${path}: ${err.message}`;
+          throw err;
+        });
       code = res.status;
-      const text = await res.text();
-      if (res.status >= 300) {
-        // A proxy in front of the API server may answer with something that is not a Status.
-        let status: { message?: string; reason?: string; details?: unknown } = {};
-        try {
-          status = JSON.parse(text) as typeof status;
-        } catch {
-          status = { message: text.slice(0, 200) || res.statusText };
-        }
-        throw new ApiError(
-          `${method} ${path}: ${status.message ?? res.statusText} (${res.status})`,
-          res.status,
-          status.reason ?? '',
-          status.details,
-        );
-      }
-      return (text ? JSON.parse(text) : undefined) as T;
+      if (res.status >= 300) throw apiError(`${method} ${path}`, res);
+      return (res.body ? JSON.parse(res.body) : undefined) as T;
     } finally {
       this.opts.metrics?.observeClientRequest(
         method,
@@ -292,8 +293,69 @@ export class KubeClient {
     }
   }
 
-  /** The server's base URL (for watches). */
+  /**
+   * Watches `rt` (in `namespace`, or everywhere) and calls `onEvent` for each event. Watches do
+   * not pass the rate limit (they are long-lived, as in client-go) and are not counted as
+   * requests. `ended` resolves when the stream ends, is aborted or has been idle for
+   * `idleTimeoutMs`; it rejects with an ApiError when the server refuses the watch.
+   */
+  async watch(
+    rt: ResourceType,
+    namespace: string | undefined,
+    query: Query,
+    onEvent: WatchCallback,
+    idleTimeoutMs: number,
+  ): Promise<{ abort(): void; ended: Promise<void> }> {
+    const path = resourcePath(rt, namespace);
+    const headers = { Accept: 'application/json', ...(await this.access.authHeaders()) };
+    const onLine = (line: string) => {
+      let event: { type?: string; object?: unknown };
+      try {
+        event = JSON.parse(line) as typeof event;
+      } catch {
+        return; // Not JSON: nothing a cache can use; the relist repairs what it may have missed.
+      }
+      if (event.type) onEvent(event.type, event.object);
+    };
+    const stream: StreamHandle = this.connection.stream(
+      this.url(path, { ...query, watch: true }),
+      headers,
+      onLine,
+      idleTimeoutMs,
+    );
+    return {
+      abort: stream.abort,
+      ended: stream.ended.then((res) => {
+        if (res) throw apiError(`watch ${path}`, res);
+      }),
+    };
+  }
+
+  private url(path: string, query: Query): URL {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(query))
+      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    return url;
+  }
+
+  /** The server's base URL. */
   get serverUrl(): string {
     return this.server;
   }
+}
+
+/** The ApiError of a non-2xx answer; a proxy in front of the API server may not send a Status. */
+function apiError(what: string, res: { status: number; statusText: string; body: string }) {
+  let status: { message?: string; reason?: string; details?: unknown } = {};
+  try {
+    status = (JSON.parse(res.body) as typeof status | null) ?? {};
+  } catch {
+    status = { message: res.body.slice(0, 200) || res.statusText };
+  }
+  return new ApiError(
+    `${what}: ${status.message ?? res.statusText} (${res.status})`,
+    res.status,
+    status.reason ?? '',
+    status.details,
+  );
 }

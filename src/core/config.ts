@@ -51,7 +51,7 @@ const FLAGS: Record<string, FlagSpec> = {
     key: 'kubeconfig',
     kind: 'string',
     env: 'KUBECONFIG',
-    help: 'Path to a kubeconfig. Default: in-cluster config, else ~/.kube/config',
+    help: "Path to a kubeconfig (several, separated by ':', merge as kubectl merges them). Default: ~/.kube/config, else the pod's service account",
   },
   namespaces: {
     key: 'namespaces',
@@ -134,14 +134,14 @@ const FLAGS: Record<string, FlagSpec> = {
     kind: 'number',
     env: 'LEPTON_KUBE_API_QPS',
     default: '50',
-    help: 'Sustained requests per second to the Kubernetes API (client-side limit; 0: no limit)',
+    help: 'Sustained requests per second to the Kubernetes API (client-side limit; 0: no limit), for each purpose apart: workload objects and other requests, status writes, and Events each get this rate',
   },
   'kube-api-burst': {
     key: 'kubeApiBurst',
     kind: 'int',
     env: 'LEPTON_KUBE_API_BURST',
     default: '100',
-    help: 'Burst of requests allowed above --kube-api-qps',
+    help: 'Burst of requests allowed above --kube-api-qps, for each purpose apart (as --kube-api-qps)',
   },
   'relist-interval': {
     key: 'relistIntervalMs',

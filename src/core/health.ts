@@ -1,8 +1,9 @@
 // The operator's HTTP endpoints: /metrics (Prometheus text format) and the probes /healthz
 // (the process is alive and its event loop turns) and /readyz (every informer cache has synced).
 // Metrics and probes may share one address or use two, as controller-runtime's flags allow.
-import { type Server, createServer } from 'node:http';
+import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { http } from './node-http.ts';
 
 export interface Endpoints {
   metrics?: Registry;
@@ -25,7 +26,7 @@ export async function serveEndpoints(
   addr: { host: string; port: number },
   ep: Endpoints,
 ): Promise<Server> {
-  const server = createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const probe = (ok: boolean | undefined) => {
       res

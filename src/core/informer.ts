@@ -4,13 +4,12 @@
 // that repairs a watch that silently missed events, a "synced" signal for readiness, an index of
 // objects by their controller owner, and a transform that drops managedFields (a third of a
 // cached object).
-import { Watch } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import type { KubeClient } from './client.ts';
 import { ApiError } from './client.ts';
 import { type Clock, realClock } from './clock.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import { type KubeObject, type ResourceType, controllerOf, resourcePath } from './resources.ts';
+import { type KubeObject, type ResourceType, controllerOf } from './resources.ts';
 
 export interface InformerHandler<T extends KubeObject> {
   add?(obj: T): void;
@@ -161,9 +160,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
         expiredInARow = 0;
       } catch (err) {
         if (this.stopped) break;
-        const code =
-          err instanceof ApiError ? err.code : (err as { statusCode?: number }).statusCode;
-        if (err instanceof ExpiredError || code === 410) {
+        if (err instanceof ExpiredError || (err instanceof ApiError && err.code === 410)) {
           this.resourceVersion = '';
           if (++expiredInARow === 1) continue;
         }
@@ -229,78 +226,64 @@ export class Informer<T extends KubeObject> implements Cache<T> {
    * as client-go's reflector asks) and sends a bookmark about every minute, so a quiet watch is
    * not mistaken for a dead connection.
    */
-  private watchOnce(maxMs: number): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      const watch = new Watch(this.opts.client.kubeConfig);
-      // client-node aborts a watch after 30 s without data; bookmarks come about once a minute.
-      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 3 * 60_000;
-      const query: Record<string, string | boolean | number> = {
-        resourceVersion: this.resourceVersion,
-        allowWatchBookmarks: true,
-        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
-      };
-      if (this.opts.labelSelector) query.labelSelector = this.opts.labelSelector;
-      if (this.opts.fieldSelector) query.fieldSelector = this.opts.fieldSelector;
-      let expired = false;
-      let failed: ApiError | undefined;
-      let events = 0;
-      let settled = false;
-      let relistTimer: { cancel(): void } | undefined;
-      const finish = (err?: unknown) => {
-        if (settled) return;
-        settled = true;
-        relistTimer?.cancel();
-        this.abortWatch = undefined;
-        if (expired) reject(new ExpiredError('resourceVersion expired'));
-        else if (failed) reject(failed);
-        else if (
-          err &&
-          (err as Error).name !== 'TimeoutError' &&
-          (err as Error).name !== 'AbortError'
-        )
-          reject(err);
-        else resolve(events);
-      };
-      const onEvent = (
-        type: string,
-        obj: T & { code?: number; message?: string; reason?: string },
-      ) => {
-        if (settled) return;
-        events++;
-        switch (type) {
-          case 'ADDED':
-          case 'MODIFIED':
-            this.upsert(obj);
-            break;
-          case 'DELETED':
-            this.remove(obj);
-            break;
-          case 'ERROR':
-            // An error inside the stream (a metav1.Status): 410 means relist; others back off.
-            if (obj.code === 410) expired = true;
-            else
-              failed = new ApiError(
-                `watch ${this.resource.plural}: ${obj.message ?? 'error'}`,
-                obj.code ?? 500,
-                obj.reason ?? '',
-              );
-            return;
-        }
-        if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
-      };
-      watch
-        .watch(resourcePath(this.resource, this.opts.namespace), query, onEvent, finish)
-        .then((ctl: AbortController) => {
-          // client-node may already have reported the end (a failed connect) before this runs.
-          if (settled || this.stopped) {
-            ctl.abort();
-            return;
-          }
-          this.abortWatch = () => ctl.abort();
-          if (maxMs > 0) relistTimer = this.clock.setTimer(() => ctl.abort(), maxMs);
-        })
-        .catch(finish);
-    });
+  private async watchOnce(maxMs: number): Promise<number> {
+    const query: Record<string, string | boolean | number> = {
+      resourceVersion: this.resourceVersion,
+      allowWatchBookmarks: true,
+      timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+    };
+    if (this.opts.labelSelector) query.labelSelector = this.opts.labelSelector;
+    if (this.opts.fieldSelector) query.fieldSelector = this.opts.fieldSelector;
+    let expired = false;
+    let failed: ApiError | undefined;
+    let events = 0;
+    let done = false;
+    const onEvent = (type: string, object: unknown) => {
+      if (done) return;
+      const obj = object as T & { code?: number; message?: string; reason?: string };
+      events++;
+      switch (type) {
+        case 'ADDED':
+        case 'MODIFIED':
+          this.upsert(obj);
+          break;
+        case 'DELETED':
+          this.remove(obj);
+          break;
+        case 'ERROR':
+          // An error inside the stream (a metav1.Status): 410 means relist; others back off.
+          if (obj.code === 410) expired = true;
+          else
+            failed = new ApiError(
+              `watch ${this.resource.plural}: ${obj.message ?? 'error'}`,
+              obj.code ?? 500,
+              obj.reason ?? '',
+            );
+          return;
+      }
+      if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
+    };
+    // A watch without data for 3 minutes is a dead connection: bookmarks come about once a minute.
+    const watch = await this.opts.client.watch(
+      this.resource,
+      this.opts.namespace,
+      query,
+      onEvent,
+      3 * 60_000,
+    );
+    this.abortWatch = watch.abort;
+    if (this.stopped) watch.abort();
+    const relistTimer = maxMs > 0 ? this.clock.setTimer(watch.abort, maxMs) : undefined;
+    try {
+      await watch.ended;
+    } finally {
+      done = true;
+      relistTimer?.cancel();
+      this.abortWatch = undefined;
+    }
+    if (expired) throw new ExpiredError('resourceVersion expired');
+    if (failed) throw failed;
+    return events;
   }
 
   private upsert(raw: T): string {

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import { KubeClient } from './client.ts';
+import { type ClusterAccess, toClusterAccess } from './kubeconfig.ts';
 import { type Clock, realClock } from './clock.ts';
 import type { OperatorConfig } from './config.ts';
 import type { Controller } from './controller.ts';
@@ -24,7 +25,8 @@ import type { KubeObject, ResourceType } from './resources.ts';
 
 export interface ManagerOptions {
   config: OperatorConfig;
-  kubeConfig: KubeConfig;
+  /** The API server and credentials: loadClusterAccess's result, or a client-node KubeConfig. */
+  kubeConfig: ClusterAccess | KubeConfig;
   logger: Logger;
   metrics: OperatorMetrics;
   clock?: Clock;
@@ -41,6 +43,7 @@ export class Manager {
   readonly clock: Clock;
   readonly metrics: OperatorMetrics;
   private readonly o: ManagerOptions;
+  private readonly access: ClusterAccess;
   private readonly caches = new Map<string, Cache<KubeObject>>();
   private readonly controllers: Controller[] = [];
   private readonly servers: Server[] = [];
@@ -57,7 +60,8 @@ export class Manager {
     const c = opts.config;
     this.identity =
       c.identity ?? `${process.env.HOSTNAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
-    this.client = new KubeClient(opts.kubeConfig, {
+    this.access = toClusterAccess(opts.kubeConfig);
+    this.client = new KubeClient(this.access, {
       qps: c.kubeApiQps,
       burst: c.kubeApiBurst,
       fieldManager: 'lepton-operator',
@@ -182,7 +186,7 @@ export class Manager {
     this.elector = new LeaderElector({
       // Its own client: lease renewals never queue behind reconciles in the rate limiter, and a
       // renewal that hangs is abandoned well before the renew deadline.
-      client: new KubeClient(this.o.kubeConfig, {
+      client: new KubeClient(this.access, {
         qps: 0,
         burst: 0,
         fieldManager: 'lepton-operator',

@@ -1,10 +1,6 @@
-// The client-side request rate limit (client-go's QPS and burst) with two priorities: a request
-// waits for a token, and when both kinds wait, the high-priority one goes first. The operator
-// sends creates of workload objects at high priority and status writes and Events at low
-// priority, so a burst of new jobs gets its pods before anyone's status is tidied up.
+// The client-side request rate limit (client-go's QPS and burst): a token bucket that holds
+// `burst` tokens and gains `qps` a second; a request waits, in arrival order, for a token.
 import { type Clock, type Timer, realClock } from './clock.ts';
-
-export type Priority = 'high' | 'low';
 
 export class Throttle {
   private readonly qps: number;
@@ -12,7 +8,7 @@ export class Throttle {
   private readonly clock: Clock;
   private tokens: number;
   private last: number;
-  private readonly waiting: Record<Priority, (() => void)[]> = { high: [], low: [] };
+  private readonly waiting: (() => void)[] = [];
   private timer: Timer | undefined;
 
   constructor(qps: number, burst: number, clock: Clock = realClock) {
@@ -24,18 +20,14 @@ export class Throttle {
   }
 
   /** Resolves when the caller may send its request. */
-  acquire(priority: Priority = 'high'): Promise<void> {
+  acquire(): Promise<void> {
     this.refill();
-    if (
-      this.tokens >= 1 &&
-      this.waiting.high.length === 0 &&
-      (priority === 'high' || this.waiting.low.length === 0)
-    ) {
+    if (this.tokens >= 1 && this.waiting.length === 0) {
       this.tokens -= 1;
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      this.waiting[priority].push(resolve);
+      this.waiting.push(resolve);
       this.schedule();
     });
   }
@@ -53,12 +45,12 @@ export class Throttle {
       this.timer = undefined;
       this.refill();
       while (this.tokens >= 1) {
-        const next = this.waiting.high.shift() ?? this.waiting.low.shift();
+        const next = this.waiting.shift();
         if (!next) break;
         this.tokens -= 1;
         next();
       }
-      if (this.waiting.high.length + this.waiting.low.length > 0) this.schedule();
+      if (this.waiting.length > 0) this.schedule();
     }, wait);
   }
 }

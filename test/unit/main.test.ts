@@ -1,5 +1,8 @@
-// The operator's command line, as a person meets it: --help, --version, and a bad flag.
+// The operator's command line, as a person meets it: --help, --version, and a bad flag; and what
+// its start loads.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,4 +44,39 @@ describe('lepton-operator command line', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     },
   );
+
+  it('§perf loads neither client-node nor undici: every module of the start-up graph is cheap', () => {
+    // A resolve hook lists every module the process loads; at exit, the built-ins it compiled.
+    const dir = mkdtempSync(join(tmpdir(), 'lepton-main-'));
+    const hook = join(dir, 'hook.mjs');
+    writeFileSync(
+      hook,
+      `import { registerHooks } from 'node:module';
+      const loaded = [];
+      registerHooks({ resolve(specifier, context, next) {
+        const r = next(specifier, context); loaded.push(r.url); return r; } });
+      process.on('exit', () => process.stderr.write(JSON.stringify({ loaded,
+        builtins: process.moduleLoadList }) + '\\n'));`,
+    );
+    try {
+      const r = spawnSync(process.execPath, ['--import', hook, main, '--help'], {
+        encoding: 'utf8',
+        env: {},
+      });
+      expect(r.status).toBe(0);
+      const { loaded, builtins } = JSON.parse(r.stderr.trim().split('\n').pop() ?? '{}') as {
+        loaded: string[];
+        builtins: string[];
+      };
+      expect(loaded.some((u) => u.endsWith('/src/core/manager.ts'))).toBe(true);
+      // client-node's index brings every generated API model (about 70 MB of resident memory);
+      // an import of node:http, the undici bundled in Node (its lazy http.WebSocket).
+      expect(
+        loaded.filter((u) => /node_modules\/(@kubernetes\/client-node|undici)\//.test(u)),
+      ).toEqual([]);
+      expect(builtins.filter((m) => m.includes('undici'))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,20 +1,19 @@
-// The informer's retries, on a fake clock. Lists come from a stand-in client the test switches
-// off and on (an API outage); watches go to a small local HTTP server, because the informer
-// watches through client-node's Watch. The real API server is covered by
-// test/integration/informer-recovery.test.ts.
+// The informer's retries, on a fake clock. Lists come from a stand-in the test switches off and
+// on (an API outage); watches go through the real client to a small local HTTP server. The real
+// API server is covered by test/integration/informer-recovery.test.ts.
 import { type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import { KubeConfig } from '@kubernetes/client-node';
 import winston from 'winston';
-import type { KubeClient } from '../../../src/core/client.ts';
+import { KubeClient } from '../../../src/core/client.ts';
 import { FakeClock } from '../../../src/core/clock.ts';
 import {
   INFORMER_MAX_RETRY_DELAY_MS,
   Informer,
   informerRetryDelayMs,
 } from '../../../src/core/informer.ts';
-import { type KubeObject, Resources } from '../../../src/core/resources.ts';
+import type { ClusterAccess } from '../../../src/core/kubeconfig.ts';
+import { type KubeList, type KubeObject, Resources } from '../../../src/core/resources.ts';
 
 const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -79,40 +78,30 @@ async function watchServer(mode: 'hold' | 'expire') {
     res.on('close', () => open.delete(res));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [
-      {
-        name: 'fake',
-        server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        // client-node refuses plain HTTP unless told TLS is not wanted.
-        skipTLSVerify: true,
-      },
-    ],
-    users: [{ name: 'fake' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
-    currentContext: 'fake',
-  });
+  const access = {
+    server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    tls: { rejectUnauthorized: true },
+    authHeaders: async () => ({}),
+  };
   const close = () =>
     new Promise<void>((r) => {
       for (const res of open) res.destroy();
       server.close(() => r());
     });
-  return { kubeConfig, close };
+  return { access, close };
 }
 
 /** A client whose lists fail as a refused connection while `api.down` is true. */
-function listingClient(kubeConfig: KubeConfig) {
+function listingClient(access: ClusterAccess) {
   const api = { down: false, lists: 0 };
-  const client = {
-    kubeConfig,
-    async listAll() {
+  class ListingClient extends KubeClient {
+    override async listAll<T extends KubeObject>(): Promise<KubeList<T>> {
       if (api.down) throw new Error('connect ECONNREFUSED 127.0.0.1:6443');
       api.lists++;
       return { items: [], metadata: { resourceVersion: String(api.lists) } };
-    },
-  };
-  return { api, client: client as unknown as KubeClient };
+    }
+  }
+  return { api, client: new ListingClient(access, { qps: 0, burst: 0, fieldManager: 'test' }) };
 }
 
 describe('informerRetryDelayMs', () => {
@@ -138,7 +127,7 @@ describe('Informer', () => {
   it('§5 an informer started during a 20 s API outage syncs within the retry cap of the API coming back', async () => {
     const server = await watchServer('hold');
     closeServer = server.close;
-    const { api, client } = listingClient(server.kubeConfig);
+    const { api, client } = listingClient(server.access);
     const { logger, retries } = capturingLogger();
     const clock = new FakeClock(Date.parse('2026-01-01T00:00:00Z'));
     api.down = true;
@@ -168,7 +157,7 @@ describe('Informer', () => {
   it('§5 a resourceVersion that expires again right after a relist backs off instead of relisting in a hot loop', async () => {
     const server = await watchServer('expire');
     closeServer = server.close;
-    const { api, client } = listingClient(server.kubeConfig);
+    const { api, client } = listingClient(server.access);
     const { logger, retries } = capturingLogger();
     const clock = new FakeClock(Date.parse('2026-01-01T00:00:00Z'));
     informer = new Informer<KubeObject>({
