@@ -24,7 +24,7 @@ import {
   type ObjectCache,
   makeInformer,
 } from '@kubernetes/client-node';
-import { parse } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { KubeClient } from '../src/core/client.ts';
 import { Informer } from '../src/core/informer.ts';
 import { createLogger } from '../src/core/logging.ts';
@@ -112,9 +112,12 @@ const pod = (i: number): KubeObject =>
     },
   }) as KubeObject;
 
-const example = parse(
+// The example file holds the job and what it needs (a PVC, ...): take the TrainingJob.
+const example = parseAllDocuments(
   readFileSync(join(repoRoot, 'examples', 'trainingjob-gpu-h100.yaml'), 'utf8'),
-) as KubeObject;
+)
+  .map((d) => d.toJS() as KubeObject)
+  .find((o) => o.kind === 'TrainingJob') as KubeObject;
 const job = (i: number): KubeObject => ({
   ...example,
   metadata: { name: `job-${i}`, namespace: ns, labels: { [label]: String(i % 10) } },

@@ -60,7 +60,16 @@ export function installPeerCrd(kubeconfig: string): void {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
   kubectl(['apply', '--server-side', '--force-conflicts', '-f', crds]);
-  kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]);
+  // Right after the apply the CRD may have no conditions yet, which kubectl wait refuses.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]);
+      return;
+    } catch (err) {
+      if (attempt >= 10) throw err;
+      execFileSync('sleep', ['1']);
+    }
+  }
 }
 
 /** A one-Master PyTorchJob placed like a one-worker TrainingJob: 1 GPU of `product`. */

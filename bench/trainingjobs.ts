@@ -73,6 +73,12 @@ const QUIET_MS = 3000;
 const SETTLE_TIMEOUT_MS = 600_000;
 
 const kubeconfig = process.env.KUBECONFIG ?? readState(join(repoRoot, '.cluster'))?.kubeconfig;
+/** The Node flags of the image's entry point (Dockerfile), read from it so the two agree. */
+const IMAGE_NODE_FLAGS = (() => {
+  const entry = /ENTRYPOINT \[(.*)\]/.exec(readFileSync(join(repoRoot, 'Dockerfile'), 'utf8'));
+  const words = entry ? (JSON.parse(`[${entry[1]}]`) as string[]) : [];
+  return words.filter((w) => w.startsWith('--'));
+})();
 if (!kubeconfig)
   throw new Error('Start the local cluster first (npm run cluster -- up) or set KUBECONFIG');
 process.env.LEPTON_TEST_KUBECONFIG = kubeconfig;
@@ -334,7 +340,9 @@ async function startOurs(
     ],
     { metrics, probe },
     kubeconfig,
-    nodeArgs,
+    // As the image runs it (Dockerfile): compiled, with the young generation the image sets.
+    [...IMAGE_NODE_FLAGS, ...nodeArgs],
+    join(repoRoot, 'dist', 'src', 'main.js'),
   );
   await op.ready();
   // On this 2-core machine the API server, etcd and the bench share the CPUs with the
@@ -407,6 +415,9 @@ function tableRow(r: RunResult): string {
 }
 
 async function main(): Promise<void> {
+  // The operator runs compiled, as in the image: build it from this tree first.
+  execFileSync('npm', ['run', '-s', 'build'], { cwd: repoRoot, stdio: 'inherit' });
+  console.log(`our operator: node ${IMAGE_NODE_FLAGS.join(' ')} dist/src/main.js`);
   installCrds();
   const peerBin = peerBinary();
   if (peerBin) installPeerCrd(kubeconfig as string);

@@ -76,7 +76,10 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
-/** An operator process started from src/main.ts, with its JSON log lines collected. */
+/**
+ * An operator process started from src/main.ts (or `entry`, e.g. the compiled dist/src/main.js
+ * the image runs), with its JSON log lines collected.
+ */
 export class OperatorProcess {
   readonly child: ChildProcess;
   readonly logs: LogLine[] = [];
@@ -89,6 +92,7 @@ export class OperatorProcess {
     ports: { metrics: number; probe: number },
     kubeconfig = kubeconfigPath(),
     nodeArgs: string[] = [],
+    entry = join(repoRoot, 'src', 'main.ts'),
   ) {
     this.metricsPort = ports.metrics;
     this.probePort = ports.probe;
@@ -96,7 +100,7 @@ export class OperatorProcess {
       process.execPath,
       [
         ...nodeArgs,
-        join(repoRoot, 'src', 'main.ts'),
+        entry,
         `--kubeconfig=${kubeconfig}`,
         `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
         `--health-probe-bind-address=127.0.0.1:${ports.probe}`,

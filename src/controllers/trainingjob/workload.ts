@@ -4,6 +4,7 @@
 // else (admission, retries, deadlines, cleanup, status, Events) is the engine's.
 import { DEFAULT_PORT, ENDPOINTS } from '../../contract/runtime.ts';
 import type { Progress } from '../../contract/training.ts';
+import { getJson } from '../../core/http-get.ts';
 import { Resources } from '../../core/resources.ts';
 import type { PodSummary } from '../../engine/pods.ts';
 import type { Completion, RunPolicy, Workload } from '../../engine/workload.ts';
@@ -29,10 +30,8 @@ type Status = NonNullable<TrainingJob['status']>;
 
 async function defaultFetchProgress(ip: string): Promise<Progress | undefined> {
   try {
-    const res = await fetch(`http://${ip}:${DEFAULT_PORT}${ENDPOINTS.progress}`, {
-      signal: AbortSignal.timeout(1000),
-    });
-    return res.ok ? parseProgress(await res.json()) : undefined;
+    // Not the global fetch: it loads undici and keeps a socket open to every chief it asked.
+    return parseProgress(await getJson(`http://${ip}:${DEFAULT_PORT}${ENDPOINTS.progress}`, 1000));
   } catch {
     return undefined;
   }
