@@ -60,8 +60,9 @@ interface UserEntry {
 
 type PluginHeaders = () => Promise<Record<string, string>>;
 
-const fileOrData = (file?: string, data?: string): Buffer | undefined =>
-  file ? readFileSync(file) : data ? Buffer.from(data, 'base64') : undefined;
+// The data wins when both are given, as in client-go (and kubectl says so).
+const dataOrFile = (data?: string, file?: string): Buffer | undefined =>
+  data ? Buffer.from(data, 'base64') : file ? readFileSync(file) : undefined;
 
 /** A cluster and user as one ClusterAccess; TLS material is read now, tokens per request. */
 function accessFor(
@@ -71,18 +72,25 @@ function accessFor(
   now: () => number = Date.now,
 ): ClusterAccess {
   const tls: TlsSettings = {
-    ca: fileOrData(cluster.caFile, cluster.caData),
-    cert: fileOrData(user.certFile, user.certData),
-    key: fileOrData(user.keyFile, user.keyData),
+    ca: dataOrFile(cluster.caData, cluster.caFile),
+    cert: dataOrFile(user.certData, user.certFile),
+    key: dataOrFile(user.keyData, user.keyFile),
     rejectUnauthorized: !cluster.skipTlsVerify,
     servername: cluster.tlsServerName,
   };
   let fileToken: { value: string; readAt: number } | undefined;
+  // As client-go: a token file wins over a token, and a file that cannot be read keeps the last
+  // token read from it (or the kubeconfig's token) rather than failing the request.
   const bearer = (): string | undefined => {
-    if (user.token) return user.token;
-    if (!user.tokenFile) return undefined;
+    if (!user.tokenFile) return user.token;
     if (!fileToken || now() - fileToken.readAt > TOKEN_FILE_REREAD_MS) {
-      fileToken = { value: readFileSync(user.tokenFile, 'utf8').trim(), readAt: now() };
+      try {
+        fileToken = { value: readFileSync(user.tokenFile, 'utf8').trim(), readAt: now() };
+      } catch (err) {
+        const last = fileToken?.value ?? user.token;
+        if (last === undefined) throw err;
+        return last;
+      }
     }
     return fileToken.value;
   };

@@ -84,8 +84,11 @@ export class Connection {
         req.destroy(timedOut);
       }, timeoutMs);
       // A timeout in the middle of the body surfaces as the response's "aborted": say why.
+      // The socket goes too: a body left unread (a gzip error stops the pipe) would hold the
+      // connection open, out of the pool, for as long as the server keeps it.
       const fail = (err: Error) => {
         clearTimeout(timer);
+        req.destroy();
         reject(timedOut ?? err);
       };
       req.on('error', fail);
@@ -168,7 +171,15 @@ export class Connection {
           while ((i = buffered.indexOf('\n')) >= 0) {
             const line = buffered.slice(0, i);
             buffered = buffered.slice(i + 1);
-            if (!stopped && line.trim()) onLine(line);
+            if (stopped || !line.trim()) continue;
+            // A throwing handler would otherwise escape from the socket's 'data' event and end
+            // the process; it ends this watch instead, and its owner sees the error.
+            try {
+              onLine(line);
+            } catch (err) {
+              fail(err as Error);
+              return;
+            }
           }
         });
         stream.on('close', () => end());
