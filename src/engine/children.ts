@@ -105,8 +105,8 @@ export interface ConvergeInput {
   observedOthers: KubeObject[];
 }
 
-/** Subset of `desired` that the observed object does not show (what server-side apply would change). */
-function drifted(desired: unknown, observed: unknown): boolean {
+/** Whether the observed object lacks something `desired` sets (what server-side apply would change); fields the API server defaulted are not drift. */
+export function drifted(desired: unknown, observed: unknown): boolean {
   if (desired === null || typeof desired !== 'object') return desired !== observed;
   if (Array.isArray(desired)) {
     if (!Array.isArray(observed) || observed.length !== desired.length) return true;
