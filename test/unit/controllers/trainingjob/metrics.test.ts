@@ -1,4 +1,4 @@
-import type { Cache } from '../../../../src/core/informer.ts';
+import { MemoryCache } from '../../memory-cache.ts';
 import { OperatorMetrics } from '../../../../src/core/metrics.ts';
 import { Resources } from '../../../../src/core/resources.ts';
 import type { TrainingJob } from '../../../../src/controllers/trainingjob/builders.ts';
@@ -67,49 +67,9 @@ function trainingJob(name: string) {
   return b;
 }
 
-/** The Cache the metrics read, in memory: what the informer would hold. */
-class FakeCache implements Cache<TrainingJob> {
-  readonly resource = Resources.TrainingJob;
-  private readonly objects = new Map<string, TrainingJob>();
-
-  constructor(jobs: TrainingJob[] = []) {
-    for (const j of jobs) this.put(j);
-  }
-
-  put(job: TrainingJob): void {
-    this.objects.set(`${job.metadata.namespace}/${job.metadata.name}`, job);
-  }
-
-  remove(job: TrainingJob): void {
-    this.objects.delete(`${job.metadata.namespace}/${job.metadata.name}`);
-  }
-
-  addHandler(): void {}
-  get(namespace: string, name: string): TrainingJob | undefined {
-    return this.objects.get(`${namespace}/${name}`);
-  }
-  list(namespace?: string): TrainingJob[] {
-    return [...this.objects.values()].filter(
-      (j) => namespace === undefined || j.metadata.namespace === namespace,
-    );
-  }
-  listOwnedBy(uid: string): TrainingJob[] {
-    return this.list().filter((j) => j.metadata.ownerReferences?.some((o) => o.uid === uid));
-  }
-  get size(): number {
-    return this.objects.size;
-  }
-  hasSynced(): boolean {
-    return true;
-  }
-  async waitForSync(): Promise<void> {}
-  start(): void {}
-  async stop(): Promise<void> {}
-}
-
 function setup(jobs: TrainingJob[] = []) {
   const operator = new OperatorMetrics({ processMetrics: false });
-  const cache = new FakeCache(jobs);
+  const cache = new MemoryCache<TrainingJob>(jobs, Resources.TrainingJob);
   const metrics = new TrainingJobMetrics(operator, cache);
   return { cache, metrics, text: () => operator.registry.metrics() };
 }
@@ -225,7 +185,7 @@ describe('lepton_trainingjob_duration_seconds', () => {
 
 describe('SeenJobs', () => {
   it('§4 stays bounded: past its limit it forgets the jobs that were deleted', () => {
-    const cache = new FakeCache();
+    const cache = new MemoryCache<TrainingJob>([], Resources.TrainingJob);
     const seen = new SeenJobs(cache);
     const live = trainingJob('live').build();
     cache.put(live);
