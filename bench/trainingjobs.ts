@@ -2,12 +2,11 @@
 // every worker pod exists, compared in the same run with a plain client that creates the same
 // pods and Services at the same client rate; the operator's API writes per job; its memory.
 // Then, side by side at the same client rate, the same N jobs for this operator and for Kubeflow
-// training-operator v1.8.1 (N one-Master, one-GPU PyTorchJobs) when its binary is present
-// (`bash scripts/build-peers.sh` builds it once).
+// training-operator v1.8.1 (N one-Master, one-GPU PyTorchJobs), built on first use by
+// scripts/build-peers.sh (Go, cached outside the repository; --no-peer skips it).
 //
 //   npm run cluster -- up
-//   bash scripts/build-peers.sh      # optional: the side-by-side peer
-//   node bench/trainingjobs.ts [--jobs 500] [--qps 50] [--burst 100] [--extra-pods 3500]
+//   node bench/trainingjobs.ts [--jobs 500] [--qps 50] [--burst 100] [--extra-pods 3500] [--no-peer]
 //
 // Adds kwok nodes with enough GPUs (product BENCH-GPU) for every job, so gang admission admits
 // all of them; removes them and its namespaces at the end. Each run has a namespace and an
@@ -61,6 +60,8 @@ const { values } = parseArgs({
     'peer-threads': { type: 'string', default: '1' },
     // Only the side-by-side runs (no plain client, no run at our defaults, no memory phase).
     'side-by-side-only': { type: 'boolean', default: false },
+    // Run ours without Kubeflow training-operator (and do not build it).
+    'no-peer': { type: 'boolean', default: false },
     renice: { type: 'boolean', default: false },
   },
 });
@@ -419,7 +420,18 @@ async function main(): Promise<void> {
   execFileSync('npm', ['run', '-s', 'build'], { cwd: repoRoot, stdio: 'inherit' });
   console.log(`our operator: node ${IMAGE_NODE_FLAGS.join(' ')} dist/src/main.js`);
   installCrds();
-  const peerBin = peerBinary();
+  // The peer is built on first use (Go from the module proxy, cached outside the repository);
+  // without Go the bench runs ours alone and says so.
+  if (!peerBinary() && !values['no-peer']) {
+    try {
+      execFileSync('bash', [join(repoRoot, 'scripts', 'build-peers.sh')], { stdio: 'inherit' });
+    } catch (err) {
+      console.log(
+        `training-operator could not be built (${(err as Error).message}); running ours alone`,
+      );
+    }
+  }
+  const peerBin = values['no-peer'] ? undefined : peerBinary();
   if (peerBin) installPeerCrd(kubeconfig as string);
   const nodes = await addNodes();
   const lines: string[] = [];
