@@ -415,6 +415,13 @@ function tableRow(r: RunResult): string {
   return `| ${r.name} | ${r.qps}/${r.burst} | ${r.seconds.toFixed(1)} s | ${floor.toFixed(1)} s | ${floor > 0 ? `${(r.seconds / floor).toFixed(2)}x` : '—'} | ${perJob(total)} (${perJob(r.pods)} + ${perJob(r.services)} + ${perJob(r.jobWrites)} + ${perJob(r.events)}) | ${perJob(r.self)} | ${perJob(r.endpoints)} | ${mb(r.rssIdle)} | ${mb(r.rssPeak)} |`;
 }
 
+/** Mean latency in ms of the operator's requests of one verb, from its own histogram. */
+function meanMs(metrics: string, verb: string): string {
+  const sum = metricValue(metrics, 'lepton_client_request_duration_seconds_sum', { verb });
+  const count = metricValue(metrics, 'lepton_client_request_duration_seconds_count', { verb });
+  return count > 0 ? ((sum / count) * 1000).toFixed(1) : 'n/a';
+}
+
 async function main(): Promise<void> {
   // The operator runs compiled, as in the image: build it from this tree first.
   execFileSync('npm', ['run', '-s', 'build'], { cwd: repoRoot, stdio: 'inherit' });
@@ -612,6 +619,7 @@ async function oursAtDefaults(
       `${run.name} at its defaults (${QPS} qps, burst ${BURST}), until all ${N} worker pods exist: ${run.seconds.toFixed(1)} s (${(run.seconds / plainSeconds).toFixed(2)}x the plain client)`,
       `  its own count of its writes since start: ${apiWrites(text)} (by resource: ${byResource.join(', ')})`,
       `  memory with ${cached} cached objects (incl. ${N} pods counted twice, in the owned and the capacity caches): heap ${(heap / 1e6).toFixed(1)} MB (idle ${(heapIdle / 1e6).toFixed(1)} MB), RSS ${mb(rssAfter)}, ${Math.round((heap - heapIdle) / cached)} heap bytes per cached object; live heap after GC (heap snapshot) ${(live / 1e6).toFixed(1)} MB (idle ${(liveIdle / 1e6).toFixed(1)} MB), ${Math.round((live - liveIdle) / cached)} live bytes per cached object`,
+      `  its requests' mean latency at the API server, creates (POST) ${meanMs(text, 'POST')} ms, status writes and other patches (PATCH) ${meanMs(text, 'PATCH')} ms: with --concurrency reconciles at once, creates cannot go faster than concurrency / latency`,
       `  event-loop lag, maximum from the burst until every job settled: ${(lagMax * 1000).toFixed(1)} ms (with the heap snapshots: ${(metricValue(after, 'lepton_event_loop_lag_max_seconds') * 1000).toFixed(1)} ms); an idle Node process beside it over the same time (the machine's own stalls): ${probeLagMs.toFixed(1)} ms`,
     );
   } finally {
