@@ -2,7 +2,8 @@
 // adapter and a test-only workload kind with its own pod builder, place GPU pods on the same
 // nodes through the one ledger, one after another: nothing is double-booked, and capacity one
 // kind frees wakes the other. (A burst of both kinds at once over-admitted in 2 of 4 runs: an
-// open bug, see the README; that test is kept out of the suite until it is fixed.) Also: a CPU-only gang larger than the free CPU waits without creating a pod.
+// open bug, see the README; that test is kept out of the suite until it is fixed.) Also: a
+// CPU-only gang larger than the free CPU waits without creating a pod.
 import { parseConfig } from '../../src/core/config.ts';
 import { loadClusterAccess } from '../../src/core/kubeconfig.ts';
 import { createLogger } from '../../src/core/logging.ts';
