@@ -242,6 +242,33 @@ function reserveMany(view: NodeCapacity[], set: PodSet, count: number): boolean 
   return left === 0;
 }
 
+/**
+ * What admitted workloads hold and have not bound yet, taken out of `view` even where their pods
+ * no longer fit whole: the scheduler may have placed other pods differently from the ledger's
+ * model, leaving a pod of an admitted gang without a node that has room for it (it waits,
+ * Unschedulable, until something frees). Its requests still count against the nodes it may use,
+ * spread over those with the most free, so that no later workload is admitted into them.
+ */
+export function hold(view: NodeCapacity[], sets: PodSet[]): void {
+  for (const set of sets) {
+    const before = view.reduce((n, node) => n + (node.free.pods ?? 0), 0);
+    reserveMany(view, set, set.count);
+    const placed = before - view.reduce((n, node) => n + (node.free.pods ?? 0), 0);
+    const left = set.count - placed;
+    if (left <= 0) continue;
+    const nodes = view.filter((n) => qualifies(n, set));
+    for (const [r, v] of Object.entries({ ...set.requests, pods: 1 })) {
+      let debt = v * left;
+      for (const n of [...nodes].sort((a, b) => (b.free[r] ?? 0) - (a.free[r] ?? 0))) {
+        if (debt <= 0) break;
+        const part = Math.min(debt, Math.max(0, n.free[r] ?? 0));
+        n.free[r] = (n.free[r] ?? 0) - part;
+        debt -= part;
+      }
+    }
+  }
+}
+
 function take(node: NodeCapacity, set: PodSet, pods: number): void {
   if (pods === 0) return;
   node.free.pods = (node.free.pods ?? 0) - pods;

@@ -20,6 +20,7 @@ import {
   describeFree,
   describeNeed,
   fits,
+  hold,
   holds,
   overlap,
   reserve,
@@ -129,7 +130,7 @@ export class AdmissionLedger {
         ahead.push(other);
       }
     }
-    reserve(view, [...held.values()]);
+    hold(view, [...held.values()]);
     // Then those queued ahead of it, in order: one that fits now takes its share; one that will
     // fit once capacity frees keeps it from being taken by those behind it (strict order, so a
     // big gang is not starved by a stream of small ones).

@@ -164,3 +164,25 @@ describe('one admission ledger shared by two kinds', () => {
 function ownerRef(uid: string) {
   return { apiVersion: 'x/v1', kind: 'X', name: 'x', uid, controller: true };
 }
+
+describe('an admitted pod the scheduler left without a node', () => {
+  it('§admission still holds its GPUs: a later gang is not admitted into the fragments', () => {
+    const { ledger, pods, workload, kinds } = setup();
+    // Admitted: a probe that needs a whole node (8) and a gang of 2 x 6, which the scheduler
+    // spread over both nodes before the probe's pod was placed: 2 + 2 GPUs are left, in pieces.
+    const probe = workload('A', 'probe', 8);
+    kinds.A.set('probe', { ...probe, state: 'admitted' });
+    const gang = workload('B', 'gang', 6, 2);
+    kinds.B.set('gang', { ...gang, state: 'admitted' });
+    for (const [i, node] of ['g0', 'g1'].entries()) {
+      pods.put({
+        ...pod(node, { limits: { [GPU]: '6' } }),
+        metadata: { name: `gang-${i}`, uid: `gp${i}`, ownerReferences: [ownerRef(gang.uid)] },
+      } as PodObject);
+    }
+    // 2 + 2 GPUs are free, but the probe (8, unbound, fits no node now) holds them.
+    const late = ledger.admit(workload('B', 'late', 2, 2));
+    expect(late).toMatchObject({ admitted: false });
+    expect(late.message).toContain('g0 0/8, g1 0/8');
+  });
+});
