@@ -1,6 +1,15 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** A lint rule that keeps `files` from importing the src/ folders `forbidden`. */
+function layer(files, forbidden, message) {
+  const group = forbidden.flatMap((dir) => [`**/${dir}/*`, `**/${dir}/**`]);
+  return {
+    files,
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group, message }] }] },
+  };
+}
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'src/api/generated/', 'coverage/'] },
   js.configs.recommended,
@@ -45,104 +54,30 @@ export default tseslint.config(
       ],
     },
   },
-  {
-    files: ['src/runtime/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: [
-                '**/core/*',
-                '**/controllers/*',
-                '**/controllers/**',
-                '**/engine/*',
-                '**/scheduling/*',
-              ],
-              message: 'the runtime does not import the operator; share through src/contract/',
-            },
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ['src/controllers/**/*.ts', 'src/main.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['**/runtime/*', '**/runtime/**'],
-              message: 'the operator does not import the runtime; share through src/contract/',
-            },
-          ],
-        },
-      ],
-    },
-  },
-  {
-    // The layers below the kinds know no kind: core < scheduling < engine < controllers.
-    files: ['src/engine/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['**/runtime/*', '**/runtime/**', '**/controllers/*', '**/controllers/**'],
-              message: 'the engine knows no kind and no runtime: kinds implement its Workload',
-            },
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ['src/scheduling/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: [
-                '**/runtime/*',
-                '**/runtime/**',
-                '**/controllers/*',
-                '**/controllers/**',
-                '**/engine/*',
-              ],
-              message: 'admission knows only capacity and workloads as Admittable',
-            },
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ['src/core/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: [
-                '**/runtime/*',
-                '**/runtime/**',
-                '**/controllers/*',
-                '**/controllers/**',
-                '**/engine/*',
-                '**/scheduling/*',
-              ],
-              message: 'core is the kind-free base: it imports none of the layers above it',
-            },
-          ],
-        },
-      ],
-    },
-  },
+  // The layers: contract < core < scheduling < engine < controllers, and the runtime apart.
+  layer(
+    ['src/runtime/**/*.ts'],
+    ['core', 'controllers', 'engine', 'scheduling'],
+    'the runtime does not import the operator; share through src/contract/',
+  ),
+  layer(
+    ['src/controllers/**/*.ts', 'src/main.ts'],
+    ['runtime'],
+    'the operator does not import the runtime; share through src/contract/',
+  ),
+  layer(
+    ['src/engine/**/*.ts'],
+    ['runtime', 'controllers'],
+    'the engine knows no kind and no runtime: kinds implement its Workload',
+  ),
+  layer(
+    ['src/scheduling/**/*.ts'],
+    ['runtime', 'controllers', 'engine'],
+    'admission knows only capacity and workloads as Admittable',
+  ),
+  layer(
+    ['src/core/**/*.ts'],
+    ['runtime', 'controllers', 'engine', 'scheduling'],
+    'core is the kind-free base: it imports none of the layers above it',
+  ),
 );

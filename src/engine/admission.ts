@@ -38,13 +38,21 @@ export function workloadSource<T extends WorkloadObject>(
   wake: (key: string) => void,
   skip?: (obj: T) => boolean,
 ): WorkloadSource {
+  const shown = new WeakMap<T, Admittable>();
   return {
     kind: w.kind,
-    list: () =>
-      objects
-        .list()
-        .filter((o) => !skip?.(o) && w.podSets(o).length > 0)
-        .map((o) => admittable(w, o)),
+    // Every admission lists every workload: each object is shown once per version (the cache
+    // replaces the object on every change), not rebuilt for each admission.
+    list: () => {
+      const out: Admittable[] = [];
+      for (const o of objects.list()) {
+        if (skip?.(o)) continue;
+        let a = shown.get(o);
+        if (!a) shown.set(o, (a = admittable(w, o)));
+        if (a.podSets.length > 0) out.push(a);
+      }
+      return out;
+    },
     wake: (namespace, name) => wake(keyOf({ namespace, name })),
   };
 }

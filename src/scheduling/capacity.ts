@@ -206,7 +206,7 @@ export function fits(view: NodeCapacity[], sets: PodSet[], field: 'free' | 'tota
  */
 export function reserve(view: NodeCapacity[], sets: PodSet[]): boolean {
   let all = true;
-  for (const set of sets) if (!reserveMany(view, set, set.count)) all = false;
+  for (const set of sets) if (reserveMany(view, set, set.count) > 0) all = false;
   return all;
 }
 
@@ -215,10 +215,10 @@ export function reserve(view: NodeCapacity[], sets: PodSet[]): boolean {
  * one pass: a pod takes exactly one slot of its set on its node (every resource it asks for
  * drops by its request), so that greedy order levels the nodes' slots from the top. Find the
  * level, fill every node down to it, and place the rest one each on nodes at the level, in
- * view order (the greedy tie-break).
+ * view order (the greedy tie-break). Returns how many found no room.
  */
-function reserveMany(view: NodeCapacity[], set: PodSet, count: number): boolean {
-  if (count <= 0) return true;
+function reserveMany(view: NodeCapacity[], set: PodSet, count: number): number {
+  if (count <= 0) return 0;
   const nodes = view.filter((n) => qualifies(n, set));
   const slots = nodes.map((n) => slotsOn(n, set, 'free'));
   const above = (level: number) => slots.reduce((sum, s) => sum + Math.max(0, s - level), 0);
@@ -239,7 +239,7 @@ function reserveMany(view: NodeCapacity[], set: PodSet, count: number): boolean 
     }
   }
   nodes.forEach((n, k) => take(n, set, placed[k] ?? 0));
-  return left === 0;
+  return left;
 }
 
 /**
@@ -251,11 +251,8 @@ function reserveMany(view: NodeCapacity[], set: PodSet, count: number): boolean 
  */
 export function hold(view: NodeCapacity[], sets: PodSet[]): void {
   for (const set of sets) {
-    const before = view.reduce((n, node) => n + (node.free.pods ?? 0), 0);
-    reserveMany(view, set, set.count);
-    const placed = before - view.reduce((n, node) => n + (node.free.pods ?? 0), 0);
-    const left = set.count - placed;
-    if (left <= 0) continue;
+    const left = reserveMany(view, set, set.count);
+    if (left === 0) continue;
     const nodes = view.filter((n) => qualifies(n, set));
     for (const [r, v] of Object.entries({ ...set.requests, pods: 1 })) {
       let debt = v * left;
