@@ -1,13 +1,18 @@
 // Wires one controller per kind into the manager: the kind's own cache as primary source, the
 // caches of what it owns (only objects labelled as ours) mapped to the owner's key, and the
 // spec checks of that kind.
-import type { IFederatedRound } from '../api/generated/lepton.ai/v1alpha1/FederatedRound.ts';
 import type { IInferenceService } from '../api/generated/lepton.ai/v1alpha1/InferenceService.ts';
 import type { OperatorConfig } from '../core/config.ts';
 import { Controller } from '../core/controller.ts';
 import type { Manager } from '../core/manager.ts';
 import type { Cache } from '../core/informer.ts';
-import { type KubeObject, type ResourceType, Resources } from '../core/resources.ts';
+import { findCondition } from '../core/conditions.ts';
+import { type KubeObject, type ResourceType, Resources, keyOf } from '../core/resources.ts';
+import type { AdmissionLedger } from '../scheduling/ledger.ts';
+import { COND } from '../engine/status.ts';
+import type { FederatedRound } from './federatedround/builders.ts';
+import { FederatedRoundMetrics } from './federatedround/metrics.ts';
+import { federatedRoundWorkload } from './federatedround/workload.ts';
 import { AcceptanceReconciler, type Resource } from '../engine/acceptance.ts';
 import { MANAGED_SELECTOR } from '../engine/labels.ts';
 import { admissionLedger, registerWorkload } from '../engine/register.ts';
@@ -16,25 +21,9 @@ import { TrainingJobMetrics } from './trainingjob/metrics.ts';
 import { ScheduleReconciler, isSchedule } from './trainingjob/schedule-reconciler.ts';
 import { trainingJobWorkload } from './trainingjob/workload.ts';
 import type { SpecProblem } from '../engine/workload.ts';
-import { READ_SCHEMES, WRITE_SCHEMES, checkUri } from './spec-checks.ts';
+import { READ_SCHEMES, checkUri } from './spec-checks.ts';
 
-type Dataset = { uri?: string } | undefined;
 type ModelSource = { uri?: string } | undefined;
-
-function checkFederatedRound({ spec }: IFederatedRound): SpecProblem[] {
-  return [
-    ...checkUri('spec.model.uri', spec.model.uri, READ_SCHEMES),
-    ...checkUri('spec.output.uri', spec.output.uri, WRITE_SCHEMES),
-    ...checkUri(
-      'spec.evaluationDataset.uri',
-      (spec.evaluationDataset as Dataset)?.uri,
-      READ_SCHEMES,
-    ),
-    ...spec.participants.flatMap((p, i) =>
-      checkUri(`spec.participants[${i}].dataset.uri`, (p.dataset as Dataset)?.uri, READ_SCHEMES),
-    ),
-  ];
-}
 
 function checkInferenceService({ spec }: IInferenceService): SpecProblem[] {
   return [
@@ -81,8 +70,40 @@ function register<T extends Resource>(
   manager.addController(controller);
 }
 
-function registerTrainingJobs(manager: Manager, config: OperatorConfig): void {
-  const ledger = admissionLedger(manager);
+function registerFederatedRounds(
+  manager: Manager,
+  config: OperatorConfig,
+  ledger: AdmissionLedger,
+): void {
+  const rounds = manager.cache<FederatedRound>(Resources.FederatedRound);
+  const claims = manager.cache<KubeObject>(Resources.PersistentVolumeClaim);
+  const { controller } = registerWorkload<FederatedRound>(manager, config, {
+    name: 'federatedround',
+    workload: federatedRoundWorkload({
+      build: { runtimeImage: config.runtimeImage, runtimeGpuImage: config.runtimeGpuImage },
+      claims,
+      metrics: new FederatedRoundMetrics(manager.metrics, rounds),
+    }),
+    ledger,
+    owns: [Resources.Secret],
+  });
+  // A claim that appears may be the one a refused round waits for.
+  claims.addHandler({
+    add: (claim) => {
+      for (const r of rounds.list()) {
+        const c = findCondition(r.status?.conditions, COND.accepted);
+        if (r.metadata.namespace === claim.metadata.namespace && c?.reason === 'ClaimNotFound')
+          controller.queue.add(keyOf(r.metadata));
+      }
+    },
+  });
+}
+
+function registerTrainingJobs(
+  manager: Manager,
+  config: OperatorConfig,
+  ledger: AdmissionLedger,
+): void {
   const jobs = manager.cache<TrainingJob>(Resources.TrainingJob);
   registerWorkload<TrainingJob>(manager, config, {
     name: 'trainingjob',
@@ -115,13 +136,9 @@ function registerTrainingJobs(manager: Manager, config: OperatorConfig): void {
 }
 
 export function registerControllers(manager: Manager, config: OperatorConfig): void {
-  registerTrainingJobs(manager, config);
-  register(manager, config, {
-    name: 'federatedround',
-    resource: Resources.FederatedRound,
-    owns: [Resources.Pod],
-    checkSpec: (o: IFederatedRound & Resource) => checkFederatedRound(o),
-  });
+  const ledger = admissionLedger(manager);
+  registerTrainingJobs(manager, config, ledger);
+  registerFederatedRounds(manager, config, ledger);
   register(manager, config, {
     name: 'inferenceservice',
     resource: Resources.InferenceService,

@@ -101,6 +101,38 @@ export function planSuspended(b: StatusBuilder, pods: Pod[]): Plan {
 }
 
 /**
+ * Gang admission, once: live pods mean it was admitted (the status saying so may not be written
+ * yet: pods are created before the status that reports them). False: queued (the status says
+ * why); look again later.
+ */
+export function admitGang(
+  b: StatusBuilder,
+  live: Pod[],
+  podCount: number,
+  admit: () => Verdict,
+): boolean {
+  const status = b.status;
+  if (b.get(COND.admitted)?.status === 'True') return true;
+  if (live.length === 0) {
+    const verdict = admit();
+    if (!verdict.admitted) {
+      b.set(COND.admitted, false, verdict.reason, verdict.message);
+      b.phase('Queued');
+      return false;
+    }
+    b.set(COND.admitted, true, 'GangAdmitted', verdict.message);
+  } else {
+    b.set(COND.admitted, true, 'GangAdmitted', `${podCount} pods admitted together`);
+  }
+  const created = live
+    .map((p) => p.metadata.creationTimestamp ?? '')
+    .filter(Boolean)
+    .sort()[0];
+  status.startTime ??= created ?? metaTime(b.now);
+  return true;
+}
+
+/**
  * A workload that runs: admission of the gang, then the fate of its pods (success, a permanent
  * failure, a retry of the whole gang under backoffLimit, a lost worker, the startup and active
  * deadlines). Returns the plan, and the state `settle` needs when pods are to be created.
@@ -119,26 +151,9 @@ export function planRun(i: RunInput): { plan: Plan; state?: RunState } {
   // written to the status first, so a leader that dies here leaves nothing to redo).
   const plan: Plan = { deletePods: i.pods.filter((p) => attemptOf(p) !== attempt) };
 
-  // Gang admission. Live pods of this attempt mean it was admitted (the status saying so may not
-  // be written yet: pods are created before the status that reports them).
-  if (b.get(COND.admitted)?.status !== 'True') {
-    if (live.length === 0) {
-      const verdict = i.admit();
-      if (!verdict.admitted) {
-        b.set(COND.admitted, false, verdict.reason, verdict.message);
-        b.phase('Queued');
-        plan.requeueAfterMs = QUEUED_RECHECK_MS;
-        return { plan };
-      }
-      b.set(COND.admitted, true, 'GangAdmitted', verdict.message);
-    } else {
-      b.set(COND.admitted, true, 'GangAdmitted', `${i.podCount} workers admitted together`);
-    }
-    const created = live
-      .map((p) => p.metadata.creationTimestamp ?? '')
-      .filter(Boolean)
-      .sort()[0];
-    status.startTime ??= created ?? metaTime(now);
+  if (!admitGang(b, live, i.podCount, i.admit)) {
+    plan.requeueAfterMs = QUEUED_RECHECK_MS;
+    return { plan };
   }
 
   // Pods of another shape than the spec's (edited while suspended, resumed before this replica

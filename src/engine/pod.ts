@@ -68,15 +68,31 @@ export interface LockedDownPodInput {
   /** For DNS names through a headless Service (hostname.subdomain). */
   hostname?: string;
   subdomain?: string;
-  container: {
-    name: string;
-    image: string;
-    args: string[];
-    env: { name: string; value?: string }[];
-    ports: { name: string; containerPort: number }[];
-    readiness?: { path: string; port: number };
-  };
+  container: ContainerInput;
+  /** Run to completion, in order, before `container` (e.g. a federated client's training). */
+  initContainers?: ContainerInput[];
+  /** Where the kind places the pod besides the template (a federated participant's site). */
+  placement?: { nodeSelector?: Record<string, string>; tolerations?: Toleration[] };
+  /** Secrets the kind mounts read-only into every container (e.g. a round's identity key). */
+  secrets?: { secretName: string; mountPath: string }[];
 }
+
+export interface ContainerInput {
+  name: string;
+  image: string;
+  args: string[];
+  env: { name: string; value?: string }[];
+  ports: { name: string; containerPort: number }[];
+  readiness?: { path: string; port: number };
+}
+
+type Toleration = {
+  key?: string;
+  operator?: string;
+  value?: string;
+  effect?: string;
+  tolerationSeconds?: number;
+};
 
 /** The allowed labels of the template, then ours. */
 export function podLabels(template: unknown, own: Record<string, string>): Record<string, string> {
@@ -108,7 +124,36 @@ export function lockedDownPod(i: LockedDownPodInput): KubeObject {
     requests.memory = String(i.memory);
     limits.memory = String(i.memory);
   }
-  const tolerations = [...(template.tolerations ?? [])];
+  const secretVolumes = (i.secrets ?? []).map((sec, n) => ({
+    name: `secret-${n}`,
+    secret: { secretName: sec.secretName, defaultMode: 0o400 },
+  }));
+  const secretMounts = (i.secrets ?? []).map((sec, n) => ({
+    name: `secret-${n}`,
+    mountPath: sec.mountPath,
+    readOnly: true,
+  }));
+  const tolerations = [...(template.tolerations ?? []), ...(i.placement?.tolerations ?? [])];
+  const build = (c: ContainerInput) => ({
+    name: c.name,
+    image: c.image,
+    args: c.args,
+    env: [...c.env, ...(template.env as TemplateEnvVar[])],
+    ports: c.ports,
+    readinessProbe: c.readiness && {
+      httpGet: { path: c.readiness.path, port: c.readiness.port },
+      periodSeconds: 5,
+    },
+    resources: { limits, requests },
+    volumeMounts: [
+      ...claimMounts,
+      { name: TMP_VOLUME, mountPath: TMP_MOUNT_PATH },
+      ...secretMounts,
+      ...template.volumeMounts,
+    ],
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    securityContext: CONTAINER_SECURITY_CONTEXT,
+  });
   if (i.gpu.count > 0)
     tolerations.push({ key: i.gpu.resource, operator: 'Exists', effect: 'NoSchedule' });
 
@@ -136,6 +181,7 @@ export function lockedDownPod(i: LockedDownPodInput): KubeObject {
       schedulerName: i.schedulerName,
       nodeSelector: {
         ...(template.nodeSelector ?? {}),
+        ...(i.placement?.nodeSelector ?? {}),
         ...(i.gpu.count > 0 && i.gpu.product ? { [GPU_PRODUCT_LABEL]: i.gpu.product } : {}),
       },
       tolerations,
@@ -144,28 +190,14 @@ export function lockedDownPod(i: LockedDownPodInput): KubeObject {
       imagePullSecrets: template.imagePullSecrets,
       runtimeClassName: template.runtimeClassName,
       securityContext: podSecurityContext(template.securityContext),
-      volumes: [...claimVolumes, { name: TMP_VOLUME, emptyDir: {} }, ...template.volumes],
-      containers: [
-        {
-          name: i.container.name,
-          image: i.container.image,
-          args: i.container.args,
-          env: [...i.container.env, ...(template.env as TemplateEnvVar[])],
-          ports: i.container.ports,
-          readinessProbe: i.container.readiness && {
-            httpGet: { path: i.container.readiness.path, port: i.container.readiness.port },
-            periodSeconds: 5,
-          },
-          resources: { limits, requests },
-          volumeMounts: [
-            ...claimMounts,
-            { name: TMP_VOLUME, mountPath: TMP_MOUNT_PATH },
-            ...template.volumeMounts,
-          ],
-          terminationMessagePolicy: 'FallbackToLogsOnError',
-          securityContext: CONTAINER_SECURITY_CONTEXT,
-        },
+      volumes: [
+        ...claimVolumes,
+        { name: TMP_VOLUME, emptyDir: {} },
+        ...secretVolumes,
+        ...template.volumes,
       ],
+      initContainers: i.initContainers?.map(build),
+      containers: [build(i.container)],
     },
   } as KubeObject;
 }

@@ -20,10 +20,13 @@ import { type KubeObject, Resources } from '../core/resources.ts';
 import { applyStatus } from '../core/status.ts';
 import type { AdmissionLedger } from '../scheduling/ledger.ts';
 import { acceptanceStatus, recordAcceptance } from './acceptance.ts';
-import { REFUSAL, converge } from './children.ts';
+import { REFUSAL, REFUSED_RECHECK_MS, converge } from './children.ts';
 import { POD_SHAPE_LABEL } from './labels.ts';
 import {
   type Plan,
+  QUEUED_RECHECK_MS,
+  admitGang,
+  cleanupVictims,
   planFinished,
   planRun,
   planSuspended,
@@ -39,7 +42,7 @@ import {
   phaseChanged,
   phaseEvent,
 } from './status.ts';
-import type { Workload, WorkloadObject, WorkloadStatus } from './workload.ts';
+import type { RunPolicy, Workload, WorkloadObject, WorkloadStatus } from './workload.ts';
 import { admittable } from './admission.ts';
 
 /** A short stable hash of what shapes the pods (keys sorted, so field order does not matter). */
@@ -154,6 +157,16 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
       b.phase('Pending');
     } else if (policy.suspend) {
       plan = planSuspended(b, pods);
+    } else if (w.phases) {
+      const out = await this.runPhases(
+        w,
+        obj,
+        b as StatusBuilder<NonNullable<T['status']>>,
+        pods,
+        policy,
+      );
+      plan = out.plan;
+      deferStatus = out.deferStatus;
     } else {
       // 4 and 5. Admit (when the gang needs it) and plan.
       const shape = w.podShape ? shapeHash(w.podShape(obj)) : undefined;
@@ -232,6 +245,57 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
       if (finishing) w.observe?.finished(obj, b.status);
     }
     return result;
+  }
+
+  /** A kind with its own phases (Workload.phases): admission once, then what the kind says. */
+  private async runPhases(
+    w: Workload<T>,
+    obj: T,
+    b: StatusBuilder<NonNullable<T['status']>>,
+    pods: Pod[],
+    policy: RunPolicy,
+  ): Promise<{ plan: Plan; deferStatus: boolean }> {
+    const live = pods.filter((p) => !p.metadata.deletionTimestamp);
+    const gb = b as unknown as StatusBuilder;
+    if (b.get(COND.suspended)?.status === 'True')
+      b.set(COND.suspended, false, 'Resumed', 'spec.suspend is false');
+    if (!admitGang(gb, live, w.podCount(obj), () => this.o.ledger.admit(admittable(w, obj))))
+      return { plan: { deletePods: [], requeueAfterMs: QUEUED_RECHECK_MS }, deferStatus: false };
+    const uid = obj.metadata.uid ?? '';
+    const others = this.o.ownedOthers.flatMap((c) => c.listOwnedBy(uid));
+    const next = w.phases!.plan({ obj, b, pods, others });
+    const plan: Plan = { deletePods: next.deletePods, requeueAfterMs: next.requeueAfterMs };
+    if (isFinished(b.status.phase)) {
+      // The end: what still runs goes (cleanPodPolicy), the admission is given back.
+      plan.deletePods = [...plan.deletePods, ...cleanupVictims(policy, live)];
+      return { plan, deferStatus: false };
+    }
+    await this.deletePods(plan.deletePods);
+    plan.deletePods = [];
+    const outcome = await converge({
+      client: this.o.client,
+      owner: obj,
+      pods: next.children.pods,
+      others: next.children.others,
+      observedPods: pods,
+      observedOthers: others,
+    });
+    if (outcome.blocked) {
+      b.set(COND.accepted, false, outcome.blocked.reason, outcome.blocked.message);
+      b.set(
+        COND.admitted,
+        false,
+        'CreateRefused',
+        'admission released: the children could not be created',
+      );
+      b.phase('Pending');
+      plan.deletePods = live;
+      plan.release = true;
+      if (outcome.blocked.recheck) plan.requeueAfterMs = REFUSED_RECHECK_MS;
+      return { plan, deferStatus: false };
+    }
+    if (outcome.created > 0) w.observe?.admitted(obj, b.now);
+    return { plan, deferStatus: false };
   }
 
   private async record(

@@ -93,7 +93,8 @@ export class StatusBuilder<S extends WorkloadStatus = WorkloadStatus> {
     this.set(COND.running, false, reason, message);
     this.phase(p);
     this.status.completionTime ??= metaTime(this.now);
-    this.status.workers = { ...this.status.workers, active: 0, ready: 0 };
+    // Only kinds that count workers have the field (the status schema refuses it elsewhere).
+    if (this.status.workers) this.status.workers = { ...this.status.workers, active: 0, ready: 0 };
     this.expect = { restarts: this.status.restarts ?? 0, finished: true };
   }
 
@@ -117,6 +118,8 @@ export function phaseCondition(phase: string): string {
       return COND.scheduled;
     case 'Running':
     case 'Pending':
+    case 'Training':
+    case 'Aggregating':
       return COND.running;
     default:
       return COND.admitted;

@@ -5,7 +5,8 @@
 import type { Condition } from '../core/conditions.ts';
 import type { KubeObject, ResourceType } from '../core/resources.ts';
 import type { PodSet } from '../scheduling/capacity.ts';
-import type { PodSummary } from './pods.ts';
+import type { Pod, PodSummary } from './pods.ts';
+import type { StatusBuilder } from './status.ts';
 
 /** Something the CRD's schema could not reject; turned into Accepted=False with its reason. */
 export interface SpecProblem {
@@ -91,6 +92,36 @@ export interface Workload<T extends WorkloadObject> {
   progress?(obj: T, pods: PodSummary): Promise<Partial<NonNullable<T['status']>> | undefined>;
   /** Optional: metrics hooks. */
   observe?: WorkloadObserver<T>;
+  /**
+   * Optional: for a kind whose pods are not one gang that ends with its chief (a federated
+   * round: clients, then an aggregator once a quorum reported). The engine still accepts, admits
+   * (podSets, once), converges, writes the status and its Events, and cleans up after the end;
+   * this decides, every reconcile, which children exist and when the workload ends. Replaces
+   * children, complete and progress, which are not called.
+   */
+  phases?: Phases<T>;
+}
+
+export interface PhaseInput<T extends WorkloadObject> {
+  obj: T;
+  /** The status being built: the kind sets its phase, fields, and ends it (finish, fail). */
+  b: StatusBuilder<NonNullable<T['status']>>;
+  /** The workload's pods in the cache, terminating ones included. */
+  pods: Pod[];
+  /** Its other children in the caches (what `owns` lists). */
+  others: KubeObject[];
+}
+
+export interface PhasePlan {
+  /** Children that must exist now: pods (created once), others (created, then kept as built). */
+  children: Children;
+  /** Pods to delete now (cut-off stragglers, an aggregator's predecessor). */
+  deletePods: Pod[];
+  requeueAfterMs?: number;
+}
+
+export interface Phases<T extends WorkloadObject> {
+  plan(input: PhaseInput<T>): PhasePlan;
 }
 
 export interface WorkloadObserver<T> {

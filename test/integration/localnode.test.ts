@@ -1,7 +1,8 @@
 // The local node runs the pods the real scheduler binds to it as processes on this machine:
 // exit codes and restarts, pod addresses and Services, probes, GPU capacity in scheduling,
-// deletion within the grace period, and claims shared between pods.
-import { mkdtempSync } from 'node:fs';
+// deletion within the grace period, claims shared between pods, init containers and Secret
+// volumes.
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -20,8 +21,16 @@ import {
 
 interface ContainerState {
   running?: { startedAt: string };
-  waiting?: { reason: string };
+  waiting?: { reason: string; message?: string };
   terminated?: { exitCode: number; reason: string; message?: string };
+}
+interface ContainerStatus {
+  name?: string;
+  containerID?: string;
+  restartCount: number;
+  ready: boolean;
+  state: ContainerState;
+  lastState?: ContainerState;
 }
 interface Pod {
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
@@ -30,12 +39,8 @@ interface Pod {
     phase?: string;
     podIP?: string;
     conditions?: { type: string; status: string; reason?: string; message?: string }[];
-    containerStatuses?: {
-      containerID?: string;
-      restartCount: number;
-      ready: boolean;
-      state: ContainerState;
-    }[];
+    initContainerStatuses?: ContainerStatus[];
+    containerStatuses?: ContainerStatus[];
   };
 }
 
@@ -67,6 +72,7 @@ interface PodOpts {
   mounts?: unknown[];
   readinessPort?: number;
   grace?: number;
+  initContainers?: unknown[];
 }
 
 /** A pod whose one container runs `node -e SCRIPT` on the local node. */
@@ -79,6 +85,7 @@ function nodePod(name: string, o: PodOpts): Pod {
       tolerations: LOCAL_TOLERATIONS,
       terminationGracePeriodSeconds: o.grace ?? 30,
       volumes: o.volumes,
+      initContainers: o.initContainers,
       containers: [
         {
           name: 'main',
@@ -397,5 +404,273 @@ describe('the local node', () => {
     await create(nodePod('reader', { ...claim, script: reader }));
     const pod = await waitForPod('reader', 'to succeed', (p) => p.status?.phase === 'Succeeded');
     expect(main(pod)?.state.terminated?.message).toBe('weights-v1');
+  });
+});
+
+const SECRETS = {
+  group: '',
+  version: 'v1',
+  plural: 'secrets',
+  kind: 'Secret',
+  namespaced: true,
+};
+const INIT_NODE = 'lepton-local-init';
+const onInitNode = { 'test.lepton.ai/node': 'init-secrets' };
+const initOf = (p: Pod) => p.status?.initContainerStatuses?.[0];
+const condition = (p: Pod, type: string) => p.status?.conditions?.find((c) => c.type === type);
+/** Node code that puts the folder mounted at MOUNT (through LEPTON_PATH_MAP) in `dir`. */
+const mounted = (mount: string) =>
+  `const dir = JSON.parse(process.env.LEPTON_PATH_MAP)['${mount}'];`;
+const say = (expr: string) =>
+  `require('fs').writeFileSync(process.env.LEPTON_TERMINATION_LOG, ${expr});`;
+
+/** A container running `node -e SCRIPT`, for spec.initContainers. */
+const nodeContainer = (name: string, script: string, mounts?: unknown[]) => ({
+  name,
+  image: 'node:24',
+  args: ['-e', script],
+  volumeMounts: mounts,
+});
+
+// Init containers and Secret volumes, on a node of this test's own: it runs this checkout's
+// code, whenever the shared cluster's node was started.
+describe('the local node with init containers and Secret volumes', () => {
+  let node: LocalNode;
+  beforeAll(async () => {
+    node = new LocalNode({
+      name: INIT_NODE,
+      kubeconfig: kubeconfigPath(),
+      stateDir: mkdtempSync(join(tmpdir(), 'lepton-localnode-')),
+      repoRoot,
+      labels: onInitNode,
+      taints: [{ key: 'lepton.ai/local-node', value: 'true', effect: 'NoSchedule' }],
+      capacity: { cpu: '2', memory: '4Gi', pods: '20' },
+      logger: createLogger('warn'),
+    });
+    await node.start();
+    await waitFor(
+      `node ${INIT_NODE} to lose the not-ready taint`,
+      async () => {
+        const n = await client.get<{ metadata: object; spec?: { taints?: { key: string }[] } }>(
+          Resources.Node,
+          '',
+          INIT_NODE,
+        );
+        return !(n.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/'));
+      },
+      30_000,
+    );
+  });
+  afterAll(async () => {
+    await node.stop();
+    kubectl(['delete', 'node', INIT_NODE]);
+  });
+
+  it('§localnode an init container runs to completion first and writes a file the main container reads', async () => {
+    // The init container waits for a file the test writes, so its running state is observed
+    // rather than raced.
+    const gate = mkdtempSync(join(tmpdir(), 'lepton-init-gate-'));
+    const volumes = [
+      { name: 'work', emptyDir: {} },
+      { name: 'gate', hostPath: { path: gate } },
+    ];
+    const prepare = `
+      const fs = require('fs');
+      ${mounted('/work')}
+      const gate = JSON.parse(process.env.LEPTON_PATH_MAP)['/gate'] + '/go';
+      const wait = () => {
+        if (!fs.existsSync(gate)) return setTimeout(wait, 100);
+        fs.writeFileSync(dir + '/prepared.txt', 'shard-7');
+        ${say("'prepared 1 file'")}
+      };
+      wait();`;
+    await create(
+      nodePod('init-then-main', {
+        nodeSelector: onInitNode,
+        volumes,
+        initContainers: [
+          nodeContainer('prepare', prepare, [
+            { name: 'work', mountPath: '/work' },
+            { name: 'gate', mountPath: '/gate' },
+          ]),
+        ],
+        mounts: [{ name: 'work', mountPath: '/data' }],
+        script: `${mounted('/data')} ${say("require('fs').readFileSync(dir + '/prepared.txt', 'utf8')")}`,
+      }),
+    );
+    const initializing = await waitForPod(
+      'init-then-main',
+      'to run its init container',
+      (p) => initOf(p)?.state.running !== undefined,
+    );
+    expect(initializing.status?.phase).toBe('Pending');
+    expect(main(initializing)?.state.waiting?.reason).toBe('PodInitializing');
+    expect(condition(initializing, 'Initialized')).toMatchObject({
+      status: 'False',
+      reason: 'ContainersNotInitialized',
+    });
+    expect(initOf(initializing)?.ready).toBe(false);
+
+    writeFileSync(join(gate, 'go'), '');
+    const done = await waitForPod(
+      'init-then-main',
+      'to succeed',
+      (p) => p.status?.phase === 'Succeeded',
+    );
+    expect(initOf(done)).toMatchObject({
+      name: 'prepare',
+      ready: false,
+      restartCount: 0,
+      state: { terminated: { exitCode: 0, reason: 'Completed', message: 'prepared 1 file' } },
+    });
+    expect(main(done)?.state.terminated).toMatchObject({ exitCode: 0, message: 'shard-7' });
+    expect(condition(done, 'Initialized')?.status).toBe('True');
+  });
+
+  it('§localnode an init container that fails under restartPolicy Never fails the pod, and the main container never starts', async () => {
+    await create(
+      nodePod('init-fails', {
+        nodeSelector: onInitNode,
+        initContainers: [nodeContainer('check', `${say("'no dataset at /data'")} process.exit(4)`)],
+        script: 'process.exit(0)',
+      }),
+    );
+    const pod = await waitForPod('init-fails', 'to fail', (p) => p.status?.phase === 'Failed');
+    expect(initOf(pod)).toMatchObject({
+      name: 'check',
+      restartCount: 0,
+      state: { terminated: { exitCode: 4, reason: 'Error', message: 'no dataset at /data' } },
+    });
+    expect(main(pod)?.state.waiting?.reason).toBe('PodInitializing');
+    expect(main(pod)?.containerID).toBeUndefined();
+    expect(condition(pod, 'Initialized')?.status).toBe('False');
+  });
+
+  it('§localnode a failing init container is restarted under restartPolicy OnFailure, then the main container runs', async () => {
+    // Fails once, then succeeds: the attempt count lives in an emptyDir, which outlives restarts.
+    const flaky = `
+      const fs = require('fs');
+      ${mounted('/scratch')}
+      const n = fs.existsSync(dir + '/attempts') ? 1 : 0;
+      fs.writeFileSync(dir + '/attempts', '1');
+      process.exit(n === 0 ? 1 : 0);`;
+    await create(
+      nodePod('init-retries', {
+        nodeSelector: onInitNode,
+        restartPolicy: 'OnFailure',
+        volumes: [{ name: 'scratch', emptyDir: {} }],
+        initContainers: [
+          nodeContainer('flaky', flaky, [{ name: 'scratch', mountPath: '/scratch' }]),
+        ],
+        script: 'process.exit(0)',
+      }),
+    );
+    const pod = await waitForPod(
+      'init-retries',
+      'to succeed',
+      (p) => p.status?.phase === 'Succeeded',
+    );
+    expect(initOf(pod)?.restartCount).toBe(1);
+    expect(initOf(pod)?.lastState?.terminated?.exitCode).toBe(1);
+    expect(initOf(pod)?.state.terminated?.exitCode).toBe(0);
+  });
+
+  it('§localnode deleting a pod while its init container runs stops that container', async () => {
+    await create(
+      nodePod('init-deleted', {
+        nodeSelector: onInitNode,
+        grace: 5,
+        initContainers: [nodeContainer('forever', SERVER)],
+        script: 'process.exit(0)',
+      }),
+    );
+    const running = await waitForPod(
+      'init-deleted',
+      'to run its init container',
+      (p) => initOf(p)?.state.running !== undefined,
+    );
+    const pid = Number(initOf(running)?.containerID?.replace('local://', '') ?? 0);
+    expect(isAlive(pid)).toBe(true);
+    await client.delete(Resources.Pod, ns, 'init-deleted');
+    await waitFor(
+      'the pod object to be removed',
+      async () => (await client.find(Resources.Pod, ns, 'init-deleted')) === undefined,
+      20_000,
+    );
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it("§localnode a Secret volume's keys are files the container reads, removed with the pod", async () => {
+    await client.create(SECRETS, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'site-key', namespace: ns },
+      data: { token: Buffer.from('s3cr3t').toString('base64') },
+    });
+    const read = `
+      const fs = require('fs');
+      ${mounted('/etc/site')}
+      const file = dir + '/token';
+      ${say("JSON.stringify({ file, token: fs.readFileSync(file, 'utf8'), mode: fs.statSync(file).mode & 0o777 })")}`;
+    await create(
+      nodePod('reads-secret', {
+        nodeSelector: onInitNode,
+        // Without defaultMode the API server sets 0644, as for any pod.
+        volumes: [{ name: 'site', secret: { secretName: 'site-key', defaultMode: 0o440 } }],
+        mounts: [{ name: 'site', mountPath: '/etc/site', readOnly: true }],
+        script: read,
+      }),
+    );
+    const pod = await waitForPod(
+      'reads-secret',
+      'to succeed',
+      (p) => p.status?.phase === 'Succeeded',
+    );
+    const seen = JSON.parse(main(pod)?.state.terminated?.message ?? '{}') as {
+      file: string;
+      token: string;
+      mode: number;
+    };
+    expect(seen).toMatchObject({ token: 's3cr3t', mode: 0o440 });
+    expect(existsSync(seen.file)).toBe(true);
+
+    await client.delete(Resources.Pod, ns, 'reads-secret');
+    await waitFor(
+      'the pod object to be removed',
+      async () => (await client.find(Resources.Pod, ns, 'reads-secret')) === undefined,
+      20_000,
+    );
+    expect(existsSync(seen.file)).toBe(false);
+  });
+
+  it('§localnode a missing Secret keeps the container waiting with CreateContainerConfigError, and the pod starts once it exists', async () => {
+    await create(
+      nodePod('awaits-secret', {
+        nodeSelector: onInitNode,
+        volumes: [{ name: 'creds', secret: { secretName: 'late-key' } }],
+        mounts: [{ name: 'creds', mountPath: '/creds' }],
+        script: `${mounted('/creds')} ${say("require('fs').readFileSync(dir + '/password', 'utf8')")}`,
+      }),
+    );
+    const waiting = await waitForPod(
+      'awaits-secret',
+      'to wait for its Secret',
+      (p) => main(p)?.state.waiting?.reason === 'CreateContainerConfigError',
+    );
+    expect(main(waiting)?.state.waiting?.message).toContain('secret "late-key" not found');
+    expect(waiting.status?.phase).toBe('Pending');
+
+    await client.create(SECRETS, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'late-key', namespace: ns },
+      stringData: { password: 'hunter2' },
+    });
+    const pod = await waitForPod(
+      'awaits-secret',
+      'to succeed',
+      (p) => p.status?.phase === 'Succeeded',
+    );
+    expect(main(pod)?.state.terminated?.message).toBe('hunter2');
   });
 });

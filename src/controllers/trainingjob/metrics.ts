@@ -2,6 +2,7 @@
 // and what happens to jobs over time (duration, restarts, time spent queued).
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Cache } from '../../core/informer.ts';
+import type { KubeObject } from '../../core/resources.ts';
 import type { OperatorMetrics } from '../../core/metrics.ts';
 import { findCondition } from '../../core/conditions.ts';
 import { ACCEPTED } from '../../engine/acceptance.ts';
@@ -50,9 +51,9 @@ export function gpuDemand(jobs: TrainingJob[]): GpuDemand[] {
  */
 export class SeenJobs {
   private readonly uids = new Set<string>();
-  private readonly jobs: Cache<TrainingJob>;
+  private readonly jobs: Cache<KubeObject>;
 
-  constructor(jobs: Cache<TrainingJob>) {
+  constructor(jobs: Cache<KubeObject>) {
     this.jobs = jobs;
   }
 
@@ -61,7 +62,7 @@ export class SeenJobs {
   }
 
   /** Records the job; false when it was already recorded. */
-  add(job: TrainingJob): boolean {
+  add(job: KubeObject): boolean {
     const uid = job.metadata.uid ?? `${job.metadata.namespace}/${job.metadata.name}`;
     if (this.uids.has(uid)) return false;
     if (this.uids.size >= Math.max(SEEN_PRUNE_MIN, 2 * this.jobs.size)) {

@@ -4,8 +4,9 @@
 //
 // It registers a Node (labels, taints, capacity including nvidia.com/gpu, which only the
 // scheduler consumes), renews its Lease in kube-node-lease, watches the pods bound to it, runs
-// each with a PodRunner on a loopback address of its own (127.P.x.y), writes their status, and
-// on deletion stops them (SIGTERM, SIGKILL after the grace period) before removing the object.
+// each with a PodRunner on a loopback address of its own (127.P.x.y), reads the Secrets their
+// volumes name, writes their status, and on deletion stops them (SIGTERM, SIGKILL after the
+// grace period) before removing the object.
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -77,6 +78,13 @@ const CLAIMS: ResourceType = {
   version: 'v1',
   plural: 'persistentvolumeclaims',
   kind: 'PersistentVolumeClaim',
+  namespaced: true,
+};
+const SECRETS: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'secrets',
+  kind: 'Secret',
   namespaced: true,
 };
 const VOLUMES: ResourceType = {
@@ -377,6 +385,14 @@ export class LocalNode {
       claimsDir: join(this.o.stateDir, 'claims'),
       hostsFile: this.hostsFile,
       repoRoot: this.o.repoRoot,
+      readSecret: async (name) => {
+        const secret = await this.client.find<KubeObject & { data?: Record<string, string> }>(
+          SECRETS,
+          pod.metadata.namespace,
+          name,
+        );
+        return secret && (secret.data ?? {});
+      },
       onChange: () => this.syncStatus(pod, entry),
       log: (msg, meta) => log.info(msg, meta),
     });

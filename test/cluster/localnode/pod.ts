@@ -1,9 +1,21 @@
 // Runs one pod bound to the local node: each container is a process group on this machine. The
-// runner keeps the containers' states (waiting, running, terminated, restarts), runs probes,
-// honours restartPolicy, and computes the pod's status; the node writes that status to the API.
+// runner writes the pod's Secret volumes, runs the init containers one at a time to completion,
+// then the main containers; it keeps the containers' states (waiting, running, terminated,
+// restarts), runs probes, honours restartPolicy, and computes the pod's status; the node writes
+// that status to the API.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, normalize } from 'node:path';
 import { resolveImage } from './images.ts';
 import type { PodAddress, PodNetwork } from './network.ts';
 
@@ -38,6 +50,15 @@ export interface ContainerSpec {
   terminationMessagePath?: string;
   terminationMessagePolicy?: 'File' | 'FallbackToLogsOnError';
   resources?: { limits?: Record<string, string>; requests?: Record<string, string> };
+  /** Only on init containers: Always makes it a sidecar, which the local node does not run. */
+  restartPolicy?: 'Always';
+}
+
+export interface SecretVolumeSource {
+  secretName?: string;
+  items?: { key: string; path: string; mode?: number }[];
+  defaultMode?: number;
+  optional?: boolean;
 }
 
 export interface PodObject {
@@ -64,6 +85,7 @@ export interface PodObject {
       emptyDir?: object;
       persistentVolumeClaim?: { claimName: string };
       hostPath?: { path: string };
+      secret?: SecretVolumeSource;
     }[];
   };
   status?: { conditions?: { type: string; status: string; lastTransitionTime?: string }[] };
@@ -85,6 +107,10 @@ type State =
 
 interface Container {
   spec: ContainerSpec;
+  /** An init container: runs to completion before the next one, never ready, never probed. */
+  init: boolean;
+  /** Mount path -> folder on this machine, what the process gets as LEPTON_PATH_MAP. */
+  pathMap: Record<string, string>;
   proc?: ChildProcess;
   state: State;
   lastState?: State;
@@ -110,6 +136,8 @@ export interface PodContext {
   claimsDir: string;
   hostsFile: string;
   repoRoot: string;
+  /** The data (base64 values) of a Secret in the pod's namespace; undefined when there is none. */
+  readSecret: (name: string) => Promise<Record<string, string> | undefined>;
   onChange: () => void;
   log: (msg: string, meta?: Record<string, unknown>) => void;
 }
@@ -119,49 +147,81 @@ const BACKOFF_BASE_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
 const MAX_MESSAGE_BYTES = 4096;
 const FALLBACK_LOG_BYTES = 2048;
+/** A missing Secret is asked for again after this, doubling up to the maximum (kubelet retries too). */
+const SECRET_RETRY_BASE_MS = 500;
+const SECRET_RETRY_MAX_MS = 5000;
+/**
+ * The mode of a Secret's files when the volume has no defaultMode. The API server defaults it to
+ * 0644 in every pod it stores, so this applies only to pods that did not come through it.
+ */
+const SECRET_FILE_MODE = 0o400;
+
+type Problem = { reason: string; message: string };
 
 export class PodRunner {
   readonly pod: PodObject;
   private readonly ctx: PodContext;
+  private readonly inits: Container[];
   private readonly containers: Container[];
   private readonly startedAt = now();
-  private readonly pathMap: Record<string, string> = {};
   private terminating = false;
-  private setupError: { reason: string; message: string } | undefined;
+  private setupError: Problem | undefined;
+  /** Folders of the Secret volumes, by volume name; written before any container starts. */
+  private readonly secretDirs = new Map<string, string>();
+  private secretsWriting: Promise<unknown> | undefined;
+  private secretRetry: NodeJS.Timeout | undefined;
+  private secretRetryMs = SECRET_RETRY_BASE_MS;
 
   constructor(pod: PodObject, ctx: PodContext) {
     this.pod = pod;
     this.ctx = ctx;
-    this.containers = pod.spec.containers.map((spec) => ({
+    const container = (spec: ContainerSpec, init: boolean): Container => ({
       spec,
-      state: { waiting: { reason: 'ContainerCreating' } },
+      init,
+      pathMap: {},
+      state: { waiting: { reason: init ? 'PodInitializing' : 'ContainerCreating' } },
       restartCount: 0,
       ready: false,
       started: false,
       readiness: { ok: 0, fail: 0 },
       liveness: { fail: 0 },
       timers: [],
-    }));
+    });
+    this.inits = (pod.spec.initContainers ?? []).map((spec) => container(spec, true));
+    this.containers = pod.spec.containers.map((spec) => container(spec, false));
+    // As a kubelet reports them: the main containers wait for the init containers.
+    if (this.inits.length)
+      for (const c of this.containers) c.state = { waiting: { reason: 'PodInitializing' } };
+  }
+
+  private get all(): Container[] {
+    return [...this.inits, ...this.containers];
   }
 
   start(): void {
-    this.setupError = this.prepareVolumes();
-    if (this.pod.spec.initContainers?.length) {
-      this.setupError ??= {
-        reason: 'InitContainersNotSupported',
-        message: 'the local node does not run init containers',
-      };
-    }
+    this.setupError = this.refuseSidecars() ?? this.prepareVolumes();
     if (this.setupError) {
-      for (const c of this.containers) c.state = { waiting: { ...this.setupError } };
+      for (const c of this.all) c.state = { waiting: { ...this.setupError } };
       this.ctx.onChange();
       return;
     }
-    for (const c of this.containers) this.startContainer(c);
+    this.writeSecretsThenStart();
   }
 
-  /** Volumes become folders: emptyDir per pod, a claim per claim name, hostPath as itself. */
-  private prepareVolumes(): { reason: string; message: string } | undefined {
+  private refuseSidecars(): Problem | undefined {
+    const sidecar = this.inits.find((c) => c.spec.restartPolicy === 'Always');
+    if (!sidecar) return undefined;
+    return {
+      reason: 'CreateContainerConfigError',
+      message: `init container ${sidecar.spec.name}: restartPolicy Always (a sidecar) is not supported by the local node`,
+    };
+  }
+
+  /**
+   * Volumes become folders: emptyDir and secret per pod, a claim per claim name, hostPath as
+   * itself. Secret volumes get their files later (writeSecrets), as they need the API.
+   */
+  private prepareVolumes(): Problem | undefined {
     const dirs: Record<string, string> = {};
     for (const v of this.pod.spec.volumes ?? []) {
       if (v.emptyDir) dirs[v.name] = join(this.ctx.podDir, 'volumes', v.name);
@@ -172,28 +232,121 @@ export class PodRunner {
           v.persistentVolumeClaim.claimName,
         );
       } else if (v.hostPath) dirs[v.name] = v.hostPath.path;
-      else {
+      else if (v.secret) {
+        dirs[v.name] = join(this.ctx.podDir, 'volumes', v.name);
+        this.secretDirs.set(v.name, dirs[v.name] as string);
+      } else {
         return {
           reason: 'CreateContainerConfigError',
-          message: `volume ${v.name}: the local node supports emptyDir, persistentVolumeClaim and hostPath volumes only`,
+          message: `volume ${v.name}: the local node supports emptyDir, persistentVolumeClaim, hostPath and secret volumes only`,
         };
       }
-      mkdirSync(dirs[v.name] as string, { recursive: true });
+      // A Secret's folder is readable by this machine's user only, like a kubelet's tmpfs.
+      mkdirSync(dirs[v.name] as string, { recursive: true, ...(v.secret ? { mode: 0o700 } : {}) });
     }
-    for (const c of this.containers) {
+    for (const c of this.all) {
       for (const m of c.spec.volumeMounts ?? []) {
         const dir = dirs[m.name];
         if (!dir)
           return {
             reason: 'CreateContainerConfigError',
-            message: `volumeMount ${m.mountPath}: no volume named ${m.name}`,
+            message: `volumeMount ${m.mountPath} of container ${c.spec.name}: no volume named ${m.name}`,
           };
         const target = m.subPath ? join(dir, m.subPath) : dir;
-        mkdirSync(target, { recursive: true });
-        this.pathMap[m.mountPath] = target;
+        // A subPath of a Secret volume names a file (a key), not a folder to create.
+        if (!this.secretDirs.has(m.name)) mkdirSync(target, { recursive: true });
+        c.pathMap[m.mountPath] = target;
       }
     }
     return undefined;
+  }
+
+  /**
+   * Writes every Secret volume, then starts the first init container (or the main containers).
+   * A Secret that cannot be read keeps the containers waiting, and is asked for again.
+   */
+  private writeSecretsThenStart(): void {
+    const writing = this.writeSecrets().catch((err: Error): Problem => ({
+      reason: 'CreateContainerConfigError',
+      message: `reading the pod's Secrets failed: ${err.message}`,
+    }));
+    this.secretsWriting = writing;
+    void writing.then((problem) => {
+      this.secretsWriting = undefined;
+      if (this.terminating) return;
+      if (!problem) {
+        this.startNext(undefined);
+        return;
+      }
+      const next = this.inits.length ? this.inits.slice(0, 1) : this.containers;
+      for (const c of next) c.state = { waiting: { ...problem } };
+      this.ctx.onChange();
+      this.secretRetry = setTimeout(() => this.writeSecretsThenStart(), this.secretRetryMs);
+      this.secretRetryMs = Math.min(SECRET_RETRY_MAX_MS, this.secretRetryMs * 2);
+    });
+  }
+
+  /** Reads every Secret first, so that a missing one leaves no volume half written. */
+  private async writeSecrets(): Promise<Problem | undefined> {
+    const files: { path: string; data: Buffer; mode: number }[] = [];
+    for (const v of this.pod.spec.volumes ?? []) {
+      const source = v.secret;
+      const dir = this.secretDirs.get(v.name);
+      if (!source || !dir) continue;
+      const name = source.secretName ?? '';
+      const data = await this.ctx.readSecret(name);
+      if (!data) {
+        if (source.optional) continue;
+        return {
+          reason: 'CreateContainerConfigError',
+          message: `volume ${v.name}: secret "${name}" not found`,
+        };
+      }
+      const mode = source.defaultMode ?? SECRET_FILE_MODE;
+      const items: NonNullable<SecretVolumeSource['items']> =
+        source.items ?? Object.keys(data).map((key) => ({ key, path: key }));
+      for (const item of items) {
+        const value = data[item.key];
+        if (value === undefined) {
+          if (source.optional) continue;
+          return {
+            reason: 'CreateContainerConfigError',
+            message: `volume ${v.name}: couldn't find key ${item.key} in Secret ${this.pod.metadata.namespace}/${name}`,
+          };
+        }
+        // The API server refuses absolute paths and '..' in items; checked again, as a file
+        // outside the volume would outlive the pod.
+        const rel = normalize(item.path);
+        if (rel.startsWith('..') || rel.startsWith('/'))
+          return {
+            reason: 'CreateContainerConfigError',
+            message: `volume ${v.name}: item path ${item.path} leaves the volume`,
+          };
+        files.push({
+          path: join(dir, rel),
+          data: Buffer.from(value, 'base64'),
+          mode: item.mode ?? mode,
+        });
+      }
+    }
+    for (const f of files) {
+      mkdirSync(dirname(f.path), { recursive: true });
+      writeFileSync(f.path, f.data, { mode: f.mode });
+      // writeFileSync's mode applies only to a new file.
+      chmodSync(f.path, f.mode);
+    }
+    return undefined;
+  }
+
+  /** After `done` (an init container that completed, or nothing yet): the next init container, or the main ones. */
+  private startNext(done: Container | undefined): void {
+    if (this.terminating) return;
+    const next = this.inits[done ? this.inits.indexOf(done) + 1 : 0];
+    if (next) {
+      this.startContainer(next);
+      return;
+    }
+    for (const c of this.containers) this.startContainer(c);
   }
 
   private containerDir(c: Container): string {
@@ -201,7 +354,7 @@ export class PodRunner {
   }
 
   logFile(name: string, restart?: number): string {
-    const c = this.containers.find((x) => x.spec.name === name);
+    const c = this.all.find((x) => x.spec.name === name);
     return join(this.ctx.podDir, name, `${restart ?? c?.restartCount ?? 0}.log`);
   }
 
@@ -234,7 +387,7 @@ export class PodRunner {
       HOSTNAME: this.pod.spec.hostname ?? this.pod.metadata.name,
       LEPTON_POD_IP: this.ctx.address.ip,
       LEPTON_NODE_NAME: this.ctx.nodeName,
-      LEPTON_PATH_MAP: JSON.stringify(this.pathMap),
+      LEPTON_PATH_MAP: JSON.stringify(c.pathMap),
       LEPTON_HOSTS_FILE: this.ctx.hostsFile,
       LEPTON_TERMINATION_LOG: join(this.containerDir(c), 'termination-log'),
     };
@@ -267,6 +420,8 @@ export class PodRunner {
       return;
     }
     mkdirSync(this.containerDir(c), { recursive: true });
+    // Each run writes its own termination message; a restart must not report the last one's.
+    rmSync(join(this.containerDir(c), 'termination-log'), { force: true });
     const cwd = this.workingDir(c);
     const logPath = this.logFile(c.spec.name, c.restartCount);
     const fd = openSync(logPath, 'a');
@@ -286,7 +441,7 @@ export class PodRunner {
     c.proc = proc;
     c.state = { running: { startedAt } };
     c.started = true;
-    c.ready = !c.spec.readinessProbe;
+    c.ready = !c.init && !c.spec.readinessProbe;
     c.readiness = { ok: 0, fail: 0 };
     c.liveness = { fail: 0 };
     let spawnError: Error | undefined;
@@ -297,8 +452,8 @@ export class PodRunner {
         resolve();
       });
     });
-    this.startProbes(c);
-    this.ctx.log('Started container', {
+    if (!c.init) this.startProbes(c);
+    this.ctx.log(c.init ? 'Started init container' : 'Started container', {
       container: c.spec.name,
       pid: proc.pid,
       command: image.entrypoint.command,
@@ -309,19 +464,19 @@ export class PodRunner {
   private workingDir(c: Container): string {
     const dir = c.spec.workingDir;
     if (!dir) return this.containerDir(c);
-    const mapped = this.mapPath(dir);
+    const mapped = this.mapPath(c, dir);
     if (mapped !== dir || existsSync(dir)) return mapped;
     const local = join(this.containerDir(c), 'workdir', dir);
     mkdirSync(local, { recursive: true });
     return local;
   }
 
-  /** A path as the process must open it: mount paths map to their folders, others are unchanged. */
-  mapPath(path: string): string {
-    const mounts = Object.keys(this.pathMap).sort((a, b) => b.length - a.length);
+  /** A path as c's process must open it: mount paths map to their folders, others are unchanged. */
+  private mapPath(c: Container, path: string): string {
+    const mounts = Object.keys(c.pathMap).sort((a, b) => b.length - a.length);
     for (const m of mounts) {
       if (path === m || path.startsWith(`${m}/`))
-        return join(this.pathMap[m] as string, path.slice(m.length));
+        return join(c.pathMap[m] as string, path.slice(m.length));
     }
     return path;
   }
@@ -373,23 +528,34 @@ export class PodRunner {
         finishedAt: now(),
       },
     };
-    this.ctx.log('Container exited', { container: c.spec.name, exitCode, signal });
+    this.ctx.log(c.init ? 'Init container exited' : 'Container exited', {
+      container: c.spec.name,
+      exitCode,
+      signal,
+    });
     const policy = this.pod.spec.restartPolicy ?? 'Always';
-    const restart =
-      !this.terminating && (policy === 'Always' || (policy === 'OnFailure' && failed));
-    if (restart) {
-      c.lastState = c.state;
-      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** c.restartCount);
-      c.state = {
-        waiting: {
-          reason: 'CrashLoopBackOff',
-          message: `back-off ${delay / 1000}s restarting container ${c.spec.name}`,
-        },
-      };
-      c.restartCount++;
-      c.timers.push(setTimeout(() => this.startContainer(c), delay));
+    if (c.init) {
+      // An init container runs until it succeeds (Always and OnFailure alike); under Never its
+      // failure fails the pod (status() reads it from its state).
+      if (!failed) this.startNext(c);
+      else if (!this.terminating && policy !== 'Never') this.restartLater(c);
+    } else if (!this.terminating && (policy === 'Always' || (policy === 'OnFailure' && failed))) {
+      this.restartLater(c);
     }
     this.ctx.onChange();
+  }
+
+  private restartLater(c: Container): void {
+    c.lastState = c.state;
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** c.restartCount);
+    c.state = {
+      waiting: {
+        reason: 'CrashLoopBackOff',
+        message: `back-off ${delay / 1000}s restarting container ${c.spec.name}`,
+      },
+    };
+    c.restartCount++;
+    c.timers.push(setTimeout(() => this.startContainer(c), delay));
   }
 
   private startProbes(c: Container): void {
@@ -485,23 +651,30 @@ export class PodRunner {
     return true;
   }
 
-  /** SIGTERM to every container, SIGKILL after the grace period; resolves when all are gone. */
+  /**
+   * SIGTERM to every container (an init container too), SIGKILL after the grace period; resolves
+   * when all are gone and the pod's Secret files are removed.
+   */
   async terminate(graceSeconds: number): Promise<void> {
     this.terminating = true;
-    const running = this.containers.filter((c) => c.proc?.pid);
-    for (const c of this.containers) for (const t of c.timers.splice(0)) clearTimeout(t);
+    clearTimeout(this.secretRetry);
+    const running = this.all.filter((c) => c.proc?.pid);
+    for (const c of this.all) for (const t of c.timers.splice(0)) clearTimeout(t);
     for (const c of running) killGroup(c.proc?.pid as number, 'SIGTERM');
     const kill = setTimeout(() => {
       for (const c of running) if (c.proc?.pid) killGroup(c.proc.pid, 'SIGKILL');
     }, graceSeconds * 1000);
     await Promise.all(running.map((c) => c.exited));
     clearTimeout(kill);
+    // A write in flight would otherwise put files back after they are removed.
+    await this.secretsWriting;
+    for (const dir of this.secretDirs.values()) rmSync(dir, { recursive: true, force: true });
     this.ctx.onChange();
   }
 
   /** Process group ids of the running containers (for the node's record of what it started). */
   pids(): number[] {
-    return this.containers.map((c) => c.proc?.pid).filter((p): p is number => p !== undefined);
+    return this.all.map((c) => c.proc?.pid).filter((p): p is number => p !== undefined);
   }
 
   /** The pod status as a kubelet would report it. */
@@ -509,9 +682,15 @@ export class PodRunner {
     const cs = this.containers;
     const policy = this.pod.spec.restartPolicy ?? 'Always';
     const terminated = (c: Container) => ('terminated' in c.state ? c.state.terminated : undefined);
-    const allTerminated = cs.every((c) => terminated(c));
+    const pendingInits = this.inits.filter((c) => terminated(c)?.exitCode !== 0);
+    const initFailed =
+      policy === 'Never' && this.inits.some((c) => (terminated(c)?.exitCode ?? 0) !== 0);
     let phase = 'Pending';
-    if (allTerminated) {
+    if (initFailed) {
+      phase = 'Failed';
+    } else if (pendingInits.length) {
+      phase = 'Pending';
+    } else if (cs.every((c) => terminated(c))) {
       const allOk = cs.every((c) => terminated(c)?.exitCode === 0);
       phase = allOk ? 'Succeeded' : 'Failed';
       if (policy === 'Always') phase = 'Running';
@@ -519,10 +698,30 @@ export class PodRunner {
       phase = 'Running';
     }
     const ready = cs.every((c) => c.ready && 'running' in c.state);
-    const cond = (type: string, ok: boolean, reason?: string) => ({
+    const cond = (type: string, ok: boolean, reason?: string, message?: string) => ({
       type,
       status: ok ? 'True' : 'False',
       ...(reason && !ok ? { reason } : {}),
+      ...(message && !ok ? { message } : {}),
+    });
+    const initialized = this.setupError
+      ? cond('Initialized', false, this.setupError.reason)
+      : cond(
+          'Initialized',
+          pendingInits.length === 0,
+          'ContainersNotInitialized',
+          `containers with incomplete status: [${pendingInits.map((c) => c.spec.name).join(' ')}]`,
+        );
+    const containerStatus = (c: Container) => ({
+      name: c.spec.name,
+      image: c.spec.image,
+      imageID: '',
+      containerID: c.proc?.pid ? `local://${c.proc.pid}` : undefined,
+      ready: c.ready && 'running' in c.state,
+      started: 'running' in c.state,
+      restartCount: c.restartCount,
+      state: c.state,
+      lastState: c.lastState ?? {},
     });
     return {
       phase,
@@ -532,7 +731,7 @@ export class PodRunner {
       podIPs: [{ ip: this.ctx.address.ip }],
       startTime: this.startedAt,
       conditions: [
-        cond('Initialized', !this.setupError, this.setupError?.reason),
+        initialized,
         cond('ContainersReady', ready, 'ContainersNotReady'),
         cond(
           'Ready',
@@ -540,17 +739,8 @@ export class PodRunner {
           phase === 'Succeeded' || phase === 'Failed' ? 'PodCompleted' : 'ContainersNotReady',
         ),
       ],
-      containerStatuses: cs.map((c) => ({
-        name: c.spec.name,
-        image: c.spec.image,
-        imageID: '',
-        containerID: c.proc?.pid ? `local://${c.proc.pid}` : undefined,
-        ready: c.ready && 'running' in c.state,
-        started: 'running' in c.state,
-        restartCount: c.restartCount,
-        state: c.state,
-        lastState: c.lastState ?? {},
-      })),
+      ...(this.inits.length ? { initContainerStatuses: this.inits.map(containerStatus) } : {}),
+      containerStatuses: cs.map(containerStatus),
     };
   }
 }

@@ -81,9 +81,9 @@ export interface IFederatedRound {
          */
         "uri"?: string;
         /**
-         * csv (a header row, then one example per line) or jsonl (one JSON object per line). Defaults to the extension of uri (.csv, .jsonl, .ndjson). Only with uri.
+         * csv (a header row, then one example per line), jsonl (one JSON object per line) or idx (the binary IDX files of MNIST and Fashion-MNIST, gzip or not: uri names the images file, e.g. train-images-idx3-ubyte.gz, and the labels are read from the file the IDX convention names next to it, train-labels-idx1-ubyte.gz; unsigned-byte pixels are scaled to [0, 1], the classes are the label values). Defaults to the name of uri (.csv, .jsonl, .ndjson; -idx3-ubyte, with or without .gz, is idx). A directory cannot be idx. Only with uri.
          */
-        "format"?: "csv" | "jsonl";
+        "format"?: "csv" | "jsonl" | "idx";
         /**
          * Column (csv) or key (jsonl) that holds the label. Defaults to label. Only with uri.
          */
@@ -100,6 +100,27 @@ export interface IFederatedRound {
          * Shuffle the training examples before each epoch.
          */
         "shuffle"?: boolean;
+        /**
+         * Keeps one of count disjoint parts of the data, for federated experiments on one shared data set: every pod that loads the same data with the same count, alpha and seed computes the same split, so participants that set index 0 to count - 1 hold disjoint parts that together cover the data. Applied after loading, before validationSplit and before the shard of a data-parallel worker.
+         */
+        "partition"?: {
+          /**
+           * Number of parts the data is split into.
+           */
+          "count": number;
+          /**
+           * The part this dataset keeps, from 0 to count - 1.
+           */
+          "index": number;
+          /**
+           * Concentration of a Dirichlet label skew (Hsu et al. 2019, as Flower Datasets' DirichletPartitioner): the examples of each class are divided among the parts in proportions drawn from Dir(alpha). Small alpha (0.1) gives each part few classes, 0.5 is the usual non-IID benchmark, large alpha (100) approaches an IID split. Classification only. Without alpha, a uniformly random (IID) split into parts whose sizes differ by one example at most.
+           */
+          "alpha"?: number;
+          /**
+           * Seed of the split. Participants that share a data set must give the same seed (and count), or their parts overlap.
+           */
+          "seed"?: number;
+        };
         /**
          * A built-in generator instead of a file, for demos and tests. The same seed gives the same data in every pod.
          */
@@ -327,9 +348,9 @@ export interface IFederatedRound {
        */
       "uri"?: string;
       /**
-       * csv (a header row, then one example per line) or jsonl (one JSON object per line). Defaults to the extension of uri (.csv, .jsonl, .ndjson). Only with uri.
+       * csv (a header row, then one example per line), jsonl (one JSON object per line) or idx (the binary IDX files of MNIST and Fashion-MNIST, gzip or not: uri names the images file, e.g. train-images-idx3-ubyte.gz, and the labels are read from the file the IDX convention names next to it, train-labels-idx1-ubyte.gz; unsigned-byte pixels are scaled to [0, 1], the classes are the label values). Defaults to the name of uri (.csv, .jsonl, .ndjson; -idx3-ubyte, with or without .gz, is idx). A directory cannot be idx. Only with uri.
        */
-      "format"?: "csv" | "jsonl";
+      "format"?: "csv" | "jsonl" | "idx";
       /**
        * Column (csv) or key (jsonl) that holds the label. Defaults to label. Only with uri.
        */
@@ -346,6 +367,27 @@ export interface IFederatedRound {
        * Shuffle the training examples before each epoch.
        */
       "shuffle"?: boolean;
+      /**
+       * Keeps one of count disjoint parts of the data, for federated experiments on one shared data set: every pod that loads the same data with the same count, alpha and seed computes the same split, so participants that set index 0 to count - 1 hold disjoint parts that together cover the data. Applied after loading, before validationSplit and before the shard of a data-parallel worker.
+       */
+      "partition"?: {
+        /**
+         * Number of parts the data is split into.
+         */
+        "count": number;
+        /**
+         * The part this dataset keeps, from 0 to count - 1.
+         */
+        "index": number;
+        /**
+         * Concentration of a Dirichlet label skew (Hsu et al. 2019, as Flower Datasets' DirichletPartitioner): the examples of each class are divided among the parts in proportions drawn from Dir(alpha). Small alpha (0.1) gives each part few classes, 0.5 is the usual non-IID benchmark, large alpha (100) approaches an IID split. Classification only. Without alpha, a uniformly random (IID) split into parts whose sizes differ by one example at most.
+         */
+        "alpha"?: number;
+        /**
+         * Seed of the split. Participants that share a data set must give the same seed (and count), or their parts overlap.
+         */
+        "seed"?: number;
+      };
       /**
        * A built-in generator instead of a file, for demos and tests. The same seed gives the same data in every pod.
        */
@@ -1491,11 +1533,11 @@ export interface IFederatedRound {
      */
     "observedGeneration"?: number;
     /**
-     * Pending (creating the participant pods), Training (participants training), Aggregating (aggregator pod combining the updates), Succeeded (global model committed), Failed (see conditions and failure).
+     * Pending (creating the identity keys and participant pods), Queued (waiting for the shared admission to find room for the participants' pods), Training (participants training), Aggregating (aggregator pod combining the updates), Succeeded (global model committed), Failed (see conditions and failure).
      */
-    "phase"?: "Pending" | "Training" | "Aggregating" | "Succeeded" | "Failed";
+    "phase"?: "Pending" | "Queued" | "Training" | "Aggregating" | "Succeeded" | "Failed";
     /**
-     * Latest observations of the object's state (metav1.Condition). Types: QuorumReached, Aggregated, Committed, Failed.
+     * Latest observations of the object's state (metav1.Condition). Types: Accepted, Admitted, Running, QuorumReached, Aggregated, Committed, Succeeded, Failed.
      */
     "conditions"?: Array<{
       /**
@@ -1576,11 +1618,15 @@ export interface IFederatedRound {
        */
       "updateNorm"?: number;
       /**
+       * sha256 of the update file the participant reported, as sha256:HEX; the aggregator combines only an update with this digest and its participant's signature.
+       */
+      "updateDigest"?: string;
+      /**
        * When the update arrived.
        */
       "reportTime"?: string;
       /**
-       * Why the participant was dropped or failed: Straggler (reported after the deadline), Unschedulable, ImagePullBackOff, OOMKilled, Error, DatasetUnavailable, IncompatibleUpdate.
+       * Why the participant was dropped, failed or waits: Straggler (had not reported when the round stopped waiting), InvalidReport, PodDeleted, Unschedulable, ImagePullBackOff, OOMKilled, PermanentError (the runtime could not use its spec or data), Error, IncompatibleUpdate, UpdateMissing, BadSignature.
        */
       "reason"?: string;
       /**
@@ -1643,7 +1689,7 @@ export interface IFederatedRound {
      */
     "failure"?: {
       /**
-       * CamelCase reason: QuorumNotMet, AggregationFailed, ModelUnavailable, OutputUnavailable.
+       * CamelCase reason: QuorumNotMet (the message names who was missing), AggregationFailed (the aggregator exited with an error: its words follow), AggregationTimeout, InvalidResult or UntrustedModelURI (the aggregator said something the operator cannot believe).
        */
       "reason"?: string;
       /**
