@@ -19,6 +19,8 @@ import { admissionLedger, registerWorkload } from '../engine/register.ts';
 import type { TrainingJob } from './trainingjob/builders.ts';
 import { TrainingJobMetrics } from './trainingjob/metrics.ts';
 import { ScheduleReconciler, isSchedule } from './trainingjob/schedule-reconciler.ts';
+import { isCampaign } from './trainingjob/campaign.ts';
+import { CampaignReconciler } from './trainingjob/campaign-reconciler.ts';
 import { trainingJobWorkload } from './trainingjob/workload.ts';
 import type { SpecProblem } from '../engine/workload.ts';
 import { READ_SCHEMES, checkUri } from './spec-checks.ts';
@@ -113,8 +115,28 @@ function registerTrainingJobs(
     }),
     ledger,
     owns: [Resources.Service],
-    skip: isSchedule,
+    // Schedules and campaigns run no pods: their own reconcilers create runs and rounds.
+    skip: (job) => isSchedule(job) || isCampaign(job),
   });
+  // The federated role: rounds of a campaign are FederatedRounds it owns.
+  const rounds = manager.cache<FederatedRound>(Resources.FederatedRound);
+  const campaigns = new Controller({
+    name: 'trainingjob-federated',
+    concurrency: 1,
+    logger: manager.logger,
+    metrics: manager.metrics,
+    clock: manager.clock,
+    reconciler: new CampaignReconciler({
+      jobs,
+      rounds,
+      client: manager.client,
+      events: manager.eventRecorder('trainingjob-federated'),
+      clock: manager.clock,
+    }),
+  });
+  campaigns.watchPrimary(jobs as unknown as Cache<KubeObject>);
+  campaigns.watchOwned(rounds as unknown as Cache<KubeObject>, Resources.TrainingJob);
+  manager.addController(campaigns);
   // The cron role: its own controller over the same TrainingJobs, watching the runs it owns.
   const schedules = new Controller({
     name: 'trainingjob-schedule',

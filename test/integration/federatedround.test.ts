@@ -6,7 +6,6 @@
 import { Resources } from '../../src/core/resources.ts';
 import {
   kubeClient,
-  kubectl,
   kubectlOk,
   type OperatorProcess,
   startNamespacedOperator,
@@ -45,6 +44,8 @@ interface Round {
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 const MODEL_DIGEST = `sha256:${'cd'.repeat(32)}`;
+
+const until = (what: string, ok: () => Promise<boolean>) => waitFor(what, ok, 30_000);
 
 let ns: string;
 let op: OperatorProcess;
@@ -255,7 +256,7 @@ describe('FederatedRound', () => {
     });
     expect(participant(done, 'site-c')?.message).toMatch(/no such file/);
     // No aggregator for a round that cannot commit; the hanging client is cleaned up.
-    await waitFor('the hanging client to go', async () =>
+    await until('the hanging client to go', async () =>
       (await podsOf(name)).every(
         (p) =>
           p.metadata.labels?.['lepton.ai/role'] !== 'aggregator' &&
@@ -282,7 +283,7 @@ describe('FederatedRound', () => {
     const done = await waitForRound(name, 'to commit', ended);
     expect(done.status).toMatchObject({ phase: 'Succeeded', accepted: 2, dropped: 1 });
     expect(participant(done, 'site-c')).toMatchObject({ state: 'Dropped', reason: 'Straggler' });
-    await waitFor('the straggler pod to be deleted', async () => {
+    await until('the straggler pod to be deleted', async () => {
       const pod = (await podsOf(name)).find(
         (p) => p.metadata.labels?.['lepton.ai/participant'] === 'site-c',
       );
@@ -355,7 +356,7 @@ describe('FederatedRound', () => {
       }),
     );
     await waitForRound(name, 'to be accepted', (r) => cond(r, 'Accepted')?.status === 'True');
-    await waitFor('its client pod', async () => (await podsOf(name)).length === 1);
+    await until('its client pod', async () => (await podsOf(name)).length === 1);
   });
 
   it('§round refuses secure aggregation with a strategy that needs each update', async () => {
@@ -430,7 +431,7 @@ describe('FederatedRound', () => {
     await waitForRound(name, 'to aggregate', (r) => r.status?.phase === 'Aggregating' || ended(r));
     const aggregator = async () =>
       (await podsOf(name)).find((p) => p.metadata.labels?.['lepton.ai/role'] === 'aggregator');
-    await waitFor('the aggregator pod', async () => (await aggregator()) !== undefined);
+    await until('the aggregator pod', async () => (await aggregator()) !== undefined);
     const first = (await aggregator())?.metadata.uid;
     await op.stop('SIGKILL');
     op = await startOperator(
@@ -445,4 +446,198 @@ describe('FederatedRound', () => {
   });
 });
 
-void kubectl;
+interface CampaignJob {
+  metadata: { name: string; uid?: string };
+  status?: {
+    phase?: string;
+    federated?: {
+      round?: number;
+      roundsCompleted?: number;
+      currentRound?: string;
+      lastCommittedRound?: string;
+      epsilonSpent?: number;
+    };
+    model?: { uri?: string; digest?: string };
+    failure?: { reason?: string; message?: string };
+    conditions?: Condition[];
+  };
+}
+
+describe('federated campaign (TrainingJob spec.federated)', () => {
+  const parts = ['site-a', 'site-b'];
+
+  function campaign(
+    name: string,
+    rounds: number,
+    o: { annotations?: Record<string, string>; privacy?: object } = {},
+  ) {
+    const annotations: Record<string, string> = {
+      'kwok.lepton.ai/run-duration': '1s',
+      ...o.annotations,
+    };
+    for (const p of parts) annotations[`kwok.lepton.ai/message.${p}`] = report(p, 10);
+    for (let n = 0; n < rounds; n++) {
+      const round = `${name}-round-${n}`;
+      annotations[`kwok.lepton.ai/message.aggregator.${round}`] = JSON.stringify({
+        model: { uri: `file:///var/lib/lepton/${name}/rounds/${n}`, digest: MODEL_DIGEST },
+        metrics: { loss: 1 / (n + 1), accuracy: 0.5 + n / 100 },
+        accepted: parts,
+        rejected: [],
+        bytes: 2048,
+      });
+    }
+    return {
+      apiVersion: 'lepton.ai/v1alpha1',
+      kind: 'TrainingJob',
+      metadata: { name, namespace: ns },
+      spec: {
+        model: { preset: 'mlp', hiddenUnits: [8] },
+        hyperparameters: { epochs: 1, seed: 7 },
+        output: { uri: `file:///var/lib/lepton/${name}` },
+        federated: {
+          rounds,
+          timeoutSeconds: 120,
+          participants: parts.map((p, i) => ({
+            name: p,
+            dataset: { synthetic: { generator: 'blobs', seed: i + 1 } },
+          })),
+          ...(o.privacy ? { privacy: o.privacy } : {}),
+        },
+        podTemplate: { metadata: { annotations }, spec: { nodeSelector: { type: 'kwok' } } },
+      },
+    };
+  }
+
+  const getJob = (name: string) =>
+    client.get<CampaignJob & { metadata: object }>(Resources.TrainingJob, ns, name);
+  const roundsOf = async (name: string) =>
+    (
+      await client.list<Round & { metadata: object }>(Resources.FederatedRound, {
+        namespace: ns,
+        labelSelector: `lepton.ai/campaign=${name}`,
+      })
+    ).items;
+  async function waitForJob(
+    name: string,
+    what: string,
+    ok: (j: CampaignJob) => boolean,
+    timeoutMs = 90_000,
+  ) {
+    let last: CampaignJob | undefined;
+    await waitFor(
+      `TrainingJob ${name} ${what}`,
+      async () => ok((last = await getJob(name))),
+      timeoutMs,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
+    });
+    return last as CampaignJob;
+  }
+
+  it('§campaign runs its rounds one after another, each from the model the last committed, and survives kills after a commit and mid-round', async () => {
+    const name = 'camp';
+    await client.create(Resources.TrainingJob, campaign(name, 3));
+    // Killed right after the first commit, and again while a later round runs.
+    await waitForJob(
+      name,
+      'to commit round 0',
+      (j) => (j.status?.federated?.roundsCompleted ?? 0) >= 1,
+    );
+    await op.stop('SIGKILL');
+    op = await startOperator(
+      [`--namespaces=${ns}`, '--leader-elect=false'],
+      operatorServiceAccountKubeconfig(),
+    );
+    await op.ready();
+    await waitForJob(
+      name,
+      'to run round 1 or later',
+      (j) => (j.status?.federated?.round ?? 0) >= 1,
+    );
+    await op.stop('SIGKILL');
+    op = await startOperator(
+      [`--namespaces=${ns}`, '--leader-elect=false'],
+      operatorServiceAccountKubeconfig(),
+    );
+    await op.ready();
+    const done = await waitForJob(
+      name,
+      'to succeed',
+      (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed',
+    );
+    expect(done.status?.phase).toBe('Succeeded');
+    expect(done.status?.federated).toMatchObject({
+      roundsCompleted: 3,
+      lastCommittedRound: `${name}-round-2`,
+    });
+    expect(done.status?.model?.uri).toBe(`file:///var/lib/lepton/${name}/rounds/2`);
+    const rounds = (await roundsOf(name)).sort((a, b) =>
+      a.metadata.name.localeCompare(b.metadata.name),
+    );
+    // Exactly one round object per round, each committed once, each from its predecessor's model.
+    expect(rounds.map((r) => [r.metadata.name, r.status?.phase])).toEqual([
+      [`${name}-round-0`, 'Succeeded'],
+      [`${name}-round-1`, 'Succeeded'],
+      [`${name}-round-2`, 'Succeeded'],
+    ]);
+    expect(rounds[0]?.spec.model).toMatchObject({ preset: 'mlp' });
+    expect(rounds[1]?.spec.model).toEqual({ uri: `file:///var/lib/lepton/${name}/rounds/0` });
+    expect(rounds[2]?.spec.model).toEqual({ uri: `file:///var/lib/lepton/${name}/rounds/1` });
+    const created = kubectlOk([
+      'get',
+      'events.events.k8s.io',
+      '-n',
+      ns,
+      '--field-selector',
+      `regarding.name=${name},reason=RoundCreated`,
+      '-o',
+      'name',
+    ]);
+    expect(created.trim().split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(3);
+    // No round object was ever created twice: every round's events come from one object.
+    for (const r of rounds) {
+      const uids = kubectlOk([
+        'get',
+        'events.events.k8s.io',
+        '-n',
+        ns,
+        '--field-selector',
+        `regarding.name=${r.metadata.name}`,
+        '-o',
+        'jsonpath={range .items[*]}{.regarding.uid}{"\\n"}{end}',
+      ]);
+      expect(new Set(uids.trim().split('\n').filter(Boolean))).toEqual(new Set([r.metadata.uid]));
+    }
+  });
+
+  it('§campaign stops before the round that would exceed the privacy budget, with the reason and ε spent', async () => {
+    const name = 'budget';
+    // With every participant in every round (q = 1), z = 2 and δ = 1e-5 the RDP accountant gives
+    // ε 2.17 after 1 round, 3.19 after 2 and 4.01 after 3: a budget of 3.5 allows exactly 2.
+    await client.create(
+      Resources.TrainingJob,
+      campaign(name, 5, {
+        privacy: {
+          differentialPrivacy: {
+            clippingNorm: 1,
+            noiseMultiplier: 2,
+            delta: 1e-5,
+            epsilonBudget: 3.5,
+          },
+        },
+      }),
+    );
+    const done = await waitForJob(
+      name,
+      'to stop',
+      (j) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed',
+    );
+    expect(done.status?.phase).toBe('Succeeded');
+    expect(done.status?.conditions?.find((c) => c.type === 'Succeeded')?.reason).toBe(
+      'PrivacyBudgetReached',
+    );
+    expect(done.status?.federated?.roundsCompleted).toBe(2);
+    expect(done.status?.federated?.epsilonSpent).toBeLessThanOrEqual(3.5);
+    expect(await roundsOf(name)).toHaveLength(2);
+  });
+});

@@ -38,6 +38,7 @@ import {
 } from './builders.ts';
 import { parseAggregatorResult, parseClientReport } from './result.ts';
 import { ROLE_LABEL } from '../../engine/labels.ts';
+import { epsilonAfter } from '../federated/accountant.ts';
 
 /** Condition types of a round besides the engine's. */
 export const ROUND_COND = {
@@ -196,6 +197,15 @@ export function planRound(i: RoundInput): PhasePlan {
   const now = b.now;
   const q = quorumOf(r);
   s.quorum = q;
+  const dp = r.spec.privacy?.differentialPrivacy;
+  // One round's ε at its δ, every participant taking part (q = 1); a campaign accounts the total.
+  if (dp)
+    s.epsilonSpent = epsilonAfter({
+      rounds: 1,
+      samplingRate: 1,
+      noiseMultiplier: dp.noiseMultiplier,
+      delta: dp.delta ?? 1e-5,
+    }).epsilon;
   const plan: PhasePlan = { children: { pods: [], others: [] }, deletePods: [] };
 
   const ids = identities(i);

@@ -72,10 +72,6 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
     kind: 'TrainingJob',
     resource: Resources.TrainingJob,
     check: (job, now) => checkTrainingJob(job, now),
-    notImplemented: (job) =>
-      job.spec.federated
-        ? 'spec.federated (federated campaigns) is not implemented yet by this operator version'
-        : undefined,
     runPolicy: (job): RunPolicy => ({
       suspend: job.spec.suspend ?? false,
       backoffLimit: job.spec.backoffLimit ?? 3,
