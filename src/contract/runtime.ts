@@ -3,7 +3,14 @@
 // and the runtime both import src/contract/ and nothing else of each other; it imports nothing.
 
 /** The runtime's modes: the first argument of its command line. */
-export const MODES = { train: 'train' } as const;
+export const MODES = {
+  train: 'train',
+  // The federated modes: their strings are FEDERATED_MODES of federated.ts (which imports
+  // nothing, as this file does not), repeated here so that Mode covers every mode.
+  federatedClient: 'federated-client',
+  federatedUnmask: 'federated-unmask',
+  aggregate: 'aggregate',
+} as const;
 export type Mode = (typeof MODES)[keyof typeof MODES];
 
 /** Environment variables the operator sets on every workload container. */

@@ -1,11 +1,18 @@
 // Entry point of workload pods: `node src/runtime/main.ts MODE`, with MODE one of the contract's
 // mode names. It only dispatches: each mode (modes/) reads the environment, runs, and returns
 // the contract's exit code.
+import { FEDERATED_MODES } from '../contract/federated.ts';
 import { EXIT, MODES, type Mode } from '../contract/runtime.ts';
+import { runAggregate } from './modes/aggregate.ts';
+import { runFederatedClient } from './modes/federated-client.ts';
+import { runFederatedUnmask } from './modes/federated-unmask.ts';
 import { runTrain } from './modes/train.ts';
 
 const RUN: Record<Mode, (env: NodeJS.ProcessEnv) => Promise<number>> = {
   [MODES.train]: runTrain,
+  [FEDERATED_MODES.client]: runFederatedClient,
+  [FEDERATED_MODES.unmask]: runFederatedUnmask,
+  [FEDERATED_MODES.aggregate]: runAggregate,
 };
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

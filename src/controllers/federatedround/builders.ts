@@ -229,6 +229,8 @@ export function aggregatorSpec(r: FederatedRound, now: number): AggregatorSpec {
   return {
     round: roundRef(r),
     model: { ...r.spec.model },
+    // The seed and loss: the aggregator rebuilds round 0's preset as the clients did.
+    localTraining: { ...r.spec.localTraining },
     aggregation: aggregationOf(r),
     privacy: privacyOf(r),
     participants: r.spec.participants.map((x) => x.name),
