@@ -159,7 +159,8 @@ function observe(
       message: `exited with code ${code ?? 'unknown'}${said ? `: ${said}` : ''}`,
     };
   }
-  if (pod.status?.phase === 'Running')
+  // With secure aggregation training is the init container: the pod is Pending while it runs.
+  if (pod.status?.phase === 'Running' || trainState(pod)?.running)
     return { ...base, state: 'Training', reason: undefined, message: undefined };
   const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
   const waiting = trainState(pod)?.waiting;
@@ -298,6 +299,8 @@ export function planRound(i: RoundInput): PhasePlan {
       .map((x) => x.name);
     if (cut.length) b.event('Normal', 'StragglersCutOff', `${list(cut)} had not reported: cut off`);
     s.dropped = s.participants.filter((x) => x.state !== 'Reported').length;
+    // Nobody cut off gets a pod now.
+    plan.children.pods = [];
     b.phase('Aggregating' as never);
     b.set(COND.running, true, 'Aggregating', `aggregating ${reported.length} updates`);
     plan.requeueAfterMs = 1000;
@@ -372,14 +375,22 @@ function aggregating(
     }
     const res = verdict.result;
     const rejected = byName(res.rejected);
+    const inModel = new Set(res.accepted);
+    // Accepted means in the model: exactly the names the aggregator lists and did not reject.
     s.participants = participants.map((p) => {
       if (p.state !== 'Reported') return p;
       const no = rejected.get(p.name);
-      return no
-        ? { ...p, state: 'Dropped', reason: no.reason, message: no.message }
-        : { ...p, state: 'Accepted' };
+      if (no) return { ...p, state: 'Dropped', reason: no.reason, message: no.message };
+      if (!inModel.has(p.name))
+        return {
+          ...p,
+          state: 'Dropped',
+          reason: 'NotAggregated',
+          message: 'the aggregator did not include its update',
+        };
+      return { ...p, state: 'Accepted' };
     });
-    s.accepted = res.accepted.length;
+    s.accepted = s.participants.filter((p) => p.state === 'Accepted').length;
     s.dropped = s.participants.filter((p) => p.state !== 'Accepted').length;
     s.model = res.model;
     s.metrics = { ...res.metrics };

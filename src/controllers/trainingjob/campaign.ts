@@ -141,15 +141,20 @@ export function planCampaign(
   const c = job.spec.federated as Campaign;
   const sorted = [...rounds].sort((a, b) => roundNumber(a) - roundNumber(b));
   // The committed prefix: round n counts once rounds 0..n all committed.
-  const committed: FederatedRound[] = [];
-  for (const r of sorted) {
-    if (roundNumber(r) !== committed.length || r.status?.phase !== 'Succeeded') break;
-    committed.push(r);
-  }
-  // What the stored status remembers counts too (a committed round someone deleted).
+  // What the stored status remembers counts too: a committed round someone deleted stays committed.
   const remembered = job.status?.federated?.roundsCompleted ?? 0;
-  const done = Math.max(committed.length, remembered);
-  const last = committed[committed.length - 1];
+  const byNumber = new Map(sorted.map((r) => [roundNumber(r), r]));
+  const committed: FederatedRound[] = [];
+  let done = 0;
+  for (;;) {
+    const r = byNumber.get(done);
+    if (r?.status?.phase === 'Succeeded') committed.push(r);
+    else if (done >= remembered) break;
+    done++;
+  }
+  // The model of the last committed round, from its object when it is still there.
+  const lastRound = committed[committed.length - 1];
+  const last = lastRound && roundNumber(lastRound) === done - 1 ? lastRound : undefined;
   const model = last?.status?.model?.uri
     ? { uri: last.status.model.uri, digest: last.status.model.digest }
     : job.status?.model;
