@@ -34,7 +34,11 @@ export function shapeOf(weights: readonly Float32Array[]): number[] {
   return weights.map((w) => w.length);
 }
 
-/** Throws a ShapeMismatchError naming the worker and the first variable that differs. */
+/**
+ * Throws a ShapeMismatchError naming the worker and the first variable that differs in size or
+ * is not float32 (an update decoded as float64 or int32 would otherwise be averaged as if its
+ * values were float32).
+ */
 export function checkShapes(
   expected: readonly number[],
   weights: readonly Float32Array[],
@@ -48,6 +52,14 @@ export function checkShapes(
     );
   }
   for (let v = 0; v < expected.length; v++) {
+    const dtype = dtypeOf(weights[v]);
+    if (dtype !== 'Float32Array') {
+      throw new ShapeMismatchError(
+        worker,
+        v,
+        `${worker}: variable ${v} is ${dtype}, expected Float32Array`,
+      );
+    }
     const got = weights[v]?.length;
     if (got !== expected[v]) {
       throw new ShapeMismatchError(
@@ -57,6 +69,18 @@ export function checkShapes(
       );
     }
   }
+}
+
+/**
+ * The typed array's kind ("Float32Array", "Float64Array", ...) from its toStringTag, which,
+ * unlike instanceof, also holds for arrays made in another realm (a vm context, a worker).
+ */
+function dtypeOf(value: unknown): string {
+  if (ArrayBuffer.isView(value)) {
+    const tag = (value as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag];
+    return typeof tag === 'string' ? tag : 'DataView';
+  }
+  return value === undefined ? 'missing' : typeof value;
 }
 
 /**
