@@ -10,6 +10,11 @@ if ! command -v ip >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
   echo "[setup] installing iproute2" >&2
   (apt-get update -qq && apt-get install -y -qq iproute2) >&2
 fi
+# Fashion-MNIST as IDX files (31 MB), read by the runtime's data tests and the federated bench.
+if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "[setup] installing dataset-fashion-mnist" >&2
+  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >&2 || echo "[setup] dataset-fashion-mnist not installed: its tests skip" >&2
+fi
 for tool in go openssl; do
   command -v "$tool" >/dev/null || { echo "[setup] $tool is required (see README: Prerequisites)" >&2; exit 1; }
 done

@@ -237,7 +237,8 @@ export function aggregatorSpec(r: FederatedRound, now: number): AggregatorSpec {
     ...(r.spec.evaluationDataset ? { evaluationDataset: { ...r.spec.evaluationDataset } } : {}),
     output: { uri: r.spec.output.uri, quantization: r.spec.output.quantization },
     quorum: quorumOf(r),
-    deadline: deadlineOf(r, r.status?.quorumTime, now),
+    // From the aggregator's creation: the time it has to gather unmask shares and combine.
+    deadline: deadlineOf(r, undefined, now),
   };
 }
 

@@ -79,7 +79,11 @@ function trainState(pod: RoundPod): ContainerState | undefined {
 }
 
 /** Public keys of every signer, or the Secrets still to create. */
-function identities(i: RoundInput): { peers?: Record<string, string>; missing: KubeObject[] } {
+function identities(i: RoundInput): {
+  peers?: Record<string, string>;
+  missing: KubeObject[];
+  unreadable?: string;
+} {
   const r = i.round;
   const ours = new Map(
     i.secrets.filter((s) => ownedBy(s, r)).map((s) => [s.metadata.name ?? '', s]),
@@ -91,6 +95,7 @@ function identities(i: RoundInput): { peers?: Record<string, string>; missing: K
     const key = secret && publicKeyOf(secret);
     if (key) peers[signer] = key;
     else if (!secret) missing.push(identitySecret(r, signer));
+    else return { missing, unreadable: secret.metadata.name };
   }
   return missing.length === 0 && Object.keys(peers).length === signers(r).length
     ? { peers, missing }
@@ -104,10 +109,11 @@ function observe(
   pod: RoundPod | undefined,
   stored: ParticipantStatus | undefined,
 ): ParticipantStatus {
-  const base: ParticipantStatus = { ...stored, name };
   // Decided states stay decided: a round does not take a participant back.
   if (stored && ['Reported', 'Accepted', 'Dropped', 'Failed'].includes(stored.state ?? ''))
-    return base;
+    return { ...stored, name };
+  // Otherwise the state is read afresh (a reason of before, e.g. Unschedulable, does not stay).
+  const base: ParticipantStatus = { name, ...(stored?.pod ? { pod: stored.pod } : {}) };
   if (!pod) {
     if (stored?.pod)
       return {
@@ -210,6 +216,13 @@ export function planRound(i: RoundInput): PhasePlan {
   const plan: PhasePlan = { children: { pods: [], others: [] }, deletePods: [] };
 
   const ids = identities(i);
+  if (ids.unreadable) {
+    b.fail({
+      reason: 'IdentityUnreadable',
+      message: `identity Secret ${ids.unreadable} holds no readable Ed25519 key (was it edited?): the round cannot sign or verify its updates`,
+    });
+    return plan;
+  }
   if (!ids.peers) {
     plan.children.others = ids.missing;
     b.phase('Pending' as never);
@@ -301,6 +314,13 @@ export function planRound(i: RoundInput): PhasePlan {
     s.dropped = s.participants.filter((x) => x.state !== 'Reported').length;
     // Nobody cut off gets a pod now.
     plan.children.pods = [];
+    // Its time is when aggregation started: the aggregator's time limit counts from it.
+    b.set(
+      ROUND_COND.aggregated,
+      false,
+      'Aggregating',
+      `the aggregator combines ${reported.length} updates`,
+    );
     b.phase('Aggregating' as never);
     b.set(COND.running, true, 'Aggregating', `aggregating ${reported.length} updates`);
     plan.requeueAfterMs = 1000;
@@ -356,7 +376,9 @@ function aggregating(
     const ended = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
     if (!keep.has(name) && !ended && !pod.metadata.deletionTimestamp) plan.deletePods.push(pod);
   }
-  const decided = Date.parse(s.quorumTime ?? s.startTime ?? metaTime(now));
+  const decided = Date.parse(
+    b.get(ROUND_COND.aggregated)?.lastTransitionTime ?? s.quorumTime ?? metaTime(now),
+  );
   if (!aggregator) {
     plan.children.pods.push(aggregatorPod(r, accepted, peers, i.build, now));
     return plan;

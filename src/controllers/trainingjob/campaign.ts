@@ -224,7 +224,7 @@ function earlyStop(job: TrainingJob, committed: FederatedRound[]): string | unde
   if (!es) return undefined;
   const metric = es.metric ?? 'valLoss';
   const key = metric === 'valAccuracy' || metric === 'accuracy' ? 'accuracy' : 'loss';
-  const maximize = key === 'accuracy';
+  const maximize = es.mode === 'max' || (es.mode !== 'min' && key === 'accuracy');
   const patience = es.patience ?? 3;
   const minDelta = es.minDelta ?? 0;
   const values = committed

@@ -662,6 +662,36 @@ describe('§round the aggregator', () => {
     },
   );
 
+  it('§round the aggregation limit counts from when aggregation started (Aggregated=False), not from the quorum', () => {
+    const r = decided().obj();
+    // The quorum came at 10 s; the round waited and decided at 100 s.
+    r.status!.conditions = [
+      {
+        type: 'Aggregated',
+        status: 'False',
+        reason: 'Aggregating',
+        message: '',
+        lastTransitionTime: at(100),
+      },
+    ];
+    const agg = aggregatorPod(R).running().obj();
+    expect(plan(r, [...clients(), agg], { now: 10 + 120 + 60 }).status.phase).toBe('Aggregating');
+    expect(plan(r, [...clients(), agg], { now: 100 + 120 + 60 }).status.failure?.reason).toBe(
+      'AggregationTimeout',
+    );
+  });
+
+  it('§round the decision to aggregate records when aggregation started', () => {
+    const r = round(R).participants('a', 'b').quorum(2).training(0).obj();
+    const out = plan(r, [
+      clientPod(R, 'a').reported(report('a', 10)).obj(),
+      clientPod(R, 'b').reported(report('b', 20)).obj(),
+    ]);
+    expect(out.status.phase).toBe('Aggregating');
+    const c = out.status.conditions?.find((x) => x.type === 'Aggregated');
+    expect(c).toMatchObject({ status: 'False', reason: 'Aggregating', lastTransitionTime: at(10) });
+  });
+
   // Was a bug (fixed with this test): the planner marks every Reported participant that the result does not reject as Accepted
   // and counts status.accepted as result.accepted.length, so a result that leaves out an accepted
   // participant, lists one twice, or both accepts and rejects one gives a status whose Accepted
@@ -714,5 +744,35 @@ describe('§round differential privacy', () => {
   it('§round without differential privacy no epsilon is reported', () => {
     const out = plan(round(R).participants('a').training().obj(), []);
     expect(out.status.epsilonSpent).toBeUndefined();
+  });
+});
+
+describe('§round identities and reasons read afresh', () => {
+  it('§round an owned identity Secret without a readable key fails the round with IdentityUnreadable', () => {
+    const r = round(R).participants('a', 'b').obj();
+    const secrets = identities(r).map((sec, i) =>
+      i === 0
+        ? ({
+            ...sec,
+            data: { 'signing.pem': Buffer.from('garbage').toString('base64') },
+          } as KubeObject)
+        : sec,
+    );
+    const out = plan(r, [], { secrets });
+    expect(out.status.phase).toBe('Failed');
+    expect(out.status.failure?.reason).toBe('IdentityUnreadable');
+    expect(out.plan.children.pods).toEqual([]);
+  });
+
+  it('§round a participant that waits again does not keep the reason it waited for before', () => {
+    const r = round(R)
+      .participants('a', 'b')
+      .training(0)
+      .stored('a', 'Pending', { reason: 'Unschedulable', message: 'no node' })
+      .obj();
+    const out = plan(r, [clientPod(R, 'a').obj(), clientPod(R, 'b').running().obj()]);
+    const a = out.status.participants?.find((p) => p.name === 'a');
+    expect(a?.state).toBe('Pending');
+    expect(a?.reason).toBeUndefined();
   });
 });
