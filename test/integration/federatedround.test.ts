@@ -7,6 +7,7 @@ import { Resources } from '../../src/core/resources.ts';
 import {
   kubeClient,
   kubectlOk,
+  metricValue,
   type OperatorProcess,
   startNamespacedOperator,
   startOperator,
@@ -227,6 +228,22 @@ describe('FederatedRound', () => {
     const ev = events(name);
     expect(ev).toMatch(/QuorumReached/);
     expect(ev).toMatch(/Succeeded/);
+    const text = await op.metrics();
+    expect(
+      metricValue(text, 'lepton_federatedround_finished_total', {
+        outcome: 'Succeeded',
+        reason: 'Committed',
+      }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      metricValue(text, 'lepton_federatedround_participants_total', { state: 'Accepted' }),
+    ).toBeGreaterThanOrEqual(3);
+    expect(
+      metricValue(text, 'lepton_federatedround_aggregation_seconds_count'),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      metricValue(text, 'lepton_federatedrounds', { phase: 'Succeeded' }),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   it('§round fails at the deadline without quorum, naming who was missing and why', async () => {

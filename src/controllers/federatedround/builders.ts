@@ -218,7 +218,8 @@ export function clientPod(
     secrets: [{ secretName: identitySecretName(r, p.name), mountPath: IDENTITY_MOUNT }],
     ...(secure
       ? {
-          initContainers: [train],
+          // The API server refuses probes on init containers (they are not sidecars).
+          initContainers: [{ ...train, readiness: undefined }],
           container: container(FEDERATED_CONTAINERS.unmask, FEDERATED_MODES.unmask, image, env),
         }
       : { container: train }),

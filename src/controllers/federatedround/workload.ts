@@ -1,10 +1,12 @@
 // FederatedRound as an engine workload with phases of its own (Workload.phases): the engine
-// accepts it, admits its participants' pods as one gang through the shared ledger, creates what
-// the round's planner says, writes the status and its Events, and cleans up after the end.
+// accepts it, admits its participants' pods as one gang of at least the quorum through the shared
+// ledger (partial admission: one pod set per participant), creates what the round's planner
+// says, writes the status and its Events, and cleans up after the end.
 import { claimsOf } from '../../contract/runtime.ts';
 import type { Cache } from '../../core/informer.ts';
 import { type KubeObject, Resources } from '../../core/resources.ts';
 import type { RunPolicy, SpecProblem, Workload } from '../../engine/workload.ts';
+import { ROLE_LABEL } from '../../engine/labels.ts';
 import { checkPodTemplate } from '../../engine/pod-template.ts';
 import {
   GPU_PRODUCT_LABEL,
@@ -16,6 +18,8 @@ import { READ_SCHEMES, WRITE_SCHEMES, checkUri } from '../spec-checks.ts';
 import {
   type BuildOptions,
   type FederatedRound,
+  PARTICIPANT_LABEL,
+  ROLES,
   clientPod,
   participantGpu,
   quorumOf,
@@ -126,6 +130,8 @@ function podSetsOf(r: FederatedRound, build: BuildOptions): PodSet[] {
         ...(gpu.product && gpu.count > 0 ? { [GPU_PRODUCT_LABEL]: gpu.product } : {}),
       },
       tolerations: pod.spec.tolerations,
+      // Every client pod has the role `client`: its participant says whose set it is.
+      podLabels: { [ROLE_LABEL]: ROLES.client, [PARTICIPANT_LABEL]: p.name },
     };
   });
 }
@@ -146,6 +152,9 @@ export function federatedRoundWorkload(
       if (!sets) podSets.set(r, (sets = podSetsOf(r, opts.build)));
       return sets;
     },
+    // Admitted with the quorum when a site has no room: the others' pods wait (unschedulable)
+    // and are dropped as stragglers if they never run.
+    minPodSets: quorumOf,
     podCount: (r) => r.spec.participants.length,
     children: () => ({ pods: [], others: [] }),
     complete: () => ({ ok: false, reason: 'Unused', message: 'phases decide' }),

@@ -197,6 +197,10 @@ describe('§round client pods', () => {
       const spec = specOf(pod);
       expect(spec.initContainers?.map((c) => c.name)).toEqual([FEDERATED_CONTAINERS.train]);
       expect(spec.containers.map((c) => c.name)).toEqual([FEDERATED_CONTAINERS.unmask]);
+      // The API server refuses a readiness probe on an init container.
+      expect(
+        (spec.initContainers as { readinessProbe?: unknown }[] | undefined)?.[0]?.readinessProbe,
+      ).toBeUndefined();
     }
   });
 });
