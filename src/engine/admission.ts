@@ -20,6 +20,7 @@ export function admittable<T extends WorkloadObject>(w: Workload<T>, obj: T): Ad
     creationTimestamp: obj.metadata.creationTimestamp ?? '',
     priorityClassName: w.priorityClassName?.(obj),
     podSets: w.podSets(obj),
+    ...(w.minPodSets ? { minPodSets: w.minPodSets(obj) } : {}),
     state:
       isFinished(phase) || policy.suspend
         ? 'inactive'

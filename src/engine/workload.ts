@@ -75,6 +75,11 @@ export interface Workload<T extends WorkloadObject> {
   priorityClassName?(obj: T): string | undefined;
   /** What admission must find free before any pod is created; empty: no admission. */
   podSets(obj: T): PodSet[];
+  /**
+   * Optional: partial admission, the fewest of podSets (each whole) it may be admitted with;
+   * the ledger's verdict names those left out. Unset: all of them.
+   */
+  minPodSets?(obj: T): number | undefined;
   /** Pods the gang has when whole. */
   podCount(obj: T): number;
   children(obj: T, attempt: number): Children;

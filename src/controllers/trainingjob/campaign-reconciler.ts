@@ -8,10 +8,10 @@ import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../core/c
 import type { EventRecorder } from '../../core/events.ts';
 import type { Cache } from '../../core/informer.ts';
 import { Resources } from '../../core/resources.ts';
-import { applyStatus } from '../../core/status.ts';
-import { acceptanceStatus, recordAcceptance } from '../../engine/acceptance.ts';
+import { writeStatus } from '../../engine/write-status.ts';
+import { acceptanceStatus } from '../../engine/acceptance.ts';
 import { REFUSED_RECHECK_MS, controlledBy, createOwned, ownedBy } from '../../engine/children.ts';
-import { COND, StatusBuilder, isFinished, phaseChanged, phaseEvent } from '../../engine/status.ts';
+import { COND, StatusBuilder, isFinished } from '../../engine/status.ts';
 import type { FederatedRound } from '../federatedround/builders.ts';
 import type { TrainingJob } from './builders.ts';
 import { isCampaign, planCampaign } from './campaign.ts';
@@ -44,19 +44,7 @@ export class CampaignReconciler implements Reconciler {
     let result: ReconcileResult = {};
     if (problems.length > 0) status.phase ??= 'Pending';
     else if (!isFinished(status.phase)) result = await this.step(job, b, req);
-    const before = job.status?.phase;
-    const finishing = phaseChanged(before, status.phase) && isFinished(status.phase);
-    if (finishing) {
-      const e = phaseEvent(status);
-      await this.o.events.record(job, e.type, e.reason, e.message);
-    }
-    await applyStatus(this.o.client, Resources.TrainingJob, job, status);
-    await recordAcceptance(this.o.events, job, status);
-    if (phaseChanged(before, status.phase) && !finishing) {
-      const e = phaseEvent(status);
-      await this.o.events.record(job, e.type, e.reason, e.message);
-    }
-    for (const e of b.events) await this.o.events.record(job, e.type, e.reason, e.message);
+    await writeStatus({ ...this.o, resource: Resources.TrainingJob }, job, b);
     return result;
   }
 

@@ -10,10 +10,10 @@ import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../core/c
 import type { EventRecorder } from '../../core/events.ts';
 import type { Cache } from '../../core/informer.ts';
 import { type KubeObject, Resources, ownerReference } from '../../core/resources.ts';
-import { applyStatus } from '../../core/status.ts';
-import { acceptanceStatus, recordAcceptance } from '../../engine/acceptance.ts';
+import { writeStatus } from '../../engine/write-status.ts';
+import { acceptanceStatus } from '../../engine/acceptance.ts';
 import { REFUSED_RECHECK_MS, controlledBy, createOwned } from '../../engine/children.ts';
-import { COND, StatusBuilder, isFinished, phaseChanged, phaseEvent } from '../../engine/status.ts';
+import { COND, StatusBuilder, isFinished } from '../../engine/status.ts';
 import type { TrainingJob } from './builders.ts';
 import { checkTrainingJob } from './checks.ts';
 import { HORIZON_YEARS, lastFiring, nextFiring, runName } from './schedule.ts';
@@ -50,14 +50,7 @@ export class ScheduleReconciler implements Reconciler {
     let result: ReconcileResult = {};
     if (problems.length > 0) status.phase ??= 'Pending';
     else result = await this.scheduled(job, status, step, req);
-    const before = job.status?.phase;
-    await applyStatus(this.o.client, Resources.TrainingJob, job, status);
-    await recordAcceptance(this.o.events, job, status);
-    if (phaseChanged(before, status.phase)) {
-      const e = phaseEvent(status);
-      await this.o.events.record(job, e.type, e.reason, e.message);
-    }
-    for (const e of step.events) await this.o.events.record(job, e.type, e.reason, e.message);
+    await writeStatus({ ...this.o, resource: Resources.TrainingJob }, job, step);
     return result;
   }
 

@@ -7,7 +7,7 @@ import { EXIT } from '../../contract/runtime.ts';
 import { initBackend } from '../backend.ts';
 import { runAggregator, terminationMessage } from '../federated/aggregator.ts';
 import { loadIdentity } from '../federated/identity.ts';
-import { TERMINATION_MESSAGE_MAX, startPod } from '../federated/pod.ts';
+import { TERMINATION_MESSAGE_MAX, startPod } from '../pod.ts';
 import { parseAggregatorEnv, parsePeers } from '../federated/spec.ts';
 import { POLL_MS } from '../federated/store.ts';
 

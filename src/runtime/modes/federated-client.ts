@@ -8,7 +8,7 @@ import { EXIT } from '../../contract/runtime.ts';
 import { initBackend } from '../backend.ts';
 import { runClient } from '../federated/client.ts';
 import { loadIdentity } from '../federated/identity.ts';
-import { startPod } from '../federated/pod.ts';
+import { startPod } from '../pod.ts';
 import { parseClientEnv, parsePeers } from '../federated/spec.ts';
 import { POLL_MS } from '../federated/store.ts';
 

@@ -5,7 +5,7 @@
 import { FEDERATED_ENV } from '../../contract/federated.ts';
 import { EXIT } from '../../contract/runtime.ts';
 import { loadIdentity } from '../federated/identity.ts';
-import { startPod } from '../federated/pod.ts';
+import { startPod } from '../pod.ts';
 import { parseClientEnv, parsePeers } from '../federated/spec.ts';
 import { POLL_MS } from '../federated/store.ts';
 import { answerUnmaskRequest } from '../federated/unmask.ts';

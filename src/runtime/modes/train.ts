@@ -2,7 +2,6 @@
 // (src/contract/), serves /healthz, /readyz, /progress and /metrics, trains as rank LEPTON_RANK
 // of LEPTON_WORLD_SIZE, and ends with the contract's exit code and termination message: the
 // TrainingResult JSON on success (rank 0), a one-line reason on failure.
-import { writeFileSync } from 'node:fs';
 import { createWeightSync } from '../averaging/index.ts';
 import { initBackend } from '../backend.ts';
 import { DEFAULT_PORT, DEFAULT_TERMINATION_LOG, ENV, EXIT } from '../../contract/runtime.ts';
@@ -12,12 +11,10 @@ import { loadDataset, splitDataset } from '../data/datasets.ts';
 import { PermanentError, isPermanentError } from '../errors.ts';
 import { loadBaseModel, taskOf } from '../model/models.ts';
 import { startRuntimeServer } from '../server.ts';
+import { oneLine, writeTerminationLog } from '../pod.ts';
 import { parseSpecJson } from '../spec.ts';
 import { train } from '../train/train.ts';
 import type { WeightSync } from '../train/weight-sync.ts';
-
-/** Kubernetes keeps at most 4096 bytes of a termination message. */
-const TERMINATION_MESSAGE_MAX = 4096;
 
 export async function runTrain(env: NodeJS.ProcessEnv): Promise<number> {
   const terminationLog = env[ENV.terminationLog] || DEFAULT_TERMINATION_LOG;
@@ -120,18 +117,4 @@ function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): num
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   return Number.isInteger(n) ? n : undefined;
-}
-
-function oneLine(err: unknown): string {
-  const text = err instanceof Error ? err.message || err.name : String(err);
-  return text.replace(/\s*\n\s*/g, ' ').trim();
-}
-
-/** Writes the termination message; a pod without a writable termination log still exits right. */
-function writeTerminationLog(path: string, message: string): void {
-  try {
-    writeFileSync(path, message.slice(0, TERMINATION_MESSAGE_MAX));
-  } catch {
-    // Outside Kubernetes /dev/termination-log may not exist; the exit code still tells.
-  }
 }

@@ -1,11 +1,11 @@
 // What the three federated modes share with the training mode as pods: the HTTP server, the
 // termination message, the exit code of a failure, SIGTERM, and a logger.
 import { writeFileSync } from 'node:fs';
-import { DEFAULT_PORT, DEFAULT_TERMINATION_LOG, ENV, EXIT } from '../../contract/runtime.ts';
-import type { Progress } from '../../contract/training.ts';
-import { isPermanentError } from '../errors.ts';
-import { createRuntimeLogger } from '../log.ts';
-import { type RuntimeServer, startRuntimeServer } from '../server.ts';
+import { DEFAULT_PORT, DEFAULT_TERMINATION_LOG, ENV, EXIT } from '../contract/runtime.ts';
+import type { Progress } from '../contract/training.ts';
+import { isPermanentError } from './errors.ts';
+import { createRuntimeLogger } from './log.ts';
+import { type RuntimeServer, startRuntimeServer } from './server.ts';
 
 /** Kubernetes keeps at most 4096 bytes of a termination message. */
 export const TERMINATION_MESSAGE_MAX = 4096;
@@ -61,13 +61,13 @@ export async function startPod(env: NodeJS.ProcessEnv, meta: Record<string, stri
   };
 }
 
-function oneLine(err: unknown): string {
+export function oneLine(err: unknown): string {
   const text = err instanceof Error ? err.message || err.name : String(err);
   return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 
 /** A pod without a writable termination log still exits right: the exit code tells. */
-function writeTerminationLog(path: string, message: string): void {
+export function writeTerminationLog(path: string, message: string): void {
   try {
     writeFileSync(path, message.slice(0, TERMINATION_MESSAGE_MAX));
   } catch {
