@@ -7,6 +7,8 @@ import type { KubeObject } from '../core/resources.ts';
 export const GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product';
 /** The label naming a pod's pod set, so admission can tell which part of a gang is bound. */
 export const POD_SET_LABEL = 'lepton.ai/role';
+/** Labels admission keeps on its slim pods: the operator's own, which say whose set a pod is. */
+const KEPT_LABEL_PREFIX = 'lepton.ai/';
 
 /** Amounts by resource name: cpu in millicores, memory in bytes, everything else in units. */
 export type Amounts = Record<string, number>;
@@ -50,6 +52,11 @@ export interface PodSet {
   requests: Amounts;
   nodeSelector?: Record<string, string>;
   tolerations?: Toleration[];
+  /**
+   * The labels (`lepton.ai/` ones) that mark this set's pods, when that is not POD_SET_LABEL
+   * equal to the set's name: e.g. one set per participant, whose pods share the role `client`.
+   */
+  podLabels?: Record<string, string>;
 }
 
 export interface NodeCapacity {
@@ -347,7 +354,9 @@ export function overlap(view: NodeCapacity[], a: PodSet, b: PodSet): boolean {
  */
 export function slimPod<T extends PodObject>(pod: T): T {
   const m = pod.metadata;
-  const set = m.labels?.[POD_SET_LABEL];
+  // Only the operator's labels (a few on its own pods, none on most others): they tell admission
+  // which pod set of a workload a bound pod is (POD_SET_LABEL, PodSet.podLabels).
+  const kept = Object.entries(m.labels ?? {}).filter(([k]) => k.startsWith(KEPT_LABEL_PREFIX));
   return {
     metadata: {
       name: m.name,
@@ -355,7 +364,7 @@ export function slimPod<T extends PodObject>(pod: T): T {
       uid: m.uid,
       resourceVersion: m.resourceVersion,
       deletionTimestamp: m.deletionTimestamp,
-      ...(set ? { labels: { [POD_SET_LABEL]: set } } : {}),
+      ...(kept.length ? { labels: Object.fromEntries(kept) } : {}),
       ownerReferences: m.ownerReferences?.filter((r) => r.controller),
     },
     spec: {

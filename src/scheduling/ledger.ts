@@ -7,6 +7,11 @@
 // bound yet of every workload already admitted: admitted by its status, by pods that exist, or by
 // this ledger a moment ago (an "assumed" admission, as kube-scheduler assumes a pod it just
 // bound, until the caches show it).
+//
+// Partial admission (Kueue's PodSet.minCount, at the grain of whole pod sets): a workload that
+// sets minPodSets is admitted when at least that many of its pod sets fit together; it holds only
+// the sets it was admitted with. Pods of the sets left out may exist and wait unschedulable: they
+// hold nothing here until bound, and then count through the capacity view like any pod.
 import type { Clock } from '../core/clock.ts';
 import type { Cache } from '../core/informer.ts';
 import type { KubeObject } from '../core/resources.ts';
@@ -39,6 +44,11 @@ export interface Admittable {
   creationTimestamp: string;
   priorityClassName?: string;
   podSets: PodSet[];
+  /**
+   * Partial admission: admitted when at least this many of its pod sets fit together (each set
+   * whole), with those that fit, in order; unset: all of them (a gang admitted whole or not).
+   */
+  minPodSets?: number;
   /**
    * admitted: its status says so; queued: its status says it waits for capacity; waiting: not
    * admitted yet (new, or its pods could not be created); inactive: finished or suspended.
@@ -73,6 +83,11 @@ export class AdmissionLedger {
   private readonly assumed = new Map<string, number>();
   /** Workloads that gave their admission back; their status may still say Admitted for a while. */
   private readonly released = new Map<string, number>();
+  /**
+   * The pod sets a partial admission took (names), while the workload is admitted. Kept in memory
+   * only: after a restart an admitted workload holds all of its unbound sets (never less).
+   */
+  private readonly partial = new Map<string, Set<string>>();
   /** The capacity view, kept until a pod or node changes (a burst of admissions reuses it). */
   private view: NodeCapacity[] | undefined;
 
@@ -95,20 +110,28 @@ export class AdmissionLedger {
   }
 
   /**
-   * Admits the workload if every pod of it fits now, behind every workload ahead of it that
-   * will fit; reserves its capacity in the same step. A workload ahead that can never fit on the
-   * nodes it needs does not block the ones behind it.
+   * Admits the workload if every pod of it fits now (or, with minPodSets, enough of its pod sets),
+   * behind every workload ahead of it that will fit; reserves its capacity in the same step. A
+   * workload ahead that can never fit on the nodes it needs does not block the ones behind it.
    */
   admit(w: Admittable): Verdict {
     this.expire();
     const need = describeNeed(w.podSets);
+    const min = minOf(w);
+    const some =
+      min < w.podSets.length ? ` (at least ${min} of its ${w.podSets.length} pod sets)` : '';
     const view = this.snapshot();
-    if (!fits(view, w.podSets, 'total')) {
-      const idle = describeFree(view, w.podSets, 'total').replace(/ (\S+)\/(\S+)/g, ' capacity $2');
+    // Of a gang of several sets, a refusal names the sets that do not fit (taken in order).
+    const misfits = (field: 'free' | 'total') =>
+      w.podSets.length > 1
+        ? `; ${field === 'free' ? 'no room now for' : 'never fit'}: ${leftOut(view, pick(view, w.podSets, 1, field).left, field)}`
+        : '';
+    const idle = pick(view, w.podSets, min, 'total');
+    if (!idle.taken) {
       return {
         admitted: false,
         reason: 'ExceedsClusterCapacity',
-        message: `needs ${need} at once, more than the cluster has even when idle (${idle}); it will wait until such nodes join`,
+        message: `needs ${need} at once${some}, more than the cluster has even when idle (${describeIdle(view, w.podSets)})${misfits('total')}; it will wait until such nodes join`,
       };
     }
     const own = this.priority(w);
@@ -116,8 +139,11 @@ export class AdmissionLedger {
     // summed over identical pod sets: in a burst every earlier workload is one of these.
     const held = new Map<string, PodSet>();
     const ahead: Admittable[] = [];
+    // Which partial admissions still have a workload (only when there are any to forget).
+    const seen = this.partial.size > 0 ? new Set<string>() : undefined;
     for (const other of this.all()) {
       if (other.uid === w.uid) continue;
+      seen?.add(other.uid);
       if (this.isAdmitted(other)) {
         for (const set of this.unbound(other)) {
           if (set.count === 0) continue;
@@ -126,21 +152,27 @@ export class AdmissionLedger {
           if (sum) sum.count += set.count;
           else held.set(key, { ...set });
         }
-      } else if (other.state === 'queued' && this.ahead(other, w, own)) {
-        ahead.push(other);
+      } else {
+        this.partial.delete(other.uid);
+        if (other.state === 'queued' && this.ahead(other, w, own)) ahead.push(other);
       }
     }
+    if (seen)
+      for (const uid of this.partial.keys())
+        if (uid !== w.uid && !seen.has(uid)) this.partial.delete(uid);
     hold(view, [...held.values()]);
     // Then those queued ahead of it, in order: one that fits now takes its share; one that will
     // fit once capacity frees keeps it from being taken by those behind it (strict order, so a
-    // big gang is not starved by a stream of small ones).
+    // big gang is not starved by a stream of small ones). A partial one ahead takes what it would
+    // be admitted with; while it cannot be, it blocks those sharing nodes with any of its sets.
     let blockedBy: Admittable | undefined;
     ahead.sort((a, b) => (this.ahead(a, b, this.priority(b)) ? -1 : 1));
     for (const other of ahead) {
       const rest = this.unbound(other);
-      if (fits(view, rest)) reserve(view, rest);
+      const now = pick(view, rest, minOf(other), 'free');
+      if (now.taken) reserve(view, now.taken);
       else if (
-        fits(view, rest, 'total') &&
+        pick(view, rest, minOf(other), 'total').taken &&
         rest.some((a) => w.podSets.some((b) => overlap(view, a, b)))
       )
         blockedBy ??= other;
@@ -153,19 +185,29 @@ export class AdmissionLedger {
         message: `waiting behind ${blockedBy.kind === w.kind ? '' : `${blockedBy.kind} `}${blockedBy.name} (higher priority or older), which needs the same nodes first; free now: ${free}`,
       };
     }
-    if (!fits(view, w.podSets)) {
+    const fit = pick(view, w.podSets, min, 'free');
+    if (!fit.taken) {
       return {
         admitted: false,
-        reason: this.gpuBound(view, w.podSets) ? 'InsufficientGPU' : 'InsufficientResources',
-        message: `waiting for ${need} to be free at once; free now: ${free}`,
+        reason: this.gpuBound(view, w.podSets, min) ? 'InsufficientGPU' : 'InsufficientResources',
+        message: `waiting for ${need} to be free at once${some}; free now: ${free}${misfits('free')}`,
       };
     }
     this.assumed.set(w.uid, this.o.clock.now() + ASSUME_MS);
     this.released.delete(w.uid);
+    if (fit.left.length === 0) {
+      this.partial.delete(w.uid);
+      return {
+        admitted: true,
+        reason: 'GangAdmitted',
+        message: `${need} fit; free before admission: ${free}`,
+      };
+    }
+    this.partial.set(w.uid, new Set(fit.taken.map((s) => s.name)));
     return {
       admitted: true,
       reason: 'GangAdmitted',
-      message: `${need} fit; free before admission: ${free}`,
+      message: `${fit.taken.length} of ${w.podSets.length} pod sets fit (at least ${min} needed): ${fit.taken.map((t) => t.name).join(', ')} (${describeNeed(fit.taken)}); left out: ${leftOut(view, fit.left, 'free')}; free before admission: ${free}`,
     };
   }
 
@@ -211,25 +253,28 @@ export class AdmissionLedger {
     return this.o.pods.listOwnedBy(w.uid).length > 0;
   }
 
-  /** The pods of the workload not bound yet (a bound pod is in the view already), by set. */
+  /**
+   * The pods of the workload not bound yet (a bound pod is in the view already), by set: of the
+   * sets it was admitted with, when a partial admission left some out.
+   */
   private unbound(w: Admittable): PodSet[] {
     const bound = new Map<string, number>();
-    const first = w.podSets[0]?.name ?? '';
     for (const p of this.o.pods.listOwnedBy(w.uid)) {
       if (!holds(p)) continue;
-      const label = p.metadata.labels?.[POD_SET_LABEL] ?? '';
-      const set = w.podSets.some((s) => s.name === label) ? label : first;
-      bound.set(set, (bound.get(set) ?? 0) + 1);
+      const set = setOf(p, w.podSets);
+      if (set !== undefined) bound.set(set, (bound.get(set) ?? 0) + 1);
     }
+    const taken = this.partial.get(w.uid);
+    const sets = taken ? w.podSets.filter((s) => taken.has(s.name)) : w.podSets;
     // The set itself when none of it is bound (most of a burst), so its signature is cached.
-    return w.podSets.map((s) => {
+    return sets.map((s) => {
       const n = bound.get(s.name) ?? 0;
       return n === 0 ? s : { ...s, count: Math.max(0, s.count - n) };
     });
   }
 
   /** Whether the sets would fit if they asked for their GPUs only (so GPUs are what is short). */
-  private gpuBound(view: NodeCapacity[], sets: PodSet[]): boolean {
+  private gpuBound(view: NodeCapacity[], sets: PodSet[], min: number): boolean {
     const gpuOnly = sets.map((s) => ({
       ...s,
       requests: Object.fromEntries(
@@ -237,7 +282,7 @@ export class AdmissionLedger {
       ),
     }));
     const asksGpus = gpuOnly.some((s) => Object.keys(s.requests).some((r) => r !== 'pods'));
-    return asksGpus && !fits(view, gpuOnly);
+    return asksGpus && !pick(view, gpuOnly, min, 'free').taken;
   }
 
   /** A copy of the current view (admission reserves in it). */
@@ -274,6 +319,72 @@ function signature(set: PodSet): string {
     signatures.set(set, sig);
   }
   return sig;
+}
+
+/** The pod sets that must fit together: minPodSets (at least 1), or all of them. */
+function minOf(w: Admittable): number {
+  const n = w.podSets.length;
+  return w.minPodSets === undefined ? n : Math.min(n, Math.max(1, w.minPodSets));
+}
+
+/**
+ * The sets admitted together (`taken`, undefined when too few fit) and those left out. All or
+ * none when every set is needed; otherwise each set whole, in order, on what the sets before it
+ * left: a set that does not fit is left out and the next one tried.
+ */
+function pick(
+  view: NodeCapacity[],
+  sets: PodSet[],
+  min: number,
+  field: 'free' | 'total',
+): { taken?: PodSet[]; left: PodSet[] } {
+  if (min >= sets.length)
+    return fits(view, sets, field) ? { taken: sets, left: [] } : { left: sets };
+  const copy = view.map((n) => ({ ...n, free: { ...(field === 'free' ? n.free : n.total) } }));
+  const taken: PodSet[] = [];
+  const left: PodSet[] = [];
+  for (const set of sets) {
+    if (fits(copy, [set])) {
+      reserve(copy, [set]);
+      taken.push(set);
+    } else left.push(set);
+  }
+  return taken.length >= min ? { taken, left } : { left };
+}
+
+/** "site-c (1 pod x (cpu 1): no node qualifies (...))": the sets left out, and what they found. */
+function leftOut(view: NodeCapacity[], sets: PodSet[], field: 'free' | 'total'): string {
+  return sets
+    .map((s) => {
+      const found =
+        field === 'free' ? `free now: ${describeFree(view, [s], field)}` : describeIdle(view, [s]);
+      return `${s.name} (${describeNeed([s])}; ${found})`;
+    })
+    .join(', ');
+}
+
+/** What the sets' nodes have when idle: "g0 capacity 8". */
+function describeIdle(view: NodeCapacity[], sets: PodSet[]): string {
+  return describeFree(view, sets, 'total').replace(/ (\S+)\/(\S+)/g, ' capacity $2');
+}
+
+/**
+ * Which of the workload's sets a pod is: the first whose podLabels (or POD_SET_LABEL = its name)
+ * the pod carries. A pod of none is the first set's when the sets name no podLabels (a pod
+ * labelled otherwise by an older operator), else outside admission (e.g. a round's aggregator).
+ */
+function setOf(pod: PodObject, sets: PodSet[]): string | undefined {
+  const labels = pod.metadata.labels ?? {};
+  for (const s of sets) {
+    if (s.podLabels ? carries(labels, s.podLabels) : labels[POD_SET_LABEL] === s.name)
+      return s.name;
+  }
+  return sets.some((s) => s.podLabels) ? undefined : sets[0]?.name;
+}
+
+function carries(labels: Record<string, string>, want: Record<string, string>): boolean {
+  for (const k in want) if (labels[k] !== want[k]) return false;
+  return true;
 }
 
 function earlier(a: Admittable, b: Admittable): boolean {

@@ -461,6 +461,41 @@ describe('FederatedRound', () => {
     expect((await aggregator())?.metadata.uid).toBe(first);
     expect(events(name).match(/^Succeeded\s/gm)?.length).toBe(1);
   });
+
+  it('§admission a round whose one site has no node is admitted with its quorum, commits, and drops that site', async () => {
+    const name = 'site-missing';
+    const r = round(name, {
+      participants: ['site-a', 'site-b', 'site-c'],
+      minParticipants: 2,
+      waitAfterQuorumSeconds: 1,
+      annotations: {
+        'kwok.lepton.ai/message.site-a': report('site-a', 10),
+        'kwok.lepton.ai/message.site-b': report('site-b', 20),
+        'kwok.lepton.ai/message.aggregator': aggregated(name, ['site-a', 'site-b']),
+      },
+    });
+    // No node of the cluster carries this label: site-c's pod can never be placed.
+    const parts = r.spec.participants as { name: string; nodeSelector?: Record<string, string> }[];
+    (parts[2] as (typeof parts)[number]).nodeSelector = { 'lepton.ai/site': 'nowhere' };
+    await create(r);
+    const admitted = await waitForRound(
+      name,
+      'to be admitted',
+      (x) => cond(x, 'Admitted')?.status === 'True' || ended(x),
+    );
+    expect(cond(admitted, 'Admitted')?.message).toMatch(
+      /2 of 3 pod sets fit \(at least 2 needed\): site-a, site-b .*left out: site-c \(.*no node qualifies/,
+    );
+    const done = await waitForRound(name, 'to commit', ended);
+    expect(done.status).toMatchObject({ phase: 'Succeeded', accepted: 2, dropped: 1 });
+    expect(done.status?.participants?.map((p) => [p.name, p.state])).toEqual([
+      ['site-a', 'Accepted'],
+      ['site-b', 'Accepted'],
+      ['site-c', 'Dropped'],
+    ]);
+    const dropped = participant(done, 'site-c');
+    expect(`${dropped?.reason} ${dropped?.message}`).toMatch(/Straggler|Unschedulable/);
+  });
 });
 
 interface CampaignJob {

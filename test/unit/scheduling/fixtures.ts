@@ -1,4 +1,5 @@
 // Nodes and pods as the caches hold them, for the scheduling tests.
+import { type PodObject, slimPod } from '../../../src/scheduling/capacity.ts';
 
 export const node = (
   name: string,
@@ -22,3 +23,7 @@ export const pod = (
   spec: { nodeName, containers: [{ resources }] },
   status: { phase },
 });
+
+/** A pod as the ledger's cache holds it after the informer's transform (slimPod). */
+export const bound = <T extends PodObject>(p: T, nodeName: string): PodObject =>
+  slimPod({ ...p, spec: { ...p.spec, nodeName }, status: { phase: 'Running' } });
