@@ -201,14 +201,8 @@ export function encodeModule(
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, vec(types)),
     ...section(2, imports),
-    ...section(
-      3,
-      vec(functions.map((_, i) => uleb(i))),
-    ),
-    ...section(
-      7,
-      vec(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)])),
-    ),
+    ...section(3, vec(functions.map((_, i) => uleb(i)))),
+    ...section(7, vec(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]))),
     ...section(10, vec(bodies)),
   ]);
 }
