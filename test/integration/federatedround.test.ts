@@ -180,7 +180,7 @@ describe('FederatedRound', () => {
       accepted: 3,
       dropped: 0,
       model: { uri: `file:///var/lib/lepton/${name}`, digest: MODEL_DIGEST },
-      metrics: { loss: 0.4, accuracy: 0.85 },
+      metrics: { loss: 0.4, accuracy: 0.85, updateBytes: 3072 },
     });
     expect(done.status?.participants?.map((p) => [p.name, p.state, p.samples])).toEqual([
       ['site-a', 'Accepted', 100],
@@ -241,6 +241,10 @@ describe('FederatedRound', () => {
     expect(
       metricValue(text, 'lepton_federatedround_aggregation_seconds_count'),
     ).toBeGreaterThanOrEqual(1);
+    // The aggregator reported 1024 bytes per update (see aggregated()).
+    expect(metricValue(text, 'lepton_federatedround_update_bytes_total')).toBeGreaterThanOrEqual(
+      3072,
+    );
     expect(
       metricValue(text, 'lepton_federatedrounds', { phase: 'Succeeded' }),
     ).toBeGreaterThanOrEqual(1);

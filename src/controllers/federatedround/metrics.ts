@@ -17,6 +17,7 @@ export class FederatedRoundMetrics {
   private readonly participants: Counter<'namespace' | 'state'>;
   private readonly aggregation: Histogram;
   private readonly epsilon: Counter<'namespace'>;
+  private readonly bytes: Counter<'namespace'>;
   private readonly seen: SeenJobs;
 
   constructor(metrics: OperatorMetrics, rounds: Cache<FederatedRound>) {
@@ -61,6 +62,12 @@ export class FederatedRoundMetrics {
       buckets: SHORT_BUCKETS,
       registers,
     });
+    this.bytes = new Counter({
+      name: 'lepton_federatedround_update_bytes_total',
+      help: 'Bytes of participant updates the aggregators of committed rounds read',
+      labelNames: ['namespace'],
+      registers,
+    });
     this.epsilon = new Counter({
       name: 'lepton_federatedround_epsilon_spent_total',
       help: 'Differential-privacy ε of committed rounds (each round alone, at its delta)',
@@ -85,6 +92,8 @@ export class FederatedRoundMetrics {
         this.participants.inc({ namespace, state: p.state });
     const seconds = status.metrics?.aggregationSeconds;
     if (outcome === 'Succeeded' && seconds !== undefined) this.aggregation.observe(seconds);
+    const bytes = status.metrics?.updateBytes;
+    if (outcome === 'Succeeded' && bytes) this.bytes.inc({ namespace }, bytes);
     if (outcome === 'Succeeded' && status.epsilonSpent)
       this.epsilon.inc({ namespace }, status.epsilonSpent);
   }

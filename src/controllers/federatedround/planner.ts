@@ -415,7 +415,7 @@ function aggregating(
     s.accepted = s.participants.filter((p) => p.state === 'Accepted').length;
     s.dropped = s.participants.filter((p) => p.state !== 'Accepted').length;
     s.model = res.model;
-    s.metrics = { ...res.metrics };
+    s.metrics = { ...res.metrics, updateBytes: res.bytes };
     b.set(ROUND_COND.aggregated, true, 'Aggregated', `${res.accepted.length} updates aggregated`);
     b.set(
       ROUND_COND.committed,

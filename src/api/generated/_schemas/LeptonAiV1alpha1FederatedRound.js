@@ -18,7 +18,7 @@ const schema93 = {
       "$ref": "Gwk4wrsFgikmdZVH8ddwxBeRHhAMEnkV40aJMO0LJY0"
     },
     "status": {
-      "$ref": "iBgs7BwMXHxXle733SAYHWkMYBAWKgBIAyCgezvAM"
+      "$ref": "uctOADpcSxIVv3tBzpOyEAbs0Cpl7LpuIF4JVsh8"
     }
   },
   "required": ["spec", "apiVersion", "kind"],
@@ -14832,7 +14832,7 @@ const schema206 = {
       "$ref": "QCCMRt01oMGLadt4KYqp2HbyCZ35KrpaJbIlZC4k"
     },
     "metrics": {
-      "$ref": "n2obT43gGk6LDFnNhJ5lG2RYlGDqlvpSsvTnTF9Y"
+      "$ref": "ZxJEdWSQosaLdtIMxoSPcipyswUo3O57eFugQd9F7Zo"
     },
     "epsilonSpent": {
       "$ref": "6kYrWwGEbcKHa5pfUpZZ6ehQB6Xb130B3Eu8a0Pokw"
@@ -16331,6 +16331,9 @@ const schema221 = {
     "clippedFraction": {
       "$ref": "aJRm5Xfpy9DIFSyLpf8rGcUXpGYsmcDG0K0AcXCEo"
     },
+    "updateBytes": {
+      "$ref": "Sg5VMnp9PeciTWOOocDxVZ8KL974mKlNPE7Z3LxfFY"
+    },
     "aggregationSeconds": {
       "$ref": "6kYrWwGEbcKHa5pfUpZZ6ehQB6Xb130B3Eu8a0Pokw"
     }
@@ -16486,6 +16489,17 @@ function validate534(data, {
         errors = vErrors.length;
       }
     }
+    if (data.updateBytes !== undefined) {
+      if (!validate170(data.updateBytes, {
+        instancePath: instancePath + "/updateBytes",
+        parentData: data,
+        parentDataProperty: "updateBytes",
+        rootData
+      })) {
+        vErrors = vErrors === null ? validate170.errors : vErrors.concat(validate170.errors);
+        errors = vErrors.length;
+      }
+    }
     if (data.aggregationSeconds !== undefined) {
       if (!validate177(data.aggregationSeconds, {
         instancePath: instancePath + "/aggregationSeconds",
@@ -16518,7 +16532,7 @@ const schema224 = {
   "maxLength": 32768,
   "nullable": true
 };
-function validate546(data, {
+function validate547(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -16560,10 +16574,10 @@ function validate546(data, {
       errors++;
     }
   }
-  validate546.errors = vErrors;
+  validate547.errors = vErrors;
   return errors === 0;
 }
-function validate544(data, {
+function validate545(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -16600,18 +16614,18 @@ function validate544(data, {
       }
     }
     if (data.message !== undefined) {
-      if (!validate546(data.message, {
+      if (!validate547(data.message, {
         instancePath: instancePath + "/message",
         parentData: data,
         parentDataProperty: "message",
         rootData
       })) {
-        vErrors = vErrors === null ? validate546.errors : vErrors.concat(validate546.errors);
+        vErrors = vErrors === null ? validate547.errors : vErrors.concat(validate547.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate544.errors = vErrors;
+  validate545.errors = vErrors;
   return errors === 0;
 }
 function validate487(data, {
@@ -16783,13 +16797,13 @@ function validate487(data, {
       }
     }
     if (data.failure !== undefined) {
-      if (!validate544(data.failure, {
+      if (!validate545(data.failure, {
         instancePath: instancePath + "/failure",
         parentData: data,
         parentDataProperty: "failure",
         rootData
       })) {
-        vErrors = vErrors === null ? validate544.errors : vErrors.concat(validate544.errors);
+        vErrors = vErrors === null ? validate545.errors : vErrors.concat(validate545.errors);
         errors = vErrors.length;
       }
     }

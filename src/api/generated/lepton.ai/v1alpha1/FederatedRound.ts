@@ -1676,6 +1676,10 @@ export interface IFederatedRound {
        */
       "clippedFraction"?: number;
       /**
+       * Bytes of the participants' updates the aggregator read.
+       */
+      "updateBytes"?: number;
+      /**
        * Time the aggregator took.
        */
       "aggregationSeconds"?: number;
