@@ -56,6 +56,17 @@ async function waitForAccepted(
 
 beforeAll(async () => {
   ({ ns, op } = await startNamespacedOperator('op'));
+  // The FederatedRound example writes to the claim "models": a round waits (ClaimNotFound) for a
+  // claim that does not exist.
+  kubectlOk(
+    ['apply', '-n', ns, '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'models' },
+      spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } },
+    }),
+  );
 });
 
 afterAll(() => stopNamespacedOperator(ns, op));
