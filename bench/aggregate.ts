@@ -3,7 +3,12 @@
 // effective rate is 4·P·(K+1)/t. Measured in the same run:
 // - the bound: a plain TypedArray.set of those same 4·P·(K+1) bytes (the K inputs and the output
 //   copied into one buffer). A copy reads and writes each byte, so the bandwidth is twice the
-//   bytes over the copy's time; "of bound" is fedAvg's rate over it (50 % = as fast as the copy);
+//   bytes over the copy's time; "of bound" is a rate over it (50 % = as fast as the copy);
+// - the kernels: the JS loop (jsWeightedSum, fedAvg's kernel before the SIMD one); fedAvg over
+//   plain Float32Arrays (the SIMD kernel over staged chunks); fedAvg over updates decoded into
+//   one WasmKernel's memory, output there too (read in place); UpdateAccumulator, update by
+//   update, with batches of 4 and of 1 (its slots hold the last decoded updates; decoding is
+//   outside the time, as the copy that stands for it is in the NumPy run);
 // - NumPy: Flower's legacy aggregate_inplace (flwr/server/strategy/aggregate.py), in a python3
 //   child: each update scaled in place by n_k/n (np.multiply(x, s, out=x)), then added into the
 //   first (np.add(params, x, out=params)), on float32 arrays. NumPy comes from Debian's
@@ -13,21 +18,31 @@
 // (process.threadCpuUsage, time.thread_time in Python): on a machine shared with other work the
 // CPU time is the steadier of the two, since time spent descheduled is not counted.
 //
-//   node bench/aggregate.ts [--reps 7] [--strategies] [--no-numpy]
+//   node bench/aggregate.ts [--reps 7] [--strategies] [--memory] [--no-numpy]
 //
+// --memory adds each way's peak memory at P = 10M, from the peak RSS of a child process per way
+// and K (--peak, below), in model sizes (4·P bytes) over the RSS before the updates arrive.
 // --strategies adds the cost of the other strategies (robust ones, server optimisers, DP-FedAvg)
 // at P = 1M, through aggregateRound and dpFedAvg, against FedAvg in the same run.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { UpdateAccumulator } from '../src/runtime/aggregation/accumulator.ts';
 import { type Contribution, fedAvg } from '../src/runtime/aggregation/aggregate.ts';
 import { cryptoGaussianNoise, dpFedAvg } from '../src/runtime/aggregation/privacy.ts';
+import { WasmKernel } from '../src/runtime/aggregation/simd-kernel.ts';
 import { type StrategyName, aggregateRound } from '../src/runtime/aggregation/strategies.ts';
+import { jsWeightedSum } from '../src/runtime/aggregation/weighted-sum.ts';
 
 const { values } = parseArgs({
   options: {
     reps: { type: 'string', default: '7' },
     strategies: { type: 'boolean', default: false },
+    memory: { type: 'boolean', default: false },
+    peak: { type: 'string' },
+    k: { type: 'string' },
+    p: { type: 'string' },
     'no-numpy': { type: 'boolean', default: false },
   },
 });
@@ -35,9 +50,11 @@ const reps = Number(values.reps);
 const SIZES = [1_000_000, 10_000_000];
 const WORKERS = [2, 8, 32];
 
-/** Fills with pseudo-random values in [-1, 1) (xorshift32: fast, and no page stays untouched). */
-function random(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
+/**
+ * Fills `a` (a new array when absent) with pseudo-random values in [-1, 1) (xorshift32: fast, and
+ * no page stays untouched).
+ */
+function random(n: number, seed: number, a: Float32Array = new Float32Array(n)): Float32Array {
   let x = seed | 1;
   for (let i = 0; i < n; i++) {
     x ^= x << 13;
@@ -177,61 +194,116 @@ function numpyTiming(python: string, k: number, p: number): Timing | undefined {
   return medians(ts);
 }
 
-/**
- * What a pure-JS average could at best reach: a loop that only reads the K inputs, grouped four,
- * then two, then one at a time as fedAvg's are, and writes nothing (it returns the sum so that
- * the loads are not optimised away).
- */
-function readOnly(inputs: readonly Float32Array[]): number {
-  let sum = 0;
-  let i = 0;
-  for (; i + 4 <= inputs.length; i += 4) {
-    const [a0, a1, a2, a3] = [inputs[i]!, inputs[i + 1]!, inputs[i + 2]!, inputs[i + 3]!];
-    for (let j = 0; j < a0.length; j++) sum += a0[j]! + a1[j]! + a2[j]! + a3[j]!;
-  }
-  for (; i + 2 <= inputs.length; i += 2) {
-    const [a0, a1] = [inputs[i]!, inputs[i + 1]!];
-    for (let j = 0; j < a0.length; j++) sum += a0[j]! + a1[j]!;
-  }
-  for (; i < inputs.length; i++) {
-    const a0 = inputs[i]!;
-    for (let j = 0; j < a0.length; j++) sum += a0[j]!;
-  }
-  return sum;
-}
-
 const contributionsOf = (k: number, p: number): Contribution[] =>
   Array.from({ length: k }, (_, i) => ({ weights: [random(p, i + 1)], samples: 100 + i }));
 
-// Compile every grouping of the kernel (1, 2, 3, 4, 5, 8, 9 and 32 inputs) before timing, so that
-// no size is timed while its branch is seen for the first time and deoptimises.
+/** The same updates decoded into one kernel's memory, with an output place there. */
+function inKernel(contributions: readonly Contribution[], p: number) {
+  const kernel = new WasmKernel((contributions.length + 1) * p);
+  const decoded = contributions.map((c) => ({
+    ...c,
+    weights: c.weights.map((w) => {
+      const view = kernel.alloc(w.length);
+      view.set(w);
+      return view;
+    }),
+  }));
+  return { decoded, out: [kernel.alloc(p)] };
+}
+
+/** Accumulates K updates from the accumulator's own slots: its slots hold the last decoded. */
+function streamed(accumulator: UpdateAccumulator, coefficients: readonly number[]): void {
+  for (const c of coefficients) accumulator.add(accumulator.next(), c);
+  accumulator.result();
+}
+
+type Way = 'plain arrays' | 'one kernel' | 'stream, batch 4' | 'stream, batch 1';
+const WAYS: Way[] = ['plain arrays', 'one kernel', 'stream, batch 4', 'stream, batch 1'];
+
+/**
+ * One aggregation of K updates of P values, as a child process (--peak): the updates arrive one
+ * by one, each made by the stand-in decoder `random` straight into where that way keeps it, and
+ * are averaged; prints the peak RSS over the RSS before, in bytes. The peak is the kernel's
+ * VmHWM of this process's memory map, which an exec resets (getrusage's maxRSS would carry the
+ * forked parent's).
+ */
+function peak(way: Way, k: number, p: number): void {
+  const before = process.memoryUsage().rss;
+  const samples = Array.from({ length: k }, (_, i) => 100 + i);
+  const total = samples.reduce((a, b) => a + b, 0);
+  if (way === 'plain arrays') {
+    fedAvg(samples.map((n, i) => ({ weights: [random(p, i + 1)], samples: n })));
+  } else if (way === 'one kernel') {
+    const kernel = new WasmKernel((k + 1) * p);
+    const updates = samples.map((n, i) => ({
+      weights: [random(p, i + 1, kernel.alloc(p))],
+      samples: n,
+    }));
+    fedAvg(updates, [kernel.alloc(p)]);
+  } else {
+    const accumulator = new UpdateAccumulator([p], { batch: way === 'stream, batch 4' ? 4 : 1 });
+    samples.forEach((n, i) => {
+      const [slot] = accumulator.next();
+      accumulator.add([random(p, i + 1, slot)], n / total);
+    });
+    accumulator.result();
+  }
+  const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  if (!hwm) throw new Error('No VmHWM in /proc/self/status: peak memory needs Linux');
+  process.stdout.write(`${Number(hwm[1]) * 1024 - before}\n`);
+}
+
+if (values.peak) {
+  peak(values.peak as Way, Number(values.k), Number(values.p));
+  process.exit(0);
+}
+
+// Compile every grouping of the kernels (1, 2, 3, 4, 5, 8, 9 and 32 inputs) before timing, so that
+// no size is timed while its branch is seen for the first time and deoptimises, and the wasm
+// kernel has tiered up from its baseline compile.
 for (const k of [1, 2, 3, 4, 5, 8, 9, 32]) {
   const warm = contributionsOf(k, 50_000);
+  const { decoded, out } = inKernel(warm, 50_000);
+  const coefficients = Float64Array.from(warm, () => 1 / k);
+  const accumulator = new UpdateAccumulator([50_000]);
   for (let r = 0; r < 20; r++) {
     fedAvg(warm);
-    readOnly(warm.map((c) => c.weights[0]!));
+    fedAvg(decoded, out);
+    jsWeightedSum(
+      out[0]!,
+      decoded.map((c) => c.weights[0]!),
+      coefficients,
+    );
+    streamed(accumulator, Array.from(coefficients));
   }
 }
 
 const numpy = values['no-numpy'] ? undefined : findNumpy();
 const loadBefore = loadavg();
-const rows: string[][] = [];
+const cpuRows: string[][] = [];
+const wallRows: string[][] = [];
 for (const p of SIZES) {
   for (const k of WORKERS) {
     const contributions = contributionsOf(k, p);
-    const out = [new Float32Array(p)];
+    const total = contributions.reduce((sum, c) => sum + c.samples, 0);
+    const coefficients = Float64Array.from(contributions, (c) => c.samples / total);
+    const plainOut = [new Float32Array(p)];
+    const { decoded, out } = inKernel(contributions, p);
+    const batch4 = new UpdateAccumulator([p]);
+    const batch1 = new UpdateAccumulator([p], { batch: 1 });
+    const inputs = contributions.map((c) => c.weights[0]!);
     const bytes = 4 * p * (k + 1);
     const target = new Float32Array(p * (k + 1));
-    const copy = () => {
-      contributions.forEach((c, i) => target.set(c.weights[0]!, i * p));
-      target.set(out[0]!, k * p);
-    };
-    const inputs = contributions.map((c) => c.weights[0]!);
     const cases = {
-      reused: () => fedAvg(contributions, out),
-      fresh: () => fedAvg(contributions),
-      copy,
-      read: () => readOnly(inputs),
+      copy: () => {
+        inputs.forEach((x, i) => target.set(x, i * p));
+        target.set(plainOut[0]!, k * p);
+      },
+      js: () => jsWeightedSum(plainOut[0]!, inputs, coefficients),
+      staged: () => fedAvg(contributions, plainOut),
+      inPlace: () => fedAvg(decoded, out),
+      batch4: () => streamed(batch4, Array.from(coefficients)),
+      batch1: () => streamed(batch1, Array.from(coefficients)),
     };
     const batches = Object.fromEntries(
       Object.entries(cases).map(([name, fn]) => [name, batchFor(fn)]),
@@ -241,58 +313,77 @@ for (const p of SIZES) {
     for (let r = 0; r < reps; r++) {
       for (const [name, fn] of Object.entries(cases)) samples[name]!.push(time(fn, batches[name]));
     }
-    const avg = medians(samples.reused!);
-    const cp = medians(samples.copy!);
-    const rd = medians(samples.read!);
+    const t = (name: keyof typeof cases) => medians(samples[name]!);
+    const cp = t('copy');
     const np = numpy ? numpyTiming(numpy.python, k, p) : undefined;
-    // Share of the bound: rate / (2·bytes / copy time) = copy time / (2 · fedAvg time).
-    const share = (a: number, c: number) => `${Math.round((100 * c) / (2 * a))} %`;
-    rows.push([
-      String(k),
-      `${p / 1e6}M`,
-      `${ms(avg.wall)} / ${ms(avg.cpu)}`,
-      `${gbs(bytes, avg.wall)} / ${gbs(bytes, avg.cpu)}`,
-      gbs(bytes, medians(samples.fresh!).wall),
-      `${ms(cp.wall)} / ${ms(cp.cpu)}`,
-      `${gbs(2 * bytes, cp.wall)} / ${gbs(2 * bytes, cp.cpu)}`,
-      `${share(avg.wall, cp.wall)} / ${share(avg.cpu, cp.cpu)}`,
-      `${share(rd.wall, cp.wall)} / ${share(rd.cpu, cp.cpu)}`,
-      np ? `${ms(np.wall)} / ${ms(np.cpu)}` : '-',
-      np ? `${gbs(bytes, np.wall)} / ${gbs(bytes, np.cpu)}` : '-',
-      np ? `${(np.wall / avg.wall).toFixed(1)}x / ${(np.cpu / avg.cpu).toFixed(1)}x` : '-',
-    ]);
+    for (const [rows, clock] of [
+      [cpuRows, 'cpu'],
+      [wallRows, 'wall'],
+    ] as const) {
+      // Share of the bound: rate / (2·bytes / copy time) = copy time / (2 · time).
+      const rate = (s: number) => `${gbs(bytes, s)} (${Math.round((100 * cp[clock]) / (2 * s))} %)`;
+      const fast = t('inPlace')[clock];
+      rows.push([
+        String(k),
+        `${p / 1e6}M`,
+        ms(cp[clock]),
+        gbs(2 * bytes, cp[clock]),
+        rate(t('js')[clock]),
+        rate(t('staged')[clock]),
+        `${ms(fast)} ms, ${rate(fast)}`,
+        rate(t('batch4')[clock]),
+        rate(t('batch1')[clock]),
+        np ? `${ms(np[clock])} ms, ${rate(np[clock])}` : '-',
+        np ? `${(np[clock] / fast).toFixed(1)}x` : '-',
+      ]);
+    }
     process.stdout.write(`.`);
   }
 }
 const loadAfter = loadavg();
 const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
+const header = [
+  'K',
+  'P',
+  'copy ms',
+  'bound GB/s',
+  'JS kernel',
+  'fedAvg, plain arrays',
+  'fedAvg, in wasm memory',
+  'stream, batch 4',
+  'stream, batch 1',
+  'NumPy',
+  'in wasm memory vs NumPy',
+];
 process.stdout.write(
-  `\nFedAvg, effective GB/s = 4·P·(K+1)/t, median of ${reps}, each cell wall / CPU time; ` +
+  `\nFedAvg, effective GB/s = 4·P·(K+1)/t and its share of the bound, median of ${reps}; ` +
     `bound = memory bandwidth from a TypedArray.set of the same bytes (read + write); ` +
     `Node ${process.version}, ${cpus().length} CPUs, load average ${load(loadBefore)} before, ` +
-    `${load(loadAfter)} after\n` +
-    table(
-      [
-        'K',
-        'P',
-        'fedAvg ms',
-        'fedAvg GB/s',
-        'new output GB/s',
-        'copy ms',
-        'bound GB/s',
-        'of bound',
-        'read-only loop, of bound',
-        'NumPy ms',
-        'NumPy GB/s',
-        'fedAvg vs NumPy',
-      ],
-      rows,
-    ) +
-    '\n"new output": into freshly allocated arrays (first touch included; wall time); the ' +
-    'other columns average into a reused output, as the aggregator does round after round. ' +
-    '"read-only loop": a JS loop that only reads the K inputs, about the ceiling of a ' +
-    'pure-JS average. "fedAvg vs NumPy": NumPy time over fedAvg time.\n',
+    `${load(loadAfter)} after\nBy thread CPU time:\n${table(header, cpuRows)}\n` +
+    `By wall time:\n${table(header, wallRows)}\n` +
+    '"in wasm memory vs NumPy": NumPy time over fedAvg time with the updates in wasm memory.\n',
 );
+
+if (values.memory) {
+  const p = 10_000_000;
+  const memoryRows = WORKERS.map((k) => [
+    String(k),
+    ...WAYS.map((way) => {
+      const run = spawnSync(
+        process.execPath,
+        [import.meta.filename, '--peak', way, '--k', String(k), '--p', String(p)],
+        { encoding: 'utf8' },
+      );
+      if (run.status !== 0) return `failed: ${run.stderr.trim().split('\n')[0]}`;
+      const grown = Number(run.stdout.trim());
+      return `${(grown / 1e6).toFixed(0)} MB (${(grown / (4 * p)).toFixed(1)}x)`;
+    }),
+  ]);
+  process.stdout.write(
+    `\nPeak memory at P = 10M: peak RSS over the RSS before the updates arrive, MB and in ` +
+      `model sizes (40 MB)\n${table(['K', ...WAYS], memoryRows)}\n`,
+  );
+}
 
 if (values.strategies) {
   const p = 1_000_000;

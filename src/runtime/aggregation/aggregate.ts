@@ -2,9 +2,10 @@
 // that data-parallel averaging and federated rounds share), the coordinate-wise median and the
 // trimmed mean (the robust FederatedRound strategies). Pure functions over Float32Array lists.
 //
-// FedAvg should be bound by memory, so its loops write each output element once per group of up
-// to four inputs (instead of once per input) and walk the output in chunks small enough to stay
-// in cache while every input streams past it. Nothing is allocated per element.
+// FedAvg should be bound by memory: its kernel (weighted-sum.ts) is a WebAssembly SIMD loop that
+// reads the updates in place when they were decoded into a WasmKernel's memory (UpdateAccumulator
+// does that update by update), and a JS loop or a staged SIMD loop over any other arrays.
+import { weightedSum } from './weighted-sum.ts';
 
 /** One worker's weights: its model's variables, each flattened, in the same order everywhere. */
 export interface Contribution {
@@ -91,6 +92,9 @@ function dtypeOf(value: unknown): string {
  * `out`, when given, receives the result; otherwise new arrays are allocated. It may be the
  * weights of contribution 0 or 1, since every value of those is read before its place is
  * written (which spares a model-sized buffer), but must not share memory with the others.
+ *
+ * It is fastest when every contribution's weights are views of one WasmKernel's memory
+ * (simd-kernel.ts), and `out` too: then nothing is copied (bench/aggregate.ts).
  */
 export function fedAvg(
   contributions: readonly Contribution[],
@@ -169,61 +173,6 @@ function fedAvgCoefficients(contributions: readonly Contribution[]): Float64Arra
   });
   const k = contributions.length;
   return Float64Array.from(contributions, (c) => (total > 0 ? c.samples / total : 1 / k));
-}
-
-// 16,384 floats (64 KiB) of output stay in L2 while the inputs stream through, so a second
-// group of inputs adds into cached output instead of reading it back from memory.
-const CHUNK = 16384;
-
-/**
- * out = Σ_i c_i · inputs_i, chunk by chunk: per chunk, one pass writes the first group of up to
- * four inputs, then each further group of four, two or one adds to it.
- *
- * The loops stay in this one function on purpose. As separate kernel functions they were
- * inlined into a mid-tier (Maglev) compile of their caller once it got hot, and a 10M-value
- * average then ran about 40 % slower depending on what had run before (bench/aggregate.ts).
- */
-function weightedSum(out: Float32Array, inputs: Float32Array[], c: Float64Array): void {
-  const k = inputs.length;
-  for (let s = 0; s < out.length; s += CHUNK) {
-    const e = Math.min(out.length, s + CHUNK);
-    let i: number;
-    if (k >= 4) {
-      const [a0, a1, a2, a3] = [inputs[0]!, inputs[1]!, inputs[2]!, inputs[3]!];
-      const [w0, w1, w2, w3] = [c[0]!, c[1]!, c[2]!, c[3]!];
-      for (let j = s; j < e; j++) {
-        out[j] = w0 * a0[j]! + w1 * a1[j]! + w2 * a2[j]! + w3 * a3[j]!;
-      }
-      i = 4;
-    } else if (k >= 2) {
-      const [a0, a1] = [inputs[0]!, inputs[1]!];
-      const [w0, w1] = [c[0]!, c[1]!];
-      for (let j = s; j < e; j++) out[j] = w0 * a0[j]! + w1 * a1[j]!;
-      i = 2;
-    } else {
-      const a0 = inputs[0]!;
-      const w0 = c[0]!;
-      for (let j = s; j < e; j++) out[j] = w0 * a0[j]!;
-      i = 1;
-    }
-    for (; i + 4 <= k; i += 4) {
-      const [a0, a1, a2, a3] = [inputs[i]!, inputs[i + 1]!, inputs[i + 2]!, inputs[i + 3]!];
-      const [w0, w1, w2, w3] = [c[i]!, c[i + 1]!, c[i + 2]!, c[i + 3]!];
-      for (let j = s; j < e; j++) {
-        out[j] = out[j]! + w0 * a0[j]! + w1 * a1[j]! + w2 * a2[j]! + w3 * a3[j]!;
-      }
-    }
-    for (; i + 2 <= k; i += 2) {
-      const [a0, a1] = [inputs[i]!, inputs[i + 1]!];
-      const [w0, w1] = [c[i]!, c[i + 1]!];
-      for (let j = s; j < e; j++) out[j] = out[j]! + w0 * a0[j]! + w1 * a1[j]!;
-    }
-    for (; i < k; i++) {
-      const a0 = inputs[i]!;
-      const w0 = c[i]!;
-      for (let j = s; j < e; j++) out[j] = out[j]! + w0 * a0[j]!;
-    }
-  }
 }
 
 // Up to this many values per coordinate, insertion sort beats a native sort call per coordinate.

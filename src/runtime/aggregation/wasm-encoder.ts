@@ -87,11 +87,6 @@ export class Code {
   i32Const(value: number): this {
     return this.op(0x41, ...sleb(value));
   }
-  f64Const(value: number): this {
-    const bytes = new Uint8Array(8);
-    new DataView(bytes.buffer).setFloat64(0, value, true);
-    return this.op(0x44, ...bytes);
-  }
   i32Add(): this {
     return this.op(0x6a);
   }
@@ -122,12 +117,6 @@ export class Code {
   f32DemoteF64(): this {
     return this.op(0xb6);
   }
-  v128Load(offset = 0): this {
-    return this.simd(0x00, ...Code.memarg(4, offset));
-  }
-  v128Store(offset = 0): this {
-    return this.simd(0x0b, ...Code.memarg(4, offset));
-  }
   /** Loads 8 bytes into the low half, zeroing the high half. */
   v128Load64Zero(offset = 0): this {
     return this.simd(0x5d, ...Code.memarg(3, offset));
@@ -135,15 +124,6 @@ export class Code {
   /** Stores the given 8-byte lane. */
   v128Store64Lane(lane: number, offset = 0): this {
     return this.simd(0x5b, ...Code.memarg(3, offset), lane);
-  }
-  f32x4Splat(): this {
-    return this.simd(0x13);
-  }
-  f32x4Add(): this {
-    return this.simd(0xe4);
-  }
-  f32x4Mul(): this {
-    return this.simd(0xe6);
   }
   f64x2Splat(): this {
     return this.simd(0x14);
@@ -172,19 +152,15 @@ export interface FunctionDef {
 }
 
 /**
- * A module that imports its memory as env.memory (so that the caller sizes it, and may share it)
- * and exports every function; functions return nothing.
+ * A module that imports its memory as env.memory (so that the caller sizes it) and exports every
+ * function; functions return nothing.
  */
 export function encodeModule(
   functions: readonly FunctionDef[],
-  memory: { minimumPages: number; maximumPages: number; shared: boolean },
+  memory: { minimumPages: number; maximumPages: number },
 ): Uint8Array {
   const types = functions.map((f) => [0x60, ...vec(f.params.map((t) => [t])), ...uleb(0)]);
-  const limits = [
-    memory.shared ? 0x03 : 0x01,
-    ...uleb(memory.minimumPages),
-    ...uleb(memory.maximumPages),
-  ];
+  const limits = [0x01, ...uleb(memory.minimumPages), ...uleb(memory.maximumPages)];
   const imports = vec([[...name('env'), ...name('memory'), 0x02, ...limits]]);
   const bodies = functions.map((f) => {
     // Consecutive locals of one type are declared as one run.

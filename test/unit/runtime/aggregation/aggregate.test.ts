@@ -5,6 +5,7 @@ import {
   fedMedian,
   trimmedMean,
 } from '../../../../src/runtime/aggregation/aggregate.ts';
+import { WasmKernel } from '../../../../src/runtime/aggregation/simd-kernel.ts';
 
 const f32 = (...values: number[]) => Float32Array.from(values);
 
@@ -108,6 +109,38 @@ describe('fedAvg', () => {
       expect(result[0]).toEqual(expected);
     }
   });
+
+  // Each path (updates in a kernel's memory, staged large arrays, the JS loop for small ones)
+  // gives the same bits, so where an update was decoded never changes the model.
+  it.each([1, 2, 3, 4, 5, 8, 9, 32])(
+    "§bench gives the same bits for updates decoded into a kernel's memory (%i workers)",
+    (k) => {
+      const shape = [40_003, 1023, 7];
+      const contributions: Contribution[] = Array.from({ length: k }, (_, w) => ({
+        weights: shape.map((n, v) =>
+          Float32Array.from({ length: n }, (_, j) => Math.sin(j * 0.37 + w * 1.9 + v)),
+        ),
+        samples: w % 3 === 2 ? 0 : 3 + w,
+      }));
+      const expected = fedAvg(contributions);
+      const kernel = new WasmKernel((k + 1) * shape.reduce((a, n) => a + n + 4, 0));
+      const decoded = contributions.map((c) => ({
+        ...c,
+        weights: c.weights.map((w) => {
+          const view = kernel.alloc(w.length);
+          view.set(w);
+          return view;
+        }),
+      }));
+      expect(fedAvg(decoded)).toEqual(expected);
+      const out = shape.map((n) => kernel.alloc(n));
+      expect(fedAvg(decoded, out)).toBe(out);
+      expect(out).toEqual(expected);
+      if (k >= 2) {
+        expect(fedAvg(decoded, decoded[1]!.weights as Float32Array[])).toEqual(expected);
+      }
+    },
+  );
 
   it('handles a model with no variables and variables with no values', () => {
     expect(fedAvg(single([[], []]))).toEqual([new Float32Array(0)]);
