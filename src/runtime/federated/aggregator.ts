@@ -3,6 +3,12 @@
 // round's strategy (and differential privacy, and secure aggregation), evaluate the new global
 // model, write it to the round's output with its digest and the server optimiser's state, and
 // remove the round's working folder: the store keeps only the aggregate.
+//
+// FedAvg, FedProx and the server optimisers without privacy stream: the checks keep only each
+// update's header, and the sum reads the updates again one at a time into an UpdateAccumulator,
+// so the aggregator holds the accumulator's five model sizes and one file instead of K updates
+// and K local models. The robust strategies, DP-FedAvg (which clips each update) and secure
+// aggregation (whose unmasking takes every masked vector) keep every update in memory.
 import type { KeyObject } from 'node:crypto';
 import { posix } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
@@ -12,6 +18,7 @@ import {
   type RejectedUpdate,
   SERVER_STATE_FILE,
 } from '../../contract/federated.ts';
+import { UpdateAccumulator } from '../aggregation/accumulator.ts';
 import { type Contribution, ShapeMismatchError } from '../aggregation/aggregate.ts';
 import {
   type GaussianNoise,
@@ -19,6 +26,7 @@ import {
   dpFedAvg,
   dpFromClippedSum,
 } from '../aggregation/privacy.ts';
+import { simdAvailable } from '../aggregation/simd-kernel.ts';
 import {
   type ServerOptimiser,
   ServerStateMismatchError,
@@ -55,6 +63,7 @@ import {
   signedBy,
   splitVariables,
 } from './update-file.ts';
+import { UpdateReader } from './update-reader.ts';
 
 export interface AggregatorRun {
   config: AggregatorConfig;
@@ -66,17 +75,27 @@ export interface AggregatorRun {
   waiting: Omit<Waiting, 'deadline'>;
   /** The differential-privacy noise; node:crypto's unless a test seeds it. */
   noise?: GaussianNoise;
+  /**
+   * Combine with every update in memory even where the round could stream them (see
+   * streams()), so that a test can compare the two ways on one round.
+   */
+  holdEveryUpdate?: boolean;
 }
 
 /** An update that passed the checks that need no model. */
 interface Candidate {
   name: string;
   samples: number;
+  /** The file's digest, verified with its signature: a streamed sum reads this file again. */
+  digest: string;
   header: UpdateHeader;
-  values: Float32Array | Uint32Array;
+  /** The values (a view of the file), unless the round streams and reads them again. */
+  values?: Float32Array | Uint32Array;
 }
 
 const SERVER_OPTIMISERS: readonly string[] = ['FedAvgM', 'FedAdagrad', 'FedAdam', 'FedYogi'];
+/** The strategies whose result is a function of the sample-weighted sum of the updates alone. */
+const SUM_STRATEGIES: readonly string[] = ['FedAvg', 'FedProx', ...SERVER_OPTIMISERS];
 /** Each rejection's message is cut to this; terminationMessage cuts further if it must. */
 const REJECTION_MESSAGE_MAX = 300;
 
@@ -91,13 +110,18 @@ export async function runAggregator(run: AggregatorRun): Promise<AggregatorResul
   };
   const secure = config.privacy.secureAggregation;
   const dp = config.privacy.differentialPrivacy;
+  const streamed = streams(run);
 
-  // 1. What every update must be, before the model is known.
+  // 1. What every update must be, before the model is known. When the round streams, only the
+  // header is kept, so every file can be read into the same buffer; the other ways keep views
+  // of each file's values.
   let bytes = 0;
   const candidates: Candidate[] = [];
+  const reader = new UpdateReader();
+  const read = streamed ? (path: string) => reader.read(path) : readIfPresent;
   for (const accepted of inParticipantOrder(config)) {
     const { name } = accepted;
-    const file = await readIfPresent(store.update(name));
+    const file = await read(store.update(name));
     if (file === undefined) {
       reject(name, REJECTION_REASONS.missing, `${store.update(name)} does not exist`);
       continue;
@@ -145,7 +169,13 @@ export async function runAggregator(run: AggregatorRun): Promise<AggregatorResul
       reject(name, REJECTION_REASONS.incompatible, problem);
       continue;
     }
-    candidates.push({ name, samples: accepted.samples, header, values: decoded.values });
+    candidates.push({
+      name,
+      samples: accepted.samples,
+      digest,
+      header,
+      ...(streamed ? {} : { values: decoded.values }),
+    });
   }
 
   // 2. The global model, and the updates that fit it.
@@ -165,10 +195,17 @@ export async function runAggregator(run: AggregatorRun): Promise<AggregatorResul
 
   // 3. The new global weights.
   const serverState = await readServerState(run, global);
-  const combined = secure
-    ? await combineSecure(run, global, fitting, serverState, reject)
-    : combinePlain(run, global, fitting, serverState);
+  const combined = streamed
+    ? await combineStreamed(run, global, fitting, serverState, { reader, reject, rejected })
+    : secure
+      ? await combineSecure(run, global, fitting, serverState, reject)
+      : combinePlain(run, global, fitting, serverState);
   const used = fitting.filter((c) => combined.accepted.includes(c.name));
+  log.info('Combined the updates', {
+    strategy: config.strategy,
+    updates: used.length,
+    streamed,
+  });
   requireQuorum(config, used.length, rejected);
   assignFlatWeights(global.model, combined.weights);
   const { task, classNames, featureNames } = metadata;
@@ -335,6 +372,85 @@ interface Combined {
   clippedFraction?: number;
 }
 
+/** Whether the round adds its updates one at a time (combineStreamed) instead of holding all. */
+function streams(run: AggregatorRun): boolean {
+  const { config } = run;
+  return (
+    run.holdEveryUpdate !== true &&
+    SUM_STRATEGIES.includes(config.strategy) &&
+    config.privacy.secureAggregation === undefined &&
+    config.privacy.differentialPrivacy === undefined &&
+    simdAvailable()
+  );
+}
+
+/**
+ * FedAvg's θ_t + Σ n_k Δ_k / Σ n_k, update by update: each update is read again, must still be
+ * the file whose digest (and so signature) the checks verified, and is added into an
+ * UpdateAccumulator with its unnormalised weight n_k. Dividing by the weights actually added,
+ * at the end, makes an update rejected here contribute nothing and the others weigh as if it
+ * had never been accepted. The local models θ_k = θ_t + Δ_k that aggregateRound takes are never
+ * formed (they would cost K model sizes); the server optimisers step from this mean.
+ */
+async function combineStreamed(
+  run: AggregatorRun,
+  global: GlobalModel,
+  updates: Candidate[],
+  serverState: Float32Array[][] | undefined,
+  checks: {
+    /** The checks' reader: its buffer is the one file in memory. */
+    reader: UpdateReader;
+    reject: (name: string, reason: string, message: string) => void;
+    rejected: RejectedUpdate[];
+  },
+): Promise<Combined> {
+  const { reader, reject, rejected } = checks;
+  const store = roundStore(run.config.outputUri, run.env);
+  // As fedAvg: when none of the updates trained on anything, each weighs the same.
+  const trained = updates.some((c) => c.samples > 0);
+  const sum = new UpdateAccumulator(global.weights.map((w) => w.length));
+  const accepted: string[] = [];
+  let total = 0;
+  for (const c of updates) {
+    const file = await reader.read(store.update(c.name));
+    if (file === undefined) {
+      reject(
+        c.name,
+        REJECTION_REASONS.missing,
+        `${store.update(c.name)} was removed after it was checked`,
+      );
+      continue;
+    }
+    const digest = fileDigest(file);
+    if (digest !== c.digest) {
+      reject(
+        c.name,
+        REJECTION_REASONS.badSignature,
+        `the update file changed after it was checked: its digest is now ${digest}, not ${c.digest}`,
+      );
+      continue;
+    }
+    const weight = trained ? c.samples : 1;
+    const deltas = splitVariables(decodeUpdate(file).values as Float32Array, global.shapes);
+    library(() => sum.add(deltas, weight, c.name));
+    total += weight;
+    accepted.push(c.name);
+  }
+  requireQuorum(run.config, accepted.length, rejected);
+  if (!(total > 0))
+    throw new PermanentError(
+      `${accepted.join(', ')} trained on no examples, and the updates that did were rejected`,
+    );
+  const result = sum.result();
+  const average = global.weights.map((g, v) => {
+    const s = result[v]!;
+    const out = new Float32Array(g.length);
+    for (let j = 0; j < g.length; j++) out[j] = g[j]! + s[j]! / total;
+    return out;
+  });
+  return { ...library(() => optimise(run, global, average, serverState)), accepted };
+}
+
 function combinePlain(
   run: AggregatorRun,
   global: GlobalModel,
@@ -345,7 +461,7 @@ function combinePlain(
   const params = run.config.params;
   // The strategies take the local models θ_k = θ_t + Δ_k.
   const contributions: Contribution[] = updates.map((c) => {
-    const delta = splitVariables(c.values as Float32Array, global.shapes);
+    const delta = splitVariables(held(c) as Float32Array, global.shapes);
     const weights = global.weights.map((g, v) => {
       const d = delta[v]!;
       const w = new Float32Array(g.length);
@@ -402,7 +518,7 @@ async function combineSecure(
     updates: updates.map((c) => ({
       name: c.name,
       envelope: c.header.masking!.maskedInput,
-      vector: c.values as Uint32Array,
+      vector: held(c) as Uint32Array,
     })),
     reject: (name, message) => {
       refused.add(name);
@@ -437,6 +553,12 @@ async function combineSecure(
     }
     return { ...optimise(run, global, average, serverState), accepted: sum.survivors };
   });
+}
+
+/** The values the checks kept, which every way but the streamed one combines from. */
+function held(c: Candidate): Float32Array | Uint32Array {
+  if (c.values === undefined) throw new Error(`The update of ${c.name} was not kept in memory`);
+  return c.values;
 }
 
 /** A server optimiser's step from the round's average model, or the average itself. */

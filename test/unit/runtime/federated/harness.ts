@@ -19,6 +19,11 @@ import {
   IDENTITY_MOUNT,
 } from '../../../../src/contract/federated.ts';
 import { ENV } from '../../../../src/contract/runtime.ts';
+import { initBackend } from '../../../../src/runtime/backend.ts';
+import { runAggregator } from '../../../../src/runtime/federated/aggregator.ts';
+import { loadIdentity } from '../../../../src/runtime/federated/identity.ts';
+import { parseAggregatorEnv, parsePeers } from '../../../../src/runtime/federated/spec.ts';
+import type { RuntimeLog } from '../../../../src/runtime/log.ts';
 import { runAggregate } from '../../../../src/runtime/modes/aggregate.ts';
 import { runFederatedClient } from '../../../../src/runtime/modes/federated-client.ts';
 import { runFederatedUnmask } from '../../../../src/runtime/modes/federated-unmask.ts';
@@ -29,6 +34,11 @@ export interface Exit {
   message: string;
   /** A child process's log, to tell why it failed. */
   stderr?: string;
+}
+
+export interface Logged {
+  message: string;
+  meta?: Record<string, unknown>;
 }
 
 export interface RoundOptions {
@@ -46,6 +56,8 @@ export interface RoundOptions {
   evaluation?: boolean;
   /** The global model to start from (a previous round's output); a preset when absent. */
   modelUri?: string;
+  /** The preset's hidden layers (an mlp of one layer of 8 unless given). */
+  hiddenUnits?: number[];
   /** Every participant's dataset, instead of its part of the synthetic blobs. */
   datasetUri?: string;
 }
@@ -120,7 +132,9 @@ export class Round {
     const dp = o.differentialPrivacy ? { differentialPrivacy: o.differentialPrivacy } : {};
     return {
       round: { name: this.name, uid: `uid-${this.name}`, number: 0 },
-      model: o.modelUri ? { uri: o.modelUri } : { preset: 'mlp', hiddenUnits: [8] },
+      model: o.modelUri
+        ? { uri: o.modelUri }
+        : { preset: 'mlp', hiddenUnits: o.hiddenUnits ?? [8] },
       localTraining: {
         epochs: o.epochs ?? 3,
         batchSize: 16,
@@ -233,6 +247,37 @@ export class Round {
       [FEDERATED_ENV.accepted]: JSON.stringify(accepted),
     });
     return this.exit(AGGREGATOR, await runAggregate(env));
+  }
+
+  /**
+   * The aggregator without its pod (no termination message, errors thrown), so that a test can
+   * pass it options the environment does not carry, and read what it logged.
+   */
+  async aggregator(
+    accepted: AcceptedUpdate[],
+    options: { holdEveryUpdate?: boolean } = {},
+  ): Promise<{ result: AggregatorResult; logged: Logged[] }> {
+    const env = this.env(AGGREGATOR, {
+      [FEDERATED_ENV.spec]: JSON.stringify(this.aggregatorSpec()),
+      [FEDERATED_ENV.accepted]: JSON.stringify(accepted),
+    });
+    const peers = parsePeers(env[FEDERATED_ENV.peers]);
+    const logged: Logged[] = [];
+    const log: RuntimeLog = {
+      info: (message, meta) => logged.push({ message, meta }),
+      warn: (message, meta) => logged.push({ message, meta }),
+    };
+    const result = await runAggregator({
+      config: parseAggregatorEnv(env),
+      identity: await loadIdentity(AGGREGATOR, peers, env),
+      peers,
+      backend: await initBackend(),
+      env,
+      log,
+      waiting: { pollMs: 10 },
+      ...options,
+    });
+    return { result, logged };
   }
 
   private async exit(pod: string, code: number): Promise<Exit> {

@@ -2,7 +2,12 @@ import { createPrivateKey } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { EXIT } from '../../../../src/contract/runtime.ts';
-import { REJECTION_REASONS } from '../../../../src/contract/federated.ts';
+import {
+  type AcceptedUpdate,
+  REJECTION_REASONS,
+  SERVER_STATE_FILE,
+} from '../../../../src/contract/federated.ts';
+import { decodeServerState } from '../../../../src/runtime/aggregation/strategies.ts';
 import { initBackend } from '../../../../src/runtime/backend.ts';
 import type { ClientReport } from '../../../../src/contract/federated.ts';
 import type { Identity } from '../../../../src/runtime/federated/identity.ts';
@@ -15,7 +20,7 @@ import {
 import { digestOfFolder, loadModel } from '../../../../src/runtime/model/model-store.ts';
 import { flatWeights } from '../../../../src/runtime/train/weight-sync.ts';
 import { maxDifference } from '../fixtures.ts';
-import { Round, acceptedOf, newKeys, reportOf, resultOf } from './harness.ts';
+import { type Logged, Round, acceptedOf, newKeys, reportOf, resultOf } from './harness.ts';
 
 // The modes pick their backend as a pod does; run concurrently in one process, they would race to
 // initialise it (and one could fall back to cpu under another's wasm tensors), so it starts once.
@@ -241,5 +246,109 @@ describe('the aggregator refuses updates it cannot trust or use', () => {
     expect(agg.message).toMatch(/1 usable updates, the quorum is 2/);
     expect(agg.message).toMatch(/site-a \(UpdateMissing/);
     expect(agg.message).toMatch(/site-c \(BadSignature/);
+  });
+});
+
+describe('FedAvg and the server optimisers add the updates one at a time', () => {
+  // Both ways of combining a round, on the same update files: the streamed sum (θ_t + Σ n_k Δ_k /
+  // Σ n_k from an UpdateAccumulator) and aggregateRound over every local model held at once.
+  // Float32 rounding differs between the two (θ_k is rounded before it is averaged in the
+  // held way only), by a few units in the last place of weights of order 1.
+  const TOLERANCE = 1e-5;
+
+  const signer = (r: Round, name: string): Identity => ({
+    name,
+    privateKey: createPrivateKey(r.keys.get(name)!.pem),
+  });
+
+  /**
+   * Trains the round and gives site-a's update another sample count (re-signed with its key),
+   * so that FedAvg's weights n_k / n differ between the participants.
+   */
+  async function trainUnequal(
+    r: Round,
+  ): Promise<{ accepted: AcceptedUpdate[]; files: Map<string, Buffer> }> {
+    const reports = await train(r);
+    const { header, values } = decodeUpdate(await readFile(r.updatePath('site-a')));
+    const samples = 5 * header.samples;
+    await writeFile(
+      r.updatePath('site-a'),
+      encodeUpdate({ ...header, samples }, values, signer(r, 'site-a')),
+    );
+    const files = new Map<string, Buffer>();
+    for (const p of r.participants) files.set(p, await readFile(r.updatePath(p)));
+    const accepted = acceptedOf(reports).map((a) =>
+      a.name === 'site-a' ? { ...a, samples, digest: fileDigest(files.get('site-a')!) } : a,
+    );
+    return { accepted, files };
+  }
+
+  /** Puts the update files back: the aggregator removes the round folder when it succeeds. */
+  async function restore(r: Round, files: Map<string, Buffer>): Promise<void> {
+    for (const [p, bytes] of files) {
+      await mkdir(dirname(r.updatePath(p)), { recursive: true });
+      await writeFile(r.updatePath(p), bytes);
+    }
+  }
+
+  const streamedOf = (logged: Logged[]): unknown =>
+    logged.find((l) => l.message === 'Combined the updates')?.meta?.streamed;
+
+  async function serverStateOf(r: Round, strategy: 'FedAdam'): Promise<Float32Array[]> {
+    const bytes = await readFile(`${r.outputDir}/${SERVER_STATE_FILE}`);
+    const shape = (await weightsOf(r)).map((w) => w.length);
+    return decodeServerState(bytes, { strategy, shape }).flat();
+  }
+
+  it.each(['FedAvg', 'FedAdam'] as const)(
+    '§runtime %s streamed gives the model (and server state) of the round with every update held',
+    async (strategy) => {
+      const r = await round(`stream-${strategy.toLowerCase()}`, { strategy, evaluation: false });
+      const { accepted, files } = await trainUnequal(r);
+
+      const held = await r.aggregator(accepted, { holdEveryUpdate: true });
+      expect(streamedOf(held.logged)).toBe(false);
+      const heldWeights = await weightsOf(r);
+      const heldState = strategy === 'FedAdam' ? await serverStateOf(r, strategy) : [];
+
+      await restore(r, files);
+      const streamed = await r.aggregator(accepted);
+      expect(streamedOf(streamed.logged)).toBe(true);
+      expect(streamed.result.accepted).toEqual(r.participants);
+      expect(streamed.result.rejected).toEqual([]);
+      expect(streamed.result.bytes).toBe(held.result.bytes);
+      expect(maxDifference(await weightsOf(r), heldWeights)).toBeLessThan(TOLERANCE);
+      if (strategy === 'FedAdam')
+        expect(maxDifference(await serverStateOf(r, strategy), heldState)).toBeLessThan(TOLERANCE);
+    },
+  );
+
+  it('§runtime a rejected update in the middle of the stream contributes nothing, as in the held round', async () => {
+    const r = await round('stream-rejected', { evaluation: false });
+    const { accepted, files } = await trainUnequal(r);
+    // FedAvg of site-a and site-c alone, their weights n_k / (n_a + n_c).
+    const others = accepted.filter((a) => a.name !== 'site-b');
+    expect((await r.aggregator(others)).result.accepted).toEqual(['site-a', 'site-c']);
+    const withoutB = await weightsOf(r);
+
+    const tampered = Buffer.from(files.get('site-b')!);
+    flipByte(tampered, tampered.length - 100);
+    const withTampered = new Map([...files, ['site-b', tampered]]);
+    const runs = [];
+    for (const holdEveryUpdate of [true, false]) {
+      await restore(r, withTampered);
+      const { result, logged } = await r.aggregator(accepted, { holdEveryUpdate });
+      expect(streamedOf(logged)).toBe(!holdEveryUpdate);
+      runs.push({ result, weights: await weightsOf(r) });
+    }
+    const [held, streamed] = runs;
+    expect(streamed!.result.accepted).toEqual(['site-a', 'site-c']);
+    expect(streamed!.result.rejected).toEqual(held!.result.rejected);
+    expect(streamed!.result.rejected).toEqual([
+      expect.objectContaining({ name: 'site-b', reason: REJECTION_REASONS.badSignature }),
+    ]);
+    // The same two updates added with the same weights: the same bits.
+    expect(maxDifference(streamed!.weights, withoutB)).toBe(0);
+    expect(maxDifference(streamed!.weights, held!.weights)).toBeLessThan(TOLERANCE);
   });
 });
