@@ -2,6 +2,7 @@
 // with a native libtensorflow that is often absent, so each candidate is imported dynamically
 // and skipped when it fails; cpu is always there.
 import * as tf from '@tensorflow/tfjs';
+import { registerWasmTrainingKernels } from './kernels/conv-backprop.ts';
 
 export const BACKENDS = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -41,6 +42,8 @@ export async function initBackend(prefer?: string): Promise<BackendName> {
     try {
       // A variable specifier keeps TypeScript from resolving optional packages at build time.
       if (candidate.module !== undefined) await import(candidate.module);
+      // After the import, which registers the wasm backend's own kernels over ours.
+      registerWasmTrainingKernels();
       if (await tf.setBackend(candidate.registered)) {
         await tf.ready();
         return name;
@@ -55,7 +58,7 @@ export async function initBackend(prefer?: string): Promise<BackendName> {
 
 /**
  * Kernels that training a layer of a class needs and that a backend may lack: the wasm backend
- * runs conv2d forward but has no Conv2DBackpropFilter.
+ * has no depthwise convolution gradients (kernels/conv-backprop.ts adds the Conv2D ones).
  */
 const GRADIENT_KERNELS: Record<string, readonly string[]> = {
   Conv1D: ['Conv2DBackpropFilter', 'Conv2DBackpropInput'],

@@ -1,0 +1,232 @@
+// Conv2DBackpropFilter and Conv2DBackpropInput for the wasm backend. It ships conv2d forward but
+// no filter gradient, so training any conv layer fell back to the cpu backend, whose filter
+// gradient is a nested JavaScript loop (issue 14); its own input gradient is a direct loop too,
+// about 7× slower than the matrix multiply below at the cnn preset's shapes. Both gradients
+// here are an im2col (or col2im) in JavaScript on the wasm heap around the wasm backend's own
+// BatchMatMul, which runs on XNNPACK.
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+
+const WASM = 'wasm';
+
+type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+type DataFormat = 'NHWC' | 'NCHW';
+type RoundingMode = 'floor' | 'round' | 'ceil';
+type Shape4 = [number, number, number, number];
+
+/** The attributes tfjs-core's conv2DBackpropFilter op passes (Conv2DBackpropFilterAttrs). */
+interface FilterGradAttrs {
+  strides: [number, number] | number;
+  pad: Pad;
+  dataFormat: DataFormat;
+  dimRoundingMode?: RoundingMode;
+  filterShape: Shape4;
+}
+
+/** The attributes tfjs-core's conv2DBackpropInput op passes (Conv2DBackpropInputAttrs). */
+interface InputGradAttrs {
+  strides: [number, number] | number;
+  pad: Pad;
+  dataFormat: DataFormat;
+  dimRoundingMode?: RoundingMode;
+  inputShape: Shape4;
+}
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+function checkInputs(kernel: string, dataFormat: DataFormat, a: tf.TensorInfo, b: tf.TensorInfo) {
+  if (dataFormat !== 'NHWC')
+    throw new Error(`${kernel} (wasm) supports dataFormat NHWC only, got ${dataFormat}`);
+  if (a.dtype !== 'float32' || b.dtype !== 'float32')
+    throw new Error(`${kernel} (wasm) supports float32 only, got ${a.dtype} and ${b.dtype}`);
+}
+
+/** a · b for [1, m, k] and [1, k, n] on the wasm backend's BatchMatMul (XNNPACK). */
+function matMul(backend: BackendWasm, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
+  const kernel = tf.getKernel('BatchMatMul', WASM);
+  if (kernel === undefined) throw new Error('The wasm backend has no BatchMatMul kernel');
+  return kernel.kernelFunc({
+    inputs: { a, b },
+    backend,
+    attrs: { transposeA: false, transposeB: false },
+  }) as tf.TensorInfo;
+}
+
+function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { x, dy } = args.inputs;
+  const attrs = args.attrs as unknown as FilterGradAttrs;
+  if (x === undefined || dy === undefined)
+    throw new Error('Conv2DBackpropFilter (wasm) needs the inputs x and dy');
+  checkInputs('Conv2DBackpropFilter', attrs.dataFormat, x, dy);
+  // The filter gradient has no dilations attribute: tfjs-core's Conv2D gradient refuses
+  // dilation rates above 1 before it gets here, so the convolution is computed with 1.
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as Shape4,
+    attrs.filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const rows = info.filterHeight * info.filterWidth * info.inChannels;
+  const positions = info.batchSize * info.outHeight * info.outWidth;
+
+  // colT[k][p] = x at output position p under filter tap k (0 in the padding): laid out K×P so
+  // that dW = colT · dy is a plain, untransposed product, the case XNNPACK runs fastest.
+  const colT = backend.makeOutput([1, rows, positions], 'float32');
+  const dy3 = { ...dy, shape: [1, positions, info.outChannels] };
+  try {
+    // Views on the heap are taken after the allocation above, which may have grown it.
+    const xs = backend.typedArrayFromHeap(x);
+    const col = backend.typedArrayFromHeap(colT);
+    fillColumns(xs, col, geometry(info));
+    const product = matMul(backend, colT, dy3);
+    // [1, K, Cout] is dW in the filter's [KH, KW, Cin, Cout] order already.
+    return { ...product, shape: [...attrs.filterShape] };
+  } finally {
+    backend.disposeData(colT.dataId);
+  }
+}
+
+function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { dy, filter } = args.inputs;
+  const attrs = args.attrs as unknown as InputGradAttrs;
+  if (dy === undefined || filter === undefined)
+    throw new Error('Conv2DBackpropInput (wasm) needs the inputs dy and filter');
+  checkInputs('Conv2DBackpropInput', attrs.dataFormat, dy, filter);
+  // Like the filter gradient, this one has no dilations attribute (see above).
+  const info = tf.backend_util.computeConv2DInfo(
+    attrs.inputShape,
+    filter.shape as Shape4,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const rows = info.filterHeight * info.filterWidth * info.inChannels;
+  const positions = info.batchSize * info.outHeight * info.outWidth;
+  const outChannels = info.outChannels;
+
+  // cols = dy · filterᵀ ([P, Cout] · [Cout, K]); the filter ([K, Cout]) is transposed here,
+  // it is small, so that the product stays untransposed.
+  const filterT = backend.makeOutput([1, outChannels, rows], 'float32');
+  let cols: tf.TensorInfo | undefined;
+  try {
+    const f = backend.typedArrayFromHeap(filter);
+    const ft = backend.typedArrayFromHeap(filterT);
+    for (let k = 0; k < rows; k++)
+      for (let o = 0; o < outChannels; o++) ft[o * rows + k] = f[k * outChannels + o]!;
+    cols = matMul(backend, { ...dy, shape: [1, positions, outChannels] }, filterT);
+    const dx = backend.makeOutput([...attrs.inputShape], 'float32');
+    // Views after the last allocation, which may have grown the heap.
+    addColumns(backend.typedArrayFromHeap(cols), backend.typedArrayFromHeap(dx), geometry(info));
+    return dx;
+  } finally {
+    backend.disposeData(filterT.dataId);
+    if (cols !== undefined) backend.disposeData(cols.dataId);
+  }
+}
+
+function geometry(info: tf.backend_util.Conv2DInfo): ColumnGeometry {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;
+  const { filterHeight, filterWidth, strideHeight, strideWidth } = info;
+  const padTop = info.padInfo.top;
+  const padLeft = info.padInfo.left;
+  return {
+    ...{ batchSize, inHeight, inWidth, inChannels, outHeight, outWidth },
+    ...{ filterHeight, filterWidth, strideHeight, strideWidth, padTop, padLeft },
+  };
+}
+
+interface ColumnGeometry {
+  batchSize: number;
+  inHeight: number;
+  inWidth: number;
+  inChannels: number;
+  outHeight: number;
+  outWidth: number;
+  filterHeight: number;
+  filterWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+  padTop: number;
+  padLeft: number;
+}
+
+/** Writes every element of `col` (K×P, row-major), padding included. */
+function fillColumns(x: tf.TypedArray, col: tf.TypedArray, g: ColumnGeometry) {
+  const positions = g.batchSize * g.outHeight * g.outWidth;
+  const xRow = g.inWidth * g.inChannels;
+  const xImage = g.inHeight * xRow;
+  let k = 0;
+  for (let kh = 0; kh < g.filterHeight; kh++) {
+    for (let kw = 0; kw < g.filterWidth; kw++) {
+      for (let c = 0; c < g.inChannels; c++, k++) {
+        let p = k * positions;
+        for (let n = 0; n < g.batchSize; n++) {
+          const image = n * xImage + c;
+          for (let oh = 0; oh < g.outHeight; oh++) {
+            const ih = oh * g.strideHeight - g.padTop + kh;
+            if (ih < 0 || ih >= g.inHeight) {
+              col.fill(0, p, p + g.outWidth);
+              p += g.outWidth;
+              continue;
+            }
+            const rowStart = image + ih * xRow;
+            for (let ow = 0; ow < g.outWidth; ow++, p++) {
+              const iw = ow * g.strideWidth - g.padLeft + kw;
+              col[p] = iw >= 0 && iw < g.inWidth ? x[rowStart + iw * g.inChannels]! : 0;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** dx = col2im(cols): sums each row of `cols` (P×K) back onto the input pixels it came from. */
+function addColumns(cols: tf.TypedArray, dx: tf.TypedArray, g: ColumnGeometry) {
+  dx.fill(0);
+  const rows = g.filterHeight * g.filterWidth * g.inChannels;
+  const xRow = g.inWidth * g.inChannels;
+  const xImage = g.inHeight * xRow;
+  let p = 0;
+  for (let n = 0; n < g.batchSize; n++) {
+    for (let oh = 0; oh < g.outHeight; oh++) {
+      for (let ow = 0; ow < g.outWidth; ow++, p++) {
+        const row = p * rows;
+        for (let kh = 0; kh < g.filterHeight; kh++) {
+          const ih = oh * g.strideHeight - g.padTop + kh;
+          if (ih < 0 || ih >= g.inHeight) continue;
+          for (let kw = 0; kw < g.filterWidth; kw++) {
+            const iw = ow * g.strideWidth - g.padLeft + kw;
+            if (iw < 0 || iw >= g.inWidth) continue;
+            const to = n * xImage + ih * xRow + iw * g.inChannels;
+            const from = row + (kh * g.filterWidth + kw) * g.inChannels;
+            for (let c = 0; c < g.inChannels; c++) dx[to + c]! += cols[from + c]!;
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Registers these kernels for the wasm backend. Call it after importing
+ * @tensorflow/tfjs-backend-wasm, whose import registers its own Conv2DBackpropInput; before or
+ * after the backend starts does not matter (these kernels need no setup). Safe to call again.
+ */
+export function registerWasmTrainingKernels(): void {
+  const kernels: Array<[string, tf.KernelFunc]> = [
+    ['Conv2DBackpropFilter', conv2DBackpropFilter],
+    ['Conv2DBackpropInput', conv2DBackpropInput],
+  ];
+  for (const [kernelName, kernelFunc] of kernels) {
+    if (tf.getKernel(kernelName, WASM)?.kernelFunc === kernelFunc) continue;
+    // The backend's own Conv2DBackpropInput is replaced (registering over it only warns).
+    if (tf.getKernel(kernelName, WASM) !== undefined) tf.unregisterKernel(kernelName, WASM);
+    tf.registerKernel({ kernelName, backendName: WASM, kernelFunc });
+  }
+}
