@@ -34,6 +34,7 @@ import { cryptoGaussianNoise, dpFedAvg } from '../src/runtime/aggregation/privac
 import { WasmKernel } from '../src/runtime/aggregation/simd-kernel.ts';
 import { type StrategyName, aggregateRound } from '../src/runtime/aggregation/strategies.ts';
 import { jsWeightedSum } from '../src/runtime/aggregation/weighted-sum.ts';
+import { randomFloats } from '../src/runtime/random.ts';
 
 const { values } = parseArgs({
   options: {
@@ -49,21 +50,6 @@ const { values } = parseArgs({
 const reps = Number(values.reps);
 const SIZES = [1_000_000, 10_000_000];
 const WORKERS = [2, 8, 32];
-
-/**
- * Fills `a` (a new array when absent) with pseudo-random values in [-1, 1) (xorshift32: fast, and
- * no page stays untouched).
- */
-function random(n: number, seed: number, a: Float32Array = new Float32Array(n)): Float32Array {
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a[i] = (x | 0) / 2 ** 31;
-  }
-  return a;
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
@@ -195,7 +181,7 @@ function numpyTiming(python: string, k: number, p: number): Timing | undefined {
 }
 
 const contributionsOf = (k: number, p: number): Contribution[] =>
-  Array.from({ length: k }, (_, i) => ({ weights: [random(p, i + 1)], samples: 100 + i }));
+  Array.from({ length: k }, (_, i) => ({ weights: [randomFloats(p, i + 1)], samples: 100 + i }));
 
 /** The same updates decoded into one kernel's memory, with an output place there. */
 function inKernel(contributions: readonly Contribution[], p: number) {
@@ -232,11 +218,11 @@ function peak(way: Way, k: number, p: number): void {
   const samples = Array.from({ length: k }, (_, i) => 100 + i);
   const total = samples.reduce((a, b) => a + b, 0);
   if (way === 'plain arrays') {
-    fedAvg(samples.map((n, i) => ({ weights: [random(p, i + 1)], samples: n })));
+    fedAvg(samples.map((n, i) => ({ weights: [randomFloats(p, i + 1)], samples: n })));
   } else if (way === 'one kernel') {
     const kernel = new WasmKernel((k + 1) * p);
     const updates = samples.map((n, i) => ({
-      weights: [random(p, i + 1, kernel.alloc(p))],
+      weights: [randomFloats(p, i + 1, kernel.alloc(p))],
       samples: n,
     }));
     fedAvg(updates, [kernel.alloc(p)]);
@@ -244,7 +230,7 @@ function peak(way: Way, k: number, p: number): void {
     const accumulator = new UpdateAccumulator([p], { batch: way === 'stream, batch 4' ? 4 : 1 });
     samples.forEach((n, i) => {
       const [slot] = accumulator.next();
-      accumulator.add([random(p, i + 1, slot)], n / total);
+      accumulator.add([randomFloats(p, i + 1, slot)], n / total);
     });
     accumulator.result();
   }
@@ -390,7 +376,7 @@ if (values.strategies) {
   const strategyRows: string[][] = [];
   for (const k of [8, 32]) {
     const contributions = contributionsOf(k, p).map((c, i) => ({ ...c, worker: `p${i}` }));
-    const global = [random(p, 999)];
+    const global = [randomFloats(p, 999)];
     const cases: [string, () => void][] = [
       ['FedAvg (fedAvg)', () => fedAvg(contributions)],
       ...(['FedAdam', 'FedAvgM', 'FedMedian', 'FedTrimmedAvg', 'Krum'] as StrategyName[]).map(

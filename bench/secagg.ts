@@ -23,6 +23,7 @@ import {
   SecAggClient,
   generateIdentity,
 } from '../src/runtime/secagg/index.ts';
+import { randomFloats } from '../src/runtime/random.ts';
 
 const { values } = parseArgs({
   options: {
@@ -35,19 +36,6 @@ const reps = Number(values.reps);
 const k = Number(values.k);
 const p = Number(values.p);
 
-/** Fills with pseudo-random values in [-1, 1) (xorshift32: fast, and no page stays untouched). */
-function random(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a[i] = (x | 0) / 2 ** 31;
-  }
-  return a;
-}
-
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 function timed<T>(into: number[], fn: () => T): T {
@@ -58,7 +46,7 @@ function timed<T>(into: number[], fn: () => T): T {
 }
 
 const ids = Array.from({ length: k }, (_, i) => `site-${i}`);
-const inputs = ids.map((_, i) => random(p, i + 1));
+const inputs = ids.map((_, i) => randomFloats(p, i + 1));
 const weights = ids.map((_, i) => 100 + 10 * i);
 const contributions: Contribution[] = inputs.map((x, i) => ({
   weights: [x],

@@ -57,3 +57,23 @@ export function seedFromString(text: string): number {
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   return (h >>> 0) & 0x7fffffff;
 }
+
+/**
+ * `n` floats uniform in [-1, 1) from a seeded xorshift32: fast enough to fill benchmark-sized
+ * arrays (every page touched), and reproducible, so a failing test reproduces. Not for secrets.
+ * Written into `a` when given (e.g. a view of WebAssembly memory).
+ */
+export function randomFloats(
+  n: number,
+  seed: number,
+  a: Float32Array = new Float32Array(n),
+): Float32Array {
+  let x = seed | 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    a[i] = (x | 0) / 2 ** 31;
+  }
+  return a;
+}

@@ -5,26 +5,14 @@ import {
   fedAvg,
 } from '../../../../src/runtime/aggregation/aggregate.ts';
 import { WasmKernel } from '../../../../src/runtime/aggregation/simd-kernel.ts';
-
-/** Pseudo-random floats in [-1, 1) (xorshift32). */
-function random(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a[i] = (x | 0) / 2 ** 31;
-  }
-  return a;
-}
+import { randomFloats } from '../../../../src/runtime/random.ts';
 
 // Two variables: one crossing the kernel's 32,768-value chunk, one shorter than a vector.
 const SHAPE = [40_001, 3];
 
 function contributions(k: number): Contribution[] {
   return Array.from({ length: k }, (_, i) => ({
-    weights: SHAPE.map((n, v) => random(n, 100 * i + v + 1)),
+    weights: SHAPE.map((n, v) => randomFloats(n, 100 * i + v + 1)),
     samples: i % 3 === 2 ? 0 : 10 + i,
   }));
 }

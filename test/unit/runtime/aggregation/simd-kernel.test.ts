@@ -6,19 +6,7 @@ import {
 } from '../../../../src/runtime/aggregation/simd-kernel.ts';
 import { sleb, uleb } from '../../../../src/runtime/aggregation/wasm-encoder.ts';
 import { jsWeightedSum } from '../../../../src/runtime/aggregation/weighted-sum.ts';
-
-/** Pseudo-random floats in [-1, 1) (xorshift32), so that a failure reproduces. */
-function random(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a[i] = (x | 0) / 2 ** 31;
-  }
-  return a;
-}
+import { randomFloats } from '../../../../src/runtime/random.ts';
 
 /** Coefficients like FedAvg's n_k / n, with every third worker at 0 samples. */
 function coefficients(k: number): Float64Array {
@@ -94,7 +82,7 @@ describe("§bench the SIMD kernel gives the JS kernel's bits", () => {
 
   it.each(ks)("K = %i, inputs in the kernel's memory, output in it and outside", (k) => {
     for (const n of lengths) {
-      const inputs = Array.from({ length: k }, (_, i) => random(n, 1000 * k + i + 1));
+      const inputs = Array.from({ length: k }, (_, i) => randomFloats(n, 1000 * k + i + 1));
       const c = coefficients(k);
       const expected = jsResult(inputs, c);
       const { kernel, owned, out } = inKernel(inputs);
@@ -108,7 +96,7 @@ describe("§bench the SIMD kernel gives the JS kernel's bits", () => {
 
   it.each([1, 2, 3, 4, 5, 8, 9, 33])('K = %i, staged inputs', (k) => {
     for (const n of [...lengths, 131072 + 5]) {
-      const inputs = Array.from({ length: k }, (_, i) => random(n, 77 * k + i));
+      const inputs = Array.from({ length: k }, (_, i) => randomFloats(n, 77 * k + i));
       const c = coefficients(k);
       const out = new Float32Array(n);
       stagedWeightedSum(out, inputs, c);
@@ -117,7 +105,7 @@ describe("§bench the SIMD kernel gives the JS kernel's bits", () => {
   });
 
   it('§bench zero weights everywhere, and 0 · NaN or ∞ is NaN in both', () => {
-    const inputs = [random(9, 1), random(9, 2), random(9, 3)];
+    const inputs = [randomFloats(9, 1), randomFloats(9, 2), randomFloats(9, 3)];
     inputs[1]![4] = NaN;
     inputs[2]![6] = Infinity;
     const zeros = new Float64Array(3);
@@ -138,9 +126,9 @@ describe("§bench the SIMD kernel gives the JS kernel's bits", () => {
   });
 
   it('§bench accumulate adds to the output', () => {
-    const inputs = [random(4101, 5), random(4101, 6)];
+    const inputs = [randomFloats(4101, 5), randomFloats(4101, 6)];
     const { kernel, owned, out } = inKernel(inputs);
-    out.set(random(4101, 7));
+    out.set(randomFloats(4101, 7));
     const before = Float32Array.from(out);
     kernel.weightedSum(out, owned, [0.5, 0.25], true);
     for (const j of [0, 1, 4099, 4100]) {
@@ -149,7 +137,7 @@ describe("§bench the SIMD kernel gives the JS kernel's bits", () => {
   });
 
   it.each([0, 1])('§bench the output may be input %i', (index) => {
-    const inputs = Array.from({ length: 6 }, (_, i) => random(40_003, i + 11));
+    const inputs = Array.from({ length: 6 }, (_, i) => randomFloats(40_003, i + 11));
     const c = coefficients(6);
     const expected = jsResult(inputs, c);
     const { kernel, owned } = inKernel(inputs);

@@ -11,6 +11,7 @@ import {
   SecAggClient,
   generateIdentity,
 } from '../../../../src/runtime/secagg/index.ts';
+import { randomFloats } from '../../../../src/runtime/random.ts';
 
 export interface Setup {
   config: RoundConfig;
@@ -124,18 +125,8 @@ export function runRound(
   return runUntilUnmask(s, inputs, weights, plan).aggregator.unmask();
 }
 
-/** Values uniform in [-1, 1) from a seeded xorshift32 (reproducible inputs, not secrets). */
-export function randomUpdate(length: number, seed: number): Float32Array {
-  const a = new Float32Array(length);
-  let x = seed | 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a[i] = (x | 0) / 2 ** 31;
-  }
-  return a;
-}
+/** Values uniform in [-1, 1), reproducible (not secrets). */
+export const randomUpdate = randomFloats;
 
 /**
  * Pearson's chi-square statistic of one byte of every element against the uniform distribution
