@@ -7,8 +7,8 @@
 // evaluated on the union of the sites' data; the Fashion-MNIST benchmark uses a held-out test set.
 import { Resources } from '../../src/core/resources.ts';
 import {
+  createClaim,
   kubeClient,
-  kubectlOk,
   type OperatorProcess,
   startNamespacedOperator,
   stopNamespacedOperator,
@@ -58,15 +58,7 @@ const hyperparameters = { epochs: LOCAL_EPOCHS, batchSize: 32, learningRate: 0.0
 
 beforeAll(async () => {
   ({ ns, op } = await startNamespacedOperator('fl-e2e'));
-  kubectlOk(
-    ['apply', '-n', ns, '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'PersistentVolumeClaim',
-      metadata: { name: 'models' },
-      spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } },
-    }),
-  );
+  createClaim(ns, 'models');
 });
 
 afterAll(() => stopNamespacedOperator(ns, op));

@@ -5,6 +5,7 @@
 // the aggregator, the commit, and a restart of the operator in the middle.
 import { Resources } from '../../src/core/resources.ts';
 import {
+  createClaim,
   kubeClient,
   kubectlOk,
   metricValue,
@@ -367,15 +368,7 @@ describe('FederatedRound', () => {
       /PersistentVolumeClaim fl-models does not exist/,
     );
     expect(await podsOf(name)).toHaveLength(0);
-    kubectlOk(
-      ['apply', '-n', ns, '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'PersistentVolumeClaim',
-        metadata: { name: claim },
-        spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } },
-      }),
-    );
+    createClaim(ns, claim);
     await waitForRound(name, 'to be accepted', (r) => cond(r, 'Accepted')?.status === 'True');
     await until('its client pod', async () => (await podsOf(name)).length === 1);
   });

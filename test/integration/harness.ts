@@ -278,6 +278,19 @@ export function operatorServiceAccountKubeconfig(): string {
   return path;
 }
 
+/** A ReadWriteMany PersistentVolumeClaim `name` in `namespace` (created, or left as it is). */
+export function createClaim(namespace: string, name: string): void {
+  kubectlOk(
+    ['apply', '-n', namespace, '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name },
+      spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } },
+    }),
+  );
+}
+
 /** Creates an InferenceService with nothing but a model URI, the smallest valid object. */
 export function createInferenceService(namespace: string, name: string): void {
   kubectlOk(

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { Resources } from '../../src/core/resources.ts';
 import {
+  createClaim,
   apiWrites,
   kubeClient,
   kubectlOk,
@@ -58,15 +59,7 @@ beforeAll(async () => {
   ({ ns, op } = await startNamespacedOperator('op'));
   // The FederatedRound example writes to the claim "models": a round waits (ClaimNotFound) for a
   // claim that does not exist.
-  kubectlOk(
-    ['apply', '-n', ns, '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'PersistentVolumeClaim',
-      metadata: { name: 'models' },
-      spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } },
-    }),
-  );
+  createClaim(ns, 'models');
 });
 
 afterAll(() => stopNamespacedOperator(ns, op));

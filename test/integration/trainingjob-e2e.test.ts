@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Resources } from '../../src/core/resources.ts';
 import {
+  createClaim,
   kubeClient,
   kubeconfigPath,
   kubectlOk,
@@ -37,15 +38,7 @@ afterAll(() => stopNamespacedOperator(ns, op));
 
 describe('a TrainingJob on the local node', () => {
   it('trains with two workers and ends Succeeded with its model and digest', async () => {
-    kubectlOk(
-      ['apply', '-n', ns, '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'PersistentVolumeClaim',
-        metadata: { name: 'models' },
-        spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } },
-      }),
-    );
+    createClaim(ns, 'models');
     await client.create(Resources.TrainingJob, {
       apiVersion: 'lepton.ai/v1alpha1',
       kind: 'TrainingJob',
