@@ -9,7 +9,6 @@
 // so the aggregator holds the accumulator's five model sizes and one file instead of K updates
 // and K local models. The robust strategies, DP-FedAvg (which clips each update) and secure
 // aggregation (whose unmasking takes every masked vector) keep every update in memory.
-import type { KeyObject } from 'node:crypto';
 import { posix } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import {
@@ -38,7 +37,6 @@ import {
 import { targetsFor } from '../data/batches.ts';
 import { type Dataset, loadDataset, withClassNames } from '../data/datasets.ts';
 import { PermanentError } from '../errors.ts';
-import type { RuntimeLog } from '../log.ts';
 import {
   type ModelMetadata,
   lossOf,
@@ -52,10 +50,10 @@ import { type Evaluation, evaluateModel } from '../train/evaluate.ts';
 import { assignFlatWeights } from '../train/weight-sync.ts';
 import type { Task } from '../spec.ts';
 import { type GlobalModel, loadGlobalModel } from './global-model.ts';
-import type { Identity } from './identity.ts';
+import type { RoleRun } from './identity.ts';
 import { secureSum } from './secagg-aggregator.ts';
 import type { AggregatorConfig } from './spec.ts';
-import { type Waiting, readIfPresent, removeFolder, roundStore, writeWhole } from './store.ts';
+import { readIfPresent, removeFolder, roundStore, writeWhole } from './store.ts';
 import {
   type UpdateHeader,
   decodeUpdate,
@@ -65,14 +63,8 @@ import {
 } from './update-file.ts';
 import { UpdateReader } from './update-reader.ts';
 
-export interface AggregatorRun {
+export interface AggregatorRun extends RoleRun {
   config: AggregatorConfig;
-  identity: Identity;
-  peers: ReadonlyMap<string, KeyObject>;
-  backend: string;
-  env: NodeJS.ProcessEnv;
-  log: RuntimeLog;
-  waiting: Omit<Waiting, 'deadline'>;
   /** The differential-privacy noise; node:crypto's unless a test seeds it. */
   noise?: GaussianNoise;
   /**

@@ -2,32 +2,23 @@
 // data (the data never leave this pod; only the update does), and write the update
 // Δ = θ_local − θ_global to the round's folder, signed, clipped with differential privacy, and
 // masked with secure aggregation.
-import type { KeyObject } from 'node:crypto';
 import type { ClientReport } from '../../contract/federated.ts';
 import type { Progress } from '../../contract/training.ts';
 import { loadDataset, splitDataset } from '../data/datasets.ts';
-import type { RuntimeLog } from '../log.ts';
 import { modelMetadata, taskOf } from '../model/models.ts';
 import { train } from '../train/train.ts';
 import { flatWeights } from '../train/weight-sync.ts';
 import { clipUpdate } from '../aggregation/privacy.ts';
 import { proximalSync } from './fedprox.ts';
 import { type GlobalModel, loadGlobalModel } from './global-model.ts';
-import type { Identity } from './identity.ts';
+import type { RoleRun } from './identity.ts';
 import { type SecAggSession, joinSecureAggregation } from './secagg-client.ts';
 import type { ClientConfig } from './spec.ts';
 import { type Waiting, roundStore, writeWhole } from './store.ts';
 import { type UpdateHeader, encodeUpdate, fileDigest, joinVariables } from './update-file.ts';
 
-export interface ClientRun {
+export interface ClientRun extends RoleRun {
   config: ClientConfig;
-  identity: Identity;
-  peers: ReadonlyMap<string, KeyObject>;
-  backend: string;
-  env: NodeJS.ProcessEnv;
-  log: RuntimeLog;
-  /** How waits for peers poll; the deadline is the round's. */
-  waiting: Omit<Waiting, 'deadline'>;
   /** Secure aggregation: how long to wait for every participant before going on with fewer. */
   keyExchangeWindowMs?: number;
   /** Merged into the pod's /progress. */

@@ -14,8 +14,21 @@ import { FEDERATED_ENV, IDENTITY_KEY_FILE, IDENTITY_MOUNT } from '../../contract
 import { ENV } from '../../contract/runtime.ts';
 import { PermanentError } from '../errors.ts';
 import { isMissingPathError, mapPath, parsePathMap } from '../paths.ts';
+import type { RuntimeLog } from '../log.ts';
+import type { Waiting } from './store.ts';
 
 const DOMAIN = 'lepton.ai/federated/v1';
+
+/** What every federated role runs with: its key, its peers' keys, the backend, how it waits. */
+export interface RoleRun {
+  identity: Identity;
+  peers: ReadonlyMap<string, KeyObject>;
+  backend: string;
+  env: NodeJS.ProcessEnv;
+  log: RuntimeLog;
+  /** How waits for peers poll; the deadline is the round's. */
+  waiting: Omit<Waiting, 'deadline'>;
+}
 
 export interface Identity {
   /** The signer name: a participant, or AGGREGATOR. */
