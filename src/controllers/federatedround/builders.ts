@@ -92,8 +92,21 @@ export function identitySecret(r: FederatedRound, signer: string): KubeObject {
   } as KubeObject;
 }
 
+/**
+ * Public keys by Secret object: every reconcile of a round reads every signer's key, and the cache
+ * replaces an object when it changes, so a PEM is parsed once per version, not per reconcile.
+ */
+const publicKeys = new WeakMap<KubeObject, string | undefined>();
+
 /** The public key (base64 SPKI DER) of an identity Secret, or undefined when it holds none. */
 export function publicKeyOf(secret: KubeObject): string | undefined {
+  if (publicKeys.has(secret)) return publicKeys.get(secret);
+  const key = parsePublicKey(secret);
+  publicKeys.set(secret, key);
+  return key;
+}
+
+function parsePublicKey(secret: KubeObject): string | undefined {
   const data = (secret as { data?: Record<string, string> }).data?.[IDENTITY_KEY_FILE];
   if (!data) return undefined;
   try {
