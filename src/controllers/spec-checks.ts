@@ -96,3 +96,9 @@ export function checkTimeZone(field: string, timeZone: string | undefined): Spec
     ];
   }
 }
+
+/** Whether `uri` is `base` itself or lies under it (path segments, not string prefixes). */
+export function withinOutput(uri: string, base: string): boolean {
+  const b = base.replace(/\/+$/, '');
+  return uri === b || uri.startsWith(`${b}/`);
+}

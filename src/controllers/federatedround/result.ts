@@ -4,7 +4,7 @@
 // the operator did not accept.
 import type { AggregatorResult, ClientReport, RejectedUpdate } from '../../contract/federated.ts';
 import { sanitizeMessage } from '../../engine/messages.ts';
-import { withinOutput } from '../trainingjob/result.ts';
+import { withinOutput } from '../spec-checks.ts';
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const REASON = /^[A-Z][A-Za-z0-9]{0,63}$/;

@@ -5,6 +5,7 @@
 // ends with that reason instead of every status write failing with 422.
 import type { Progress, TrainingResult } from '../../contract/training.ts';
 import { sanitizeMessage } from '../../engine/messages.ts';
+import { withinOutput } from '../spec-checks.ts';
 
 /** The status schema's limits (crds/lepton.ai_trainingjobs.yaml, status.model and progress). */
 const MAX_URI = 2048;
@@ -21,12 +22,6 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const count = (v: unknown): v is number =>
   Number.isInteger(v) && (v as number) >= 0 && (v as number) <= INT32;
-
-/** Whether `uri` is `base` itself or lies under it (path segments, not string prefixes). */
-export function withinOutput(uri: string, base: string): boolean {
-  const b = base.replace(/\/+$/, '');
-  return uri === b || uri.startsWith(`${b}/`);
-}
 
 const METRICS = ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const;
 

@@ -1,8 +1,5 @@
-import {
-  parseProgress,
-  parseResult,
-  withinOutput,
-} from '../../../../src/controllers/trainingjob/result.ts';
+import { withinOutput } from '../../../../src/controllers/spec-checks.ts';
+import { parseProgress, parseResult } from '../../../../src/controllers/trainingjob/result.ts';
 import { sanitizeMessage } from '../../../../src/engine/messages.ts';
 
 const digest = `sha256:${'a'.repeat(64)}`;
