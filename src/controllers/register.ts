@@ -3,7 +3,7 @@
 // spec checks of that kind.
 import type { IInferenceService } from '../api/generated/lepton.ai/v1alpha1/InferenceService.ts';
 import type { OperatorConfig } from '../core/config.ts';
-import { Controller } from '../core/controller.ts';
+import { Controller, type Reconciler } from '../core/controller.ts';
 import type { Manager } from '../core/manager.ts';
 import type { Cache } from '../core/informer.ts';
 import { findCondition } from '../core/conditions.ts';
@@ -101,6 +101,27 @@ function registerFederatedRounds(
   });
 }
 
+/** A role of TrainingJob that runs no pods: its own controller over the jobs and what it owns. */
+function addRole(
+  manager: Manager,
+  jobs: Cache<TrainingJob>,
+  name: string,
+  owned: Cache<KubeObject> | Cache<FederatedRound> | Cache<TrainingJob>,
+  reconciler: (events: ReturnType<Manager['eventRecorder']>) => Reconciler,
+): void {
+  const controller = new Controller({
+    name,
+    concurrency: 1,
+    logger: manager.logger,
+    metrics: manager.metrics,
+    clock: manager.clock,
+    reconciler: reconciler(manager.eventRecorder(name)),
+  });
+  controller.watchPrimary(jobs as unknown as Cache<KubeObject>);
+  controller.watchOwned(owned as unknown as Cache<KubeObject>, Resources.TrainingJob);
+  manager.addController(controller);
+}
+
 function registerTrainingJobs(
   manager: Manager,
   config: OperatorConfig,
@@ -118,43 +139,24 @@ function registerTrainingJobs(
     // Schedules and campaigns run no pods: their own reconcilers create runs and rounds.
     skip: (job) => isSchedule(job) || isCampaign(job),
   });
+  const deps = { jobs, client: manager.client, clock: manager.clock };
   // The federated role: rounds of a campaign are FederatedRounds it owns.
   const rounds = manager.cache<FederatedRound>(Resources.FederatedRound);
-  const campaigns = new Controller({
-    name: 'trainingjob-federated',
-    concurrency: 1,
-    logger: manager.logger,
-    metrics: manager.metrics,
-    clock: manager.clock,
-    reconciler: new CampaignReconciler({
-      jobs,
-      rounds,
-      client: manager.client,
-      events: manager.eventRecorder('trainingjob-federated'),
-      clock: manager.clock,
-    }),
-  });
-  campaigns.watchPrimary(jobs as unknown as Cache<KubeObject>);
-  campaigns.watchOwned(rounds as unknown as Cache<KubeObject>, Resources.TrainingJob);
-  manager.addController(campaigns);
-  // The cron role: its own controller over the same TrainingJobs, watching the runs it owns.
-  const schedules = new Controller({
-    name: 'trainingjob-schedule',
-    concurrency: 1,
-    logger: manager.logger,
-    metrics: manager.metrics,
-    clock: manager.clock,
-    reconciler: new ScheduleReconciler({
-      jobs,
-      client: manager.client,
-      events: manager.eventRecorder('trainingjob-schedule'),
-      clock: manager.clock,
-    }),
-  });
-  schedules.watchPrimary(jobs as unknown as Cache<KubeObject>);
-  // Runs of a scheduled job are TrainingJobs it owns.
-  schedules.watchOwned(jobs as unknown as Cache<KubeObject>, Resources.TrainingJob);
-  manager.addController(schedules);
+  addRole(
+    manager,
+    jobs,
+    'trainingjob-federated',
+    rounds,
+    (events) => new CampaignReconciler({ ...deps, rounds, events }),
+  );
+  // The cron role: runs of a scheduled job are TrainingJobs it owns.
+  addRole(
+    manager,
+    jobs,
+    'trainingjob-schedule',
+    jobs,
+    (events) => new ScheduleReconciler({ ...deps, events }),
+  );
 }
 
 export function registerControllers(manager: Manager, config: OperatorConfig): void {
