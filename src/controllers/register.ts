@@ -1,7 +1,6 @@
 // Wires one controller per kind into the manager: the kind's own cache as primary source, the
 // caches of what it owns (only objects labelled as ours) mapped to the owner's key, and the
 // spec checks of that kind.
-import type { IInferenceService } from '../api/generated/lepton.ai/v1alpha1/InferenceService.ts';
 import type { OperatorConfig } from '../core/config.ts';
 import { Controller, type Reconciler } from '../core/controller.ts';
 import type { Manager } from '../core/manager.ts';
@@ -13,7 +12,6 @@ import { COND } from '../engine/status.ts';
 import type { FederatedRound } from './federatedround/builders.ts';
 import { FederatedRoundMetrics } from './federatedround/metrics.ts';
 import { federatedRoundWorkload } from './federatedround/workload.ts';
-import { AcceptanceReconciler, type Resource } from '../engine/acceptance.ts';
 import { MANAGED_SELECTOR } from '../engine/labels.ts';
 import { admissionLedger, registerWorkload } from '../engine/register.ts';
 import type { TrainingJob } from './trainingjob/builders.ts';
@@ -22,54 +20,100 @@ import { ScheduleReconciler, isSchedule } from './trainingjob/schedule-reconcile
 import { isCampaign } from './trainingjob/campaign.ts';
 import { CampaignReconciler } from './trainingjob/campaign-reconciler.ts';
 import { trainingJobWorkload } from './trainingjob/workload.ts';
-import type { SpecProblem } from '../engine/workload.ts';
-import { READ_SCHEMES, checkUri } from './spec-checks.ts';
+import { ServingAdmission } from './inferenceservice/admission.ts';
+import { type InferenceService, ISVC_LABEL, deploymentName } from './inferenceservice/builders.ts';
+import { InferenceServiceReconciler } from './inferenceservice/reconciler.ts';
+import type { ServingPod } from './inferenceservice/replicas.ts';
 
-type ModelSource = { uri?: string } | undefined;
-
-function checkInferenceService({ spec }: IInferenceService): SpecProblem[] {
-  return [
-    ...checkUri('spec.model.uri', (spec.model as ModelSource)?.uri, READ_SCHEMES),
-    ...checkUri('spec.canary.model.uri', (spec.canary?.model as ModelSource)?.uri, READ_SCHEMES),
-  ];
-}
-
-interface Kind<T> {
-  name: string;
-  resource: ResourceType;
-  owns: ResourceType[];
-  checkSpec: (obj: T) => SpecProblem[];
-}
-
-function register<T extends Resource>(
+function registerInferenceServices(
   manager: Manager,
   config: OperatorConfig,
-  kind: Kind<T>,
+  ledger: AdmissionLedger,
 ): void {
-  const cache = manager.cache<T>(kind.resource);
-  const controller = new Controller({
-    name: kind.name,
+  const services = manager.cache<InferenceService>(Resources.InferenceService);
+  const deployments = manager.cache<KubeObject>(Resources.Deployment, {
+    labelSelector: MANAGED_SELECTOR,
+  });
+  const serviceObjects = manager.cache<KubeObject>(Resources.Service, {
+    labelSelector: MANAGED_SELECTOR,
+  });
+  // The ReplicaSet controller creates the replicas: they carry the service's label, not ours.
+  const pods = manager.cache<ServingPod>(Resources.Pod, { labelSelector: ISVC_LABEL });
+  const jobs = manager.cache<TrainingJob>(Resources.TrainingJob);
+  const rounds = manager.cache<FederatedRound>(Resources.FederatedRound);
+  let controller: Controller | undefined;
+  const wake = (key: string) => controller?.queue.add(key);
+  const admission = new ServingAdmission({
+    ledger,
+    services,
+    pods,
+    holding: (s) => ({
+      predictor: heldBy(
+        deployments.get(s.metadata.namespace ?? '', deploymentName(s, 'predictor')),
+      ),
+      canary: heldBy(deployments.get(s.metadata.namespace ?? '', deploymentName(s, 'canary'))),
+    }),
+    now: () => manager.clock.now(),
+    wake,
+  });
+  ledger.register(admission.source());
+  controller = new Controller({
+    name: 'inferenceservice',
     concurrency: config.concurrency,
     logger: manager.logger,
     metrics: manager.metrics,
     clock: manager.clock,
-    reconciler: new AcceptanceReconciler<T>({
-      resource: kind.resource,
-      cache,
+    reconciler: new InferenceServiceReconciler({
+      services,
+      deployments,
+      serviceObjects,
+      pods,
+      sources: { jobs, rounds },
+      admission,
       client: manager.client,
-      events: manager.eventRecorder(kind.name),
+      events: manager.eventRecorder('inferenceservice'),
       clock: manager.clock,
-      checkSpec: kind.checkSpec,
+      build: { runtimeImage: config.runtimeImage, runtimeGpuImage: config.runtimeGpuImage },
     }),
   });
-  controller.watchPrimary(cache as unknown as Parameters<Controller['watchPrimary']>[0]);
-  for (const owned of kind.owns) {
-    controller.watchOwned(
-      manager.cache<KubeObject>(owned, { labelSelector: MANAGED_SELECTOR }),
-      kind.resource,
-    );
+  controller.watchPrimary(services as unknown as Cache<KubeObject>);
+  controller.watchOwned(deployments, Resources.InferenceService);
+  controller.watchOwned(serviceObjects, Resources.InferenceService);
+  // A replica's change (ready, crashed) is its service's, named by the pod's label.
+  const byLabel = (p: KubeObject) => {
+    const name = p.metadata.labels?.[ISVC_LABEL];
+    if (name) wake(keyOf({ namespace: p.metadata.namespace ?? '', name }));
+  };
+  pods.addHandler({ add: byLabel, update: (_old, p) => byLabel(p), delete: byLabel });
+  // A new model of a source (a run that succeeded, a committed round) is its services' news.
+  const bySource = (kind: 'TrainingJob' | 'FederatedRound') => (o: KubeObject) => {
+    const names = [o.metadata.name, o.metadata.ownerReferences?.find((r) => r.controller)?.name];
+    for (const s of services.list(o.metadata.namespace)) {
+      const refs = [s.spec.model, s.spec.canary?.model].map((m) =>
+        kind === 'TrainingJob' ? m?.trainingJobRef?.name : m?.federatedRoundRef?.name,
+      );
+      if (refs.some((r) => r !== undefined && names.includes(r))) wake(keyOf(s.metadata));
+    }
+  };
+  for (const [cache, kind] of [
+    [jobs, 'TrainingJob'],
+    [rounds, 'FederatedRound'],
+  ] as const) {
+    const h = bySource(kind);
+    (cache as Cache<KubeObject>).addHandler({ add: h, update: (_old, o) => h(o), delete: h });
   }
   manager.addController(controller);
+}
+
+/** Replicas a Deployment asks for, one more while a surge replica may exist. */
+function heldBy(d: KubeObject | undefined): number {
+  const spec = (
+    d as
+      | { spec?: { replicas?: number; strategy?: { rollingUpdate?: { maxSurge?: unknown } } } }
+      | undefined
+  )?.spec;
+  if (!spec) return 0;
+  return (spec.replicas ?? 0) + (spec.strategy?.rollingUpdate?.maxSurge === 1 ? 1 : 0);
 }
 
 function registerFederatedRounds(
@@ -163,10 +207,5 @@ export function registerControllers(manager: Manager, config: OperatorConfig): v
   const ledger = admissionLedger(manager);
   registerTrainingJobs(manager, config, ledger);
   registerFederatedRounds(manager, config, ledger);
-  register(manager, config, {
-    name: 'inferenceservice',
-    resource: Resources.InferenceService,
-    owns: [Resources.Deployment, Resources.Service],
-    checkSpec: (o: IInferenceService & Resource) => checkInferenceService(o),
-  });
+  registerInferenceServices(manager, config, ledger);
 }

@@ -1,7 +1,7 @@
 // The local node runs the pods the real scheduler binds to it as processes on this machine:
 // exit codes and restarts, pod addresses and Services, probes, GPU capacity in scheduling,
 // deletion within the grace period, claims shared between pods, init containers and Secret
-// volumes.
+// volumes, and the names of headless Services.
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
@@ -672,5 +672,106 @@ describe('the local node with init containers and Secret volumes', () => {
       (p) => p.status?.phase === 'Succeeded',
     );
     expect(main(pod)?.state.terminated?.message).toBe('hunter2');
+  });
+});
+
+const DNS_NODE = 'lepton-local-dns';
+const onDnsNode = { 'test.lepton.ai/node': 'service-dns' };
+// Answers GET /NAME with the sorted addresses dns.lookup(NAME, { all: true }) gives inside the
+// pod (getaddrinfo over its /etc/hosts, as the serving runtime resolves), or the error code.
+const RESOLVER = `
+  const dns = require('dns');
+  require('http').createServer((q, s) => dns.lookup(q.url.slice(1), { all: true }, (err, all) =>
+    s.end(JSON.stringify(err ? err.code : all.map((a) => a.address).sort())),
+  )).listen(8080, process.env.LEPTON_POD_IP);`;
+
+// On a node of this test's own, so it runs this checkout's code whenever the shared cluster's
+// node was started.
+describe('the local node as the DNS of headless Services', () => {
+  let node: LocalNode;
+  beforeAll(async () => {
+    node = new LocalNode({
+      name: DNS_NODE,
+      kubeconfig: kubeconfigPath(),
+      stateDir: mkdtempSync(join(tmpdir(), 'lepton-localnode-')),
+      repoRoot,
+      labels: onDnsNode,
+      taints: [{ key: 'lepton.ai/local-node', value: 'true', effect: 'NoSchedule' }],
+      capacity: { cpu: '2', memory: '4Gi', pods: '20' },
+      logger: createLogger('warn'),
+    });
+    await node.start();
+    await waitFor(
+      `node ${DNS_NODE} to lose the not-ready taint`,
+      async () => {
+        const n = await client.get<{ metadata: object; spec?: { taints?: { key: string }[] } }>(
+          Resources.Node,
+          '',
+          DNS_NODE,
+        );
+        return !(n.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/'));
+      },
+      30_000,
+    );
+  });
+  afterAll(async () => {
+    await node.stop();
+    kubectl(['delete', 'node', DNS_NODE]);
+  });
+
+  it('§canary a headless Service resolves inside a pod to its ready pods, and drops a deleted one', async () => {
+    expect(node.network.mode).toBe('netns');
+    const backend = (name: string) =>
+      nodePod(name, {
+        script: SERVER,
+        labels: { app: 'canary-dns' },
+        readinessPort: 8080,
+        nodeSelector: onDnsNode,
+        grace: 2,
+      });
+    await create(backend('canary-a'));
+    await create(backend('canary-b'));
+    await create(nodePod('resolver', { script: RESOLVER, nodeSelector: onDnsNode }));
+    await client.create(Resources.Service, {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'canary-dns', namespace: ns },
+      spec: {
+        clusterIP: 'None',
+        selector: { app: 'canary-dns' },
+        ports: [{ port: 8080, targetPort: 8080 }],
+      },
+    });
+    const isReady = (p: Pod) =>
+      p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+    const [a, b] = await Promise.all([
+      waitForPod('canary-a', 'to be Ready', isReady),
+      waitForPod('canary-b', 'to be Ready', isReady),
+    ]);
+    const resolver = await waitForPod('resolver', 'to run', (p) => Boolean(p.status?.podIP));
+    const names = [`canary-dns.${ns}.svc.cluster.local`, `canary-dns.${ns}.svc`];
+    let seen: Record<string, unknown> = {};
+    const resolvesTo = (ips: (string | undefined)[]) => async () => {
+      seen = {};
+      for (const name of names) {
+        const res = await fetch(`http://${resolver.status?.podIP}:8080/${name}`).catch(
+          () => undefined,
+        );
+        seen[name] = res ? JSON.parse(await res.text()) : 'no answer';
+      }
+      const want = JSON.stringify([...ips].sort());
+      return names.every((n) => JSON.stringify(seen[n]) === want);
+    };
+    const expectResolution = async (what: string, ips: (string | undefined)[]) =>
+      waitFor(what, resolvesTo(ips), 30_000).catch((err: Error) => {
+        throw new Error(`${err.message}; the pod resolved ${JSON.stringify(seen)}`);
+      });
+
+    await expectResolution('the Service to resolve to both pods', [
+      a.status?.podIP,
+      b.status?.podIP,
+    ]);
+    await client.delete(Resources.Pod, ns, 'canary-a');
+    await expectResolution('the Service to resolve to the pod left', [b.status?.podIP]);
   });
 });

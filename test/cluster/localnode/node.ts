@@ -24,6 +24,7 @@ import {
   freeOctet,
 } from './network.ts';
 import { type PodObject, PodRunner, killGroup } from './pod.ts';
+import { ServiceDns } from './service-dns.ts';
 
 export interface Taint {
   key: string;
@@ -115,6 +116,7 @@ export class LocalNode {
   readonly network: PodNetwork;
   private informer: Informer<PodResource & { metadata: PodObject['metadata'] }> | undefined;
   private claims: Informer<Claim> | undefined;
+  private readonly dns: ServiceDns;
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
 
@@ -129,6 +131,11 @@ export class LocalNode {
     const netns = mode === 'netns' || (mode === 'auto' && canUseNetns());
     const octet = opts.ipOctet ?? freeOctet(netns);
     this.network = netns ? new NetnsNetwork(octet, opts.stateDir) : new LoopbackNetwork(octet);
+    this.dns = new ServiceDns({
+      client: this.client,
+      logger: opts.logger,
+      onChange: () => this.writeHosts(),
+    });
   }
 
   get hostsFile(): string {
@@ -156,6 +163,8 @@ export class LocalNode {
         STATUS_REPORT_MS,
       ),
     );
+    // Before the pods: the first hosts file a pod sees already names the headless Services.
+    await this.dns.start();
     this.writeHosts();
     this.informer = new Informer({
       client: this.client,
@@ -181,6 +190,7 @@ export class LocalNode {
     for (const t of this.timers) clearInterval(t);
     await this.informer?.stop();
     await this.claims?.stop();
+    await this.dns.stop();
     await Promise.all(
       [...this.pods.values()].map(async (e) => {
         await e.starting;
@@ -482,7 +492,10 @@ export class LocalNode {
     })();
   }
 
-  /** Peers' DNS names (hostname.subdomain.namespace.svc...) for pods on this node, hosts(5) format. */
+  /**
+   * Peers' DNS names for pods on this node, hosts(5) format: pods with spec.hostname and
+   * spec.subdomain (hostname.subdomain.namespace.svc...), and headless Services (service-dns.ts).
+   */
   private writeHosts(): void {
     const lines = [
       '# Written by the lepton local node: pods with spec.hostname and spec.subdomain',
@@ -499,6 +512,7 @@ export class LocalNode {
       }
       lines.push(`${ip}\t${names.join(' ')}`);
     }
+    lines.push('# Headless Services: their ready endpoints', ...this.dns.lines());
     const text = `${lines.join('\n')}\n`;
     // Renamed into place, so a reader never sees half a file.
     writeFileSync(`${this.hostsFile}.tmp`, text);

@@ -97,6 +97,19 @@ export interface IInferenceService {
      */
     "scaleTarget"?: number;
     /**
+     * How fast the autoscaler follows scaleMetric (concurrency and rps), as Knative's autoscaler does. The operator reads each ready replica's own counters (GET /stats) every 2 s, averages over stableWindowSeconds, and scales up at once when the last tenth of the window needs twice the replicas there are (panic mode). Scale-down waits scaleDownDelaySeconds of lower demand and at most halves the replicas per step; a replica that is removed drains its requests first.
+     */
+    "autoscaling"?: {
+      /**
+       * Window the demand is averaged over (Knative stable-window).
+       */
+      "stableWindowSeconds"?: number;
+      /**
+       * How long demand must stay low before replicas are removed (Knative scale-down-delay).
+       */
+      "scaleDownDelaySeconds"?: number;
+    };
+    /**
      * Compute resources of each replica.
      */
     "resources"?: {
@@ -1289,7 +1302,7 @@ export interface IInferenceService {
      */
     "phase"?: "Pending" | "Loading" | "Ready" | "Failed";
     /**
-     * Latest observations of the object's state (metav1.Condition). Types: Ready (at least minReplicas replicas serve the current model), ModelLoaded (the current model is loaded and warmed up; reason GateNotMet when a new model was held back), CanaryReady.
+     * Latest observations of the object's state (metav1.Condition). Types: Ready (at least one replica of the predictor has loaded and warmed up its model and answers predictions; False whenever none can), ModelLoaded (every replica runs the model the spec and its source call for; False while a new model rolls out (RollingOut), when it fails to load (ModelLoadFailed) or while there is none yet (NoModel, GateNotMet)), CanaryReady (a canary replica answers).
      */
     "conditions"?: Array<{
       /**
@@ -1407,6 +1420,78 @@ export interface IInferenceService {
       "exitCode"?: number;
       /**
        * When it happened.
+       */
+      "time"?: string;
+    };
+    /**
+     * How the last change of the predictor's model or pods is rolled out. Surge starts a new replica before an old one stops (no capacity is lost); InPlace replaces replicas one at a time without a surge replica, chosen when no GPU is free for one (a surge would wait forever behind the replicas it replaces).
+     */
+    "rollout"?: {
+      /**
+       * Surge or InPlace.
+       */
+      "strategy"?: "Surge" | "InPlace";
+      /**
+       * Why, for a person.
+       */
+      "message"?: string;
+      /**
+       * Whether replicas still run the previous model or pods.
+       */
+      "inProgress"?: boolean;
+    };
+    /**
+     * The autoscaler's last decision.
+     */
+    "autoscaler"?: {
+      /**
+       * Replicas the demand asks for, within minReplicas and maxReplicas.
+       */
+      "desiredReplicas"?: number;
+      /**
+       * Replicas that admission found GPUs for (the Deployment's replicas); fewer than desiredReplicas while GPUs are short.
+       */
+      "admittedReplicas"?: number;
+      /**
+       * The demand measured over the stable window, per replica, in scaleMetric's unit (requests in flight, or requests per second).
+       */
+      "observed"?: string;
+      /**
+       * Why, for a person.
+       */
+      "message"?: string;
+    };
+    /**
+     * The last model the source produced that the gate (minMetric, maxMetric) held back; it is not served.
+     */
+    "rejectedModel"?: {
+      /**
+       * URI of the model.
+       */
+      "uri"?: string;
+      /**
+       * Its digest, as sha256:HEX.
+       */
+      "digest"?: string;
+      /**
+       * The object that produced it.
+       */
+      "source"?: {
+        /**
+         * TrainingJob or FederatedRound.
+         */
+        "kind"?: string;
+        /**
+         * Its name.
+         */
+        "name"?: string;
+      };
+      /**
+       * Why it was held back.
+       */
+      "message"?: string;
+      /**
+       * When.
        */
       "time"?: string;
     };
