@@ -121,8 +121,8 @@ done
 echo "== What the operator made of them (kubectl get lepton -n demo)"
 kubectl get lepton -n demo
 echo
-# Every example with its phase and each condition as Type=Status/Reason. FederatedRound,
-# InferenceService and federated TrainingJobs are checked but not run yet: the table says so.
+# Every example with its phase and each condition as Type=Status/Reason; anything not
+# implemented yet says so in the table.
 kubectl get lepton -n demo -o json | node -e '
   const items = JSON.parse(require("node:fs").readFileSync(0, "utf8")).items;
   const rows = [["KIND", "NAME", "PHASE", "CONDITIONS"]];
@@ -194,6 +194,38 @@ kubectl wait --for=jsonpath='{.status.phase}'=Succeeded trainingjob/moons -n dem
 kubectl get trainingjob moons -n demo
 kubectl get trainingjob moons -n demo -o jsonpath='model: {.status.model.uri}  digest: {.status.model.digest}{"\n"}'
 echo "worker logs: npm run cluster -- logs -n demo moons-worker-0"
+echo
+
+echo "== An InferenceService that really serves the trained model: two replicas on the local node"
+kubectl apply --server-side -n demo -f - >/dev/null <<'ISVC'
+apiVersion: lepton.ai/v1alpha1
+kind: InferenceService
+metadata: { name: moons }
+spec:
+  model:
+    trainingJobRef: { name: moons }
+    minMetric: { name: valAccuracy, value: 0.6 }
+  minReplicas: 2
+  batcher: { maxBatchSize: 16, maxLatencyMs: 2 }
+  podTemplate:
+    spec:
+      nodeSelector: { type: local }
+      tolerations:
+        - { key: lepton.ai/local-node, operator: Exists, effect: NoSchedule }
+        - { key: nvidia.com/gpu, operator: Exists, effect: NoSchedule }
+ISVC
+kubectl wait --for=condition=Ready infsvc/moons -n demo --timeout=120s >/dev/null \
+  || { kubectl get infsvc moons -n demo -o yaml; exit 1; }
+kubectl get infsvc moons -n demo
+# No kube-proxy here: ask a pod address of the Service's endpoints, as kube-proxy would pick one.
+ep=$(kubectl get endpointslices -n demo -l kubernetes.io/service-name=moons -o jsonpath='{.items[0].endpoints[0].addresses[0]}')
+echo "\$ curl -d '{\"instances\": [[0.5, -0.2]]}' http://$ep:8080/v1/models/moons:predict"
+curl -s -d '{"instances": [[0.5, -0.2]]}' "http://$ep:8080/v1/models/moons:predict"
+echo
+input=$(curl -s "http://$ep:8080/v2/models/moons" | node -e 'console.log(JSON.parse(require("node:fs").readFileSync(0, "utf8")).inputs[0].name)')
+echo "\$ curl -d '{\"inputs\": [{\"name\": \"$input\", \"shape\": [1, 2], \"datatype\": \"FP32\", \"data\": [0.5, -0.2]}]}' http://$ep:8080/v2/models/moons/infer"
+curl -s -d "{\"inputs\": [{\"name\": \"$input\", \"shape\": [1, 2], \"datatype\": \"FP32\", \"data\": [0.5, -0.2]}]}" "http://$ep:8080/v2/models/moons/infer"
+echo
 echo
 
 echo "== A federated campaign that really trains: three sites on the local node, secure aggregation"

@@ -10,6 +10,8 @@ export const MODES = {
   federatedClient: 'federated-client',
   federatedUnmask: 'federated-unmask',
   aggregate: 'aggregate',
+  // The serving mode: SERVING_MODE of serving.ts, repeated for the same reason.
+  serve: 'serve',
 } as const;
 export type Mode = (typeof MODES)[keyof typeof MODES];
 

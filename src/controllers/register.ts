@@ -6,7 +6,7 @@ import { Controller, type Reconciler } from '../core/controller.ts';
 import type { Manager } from '../core/manager.ts';
 import type { Cache } from '../core/informer.ts';
 import { findCondition } from '../core/conditions.ts';
-import { type KubeObject, type ResourceType, Resources, keyOf } from '../core/resources.ts';
+import { type KubeObject, Resources, keyOf } from '../core/resources.ts';
 import type { AdmissionLedger } from '../scheduling/ledger.ts';
 import { COND } from '../engine/status.ts';
 import type { FederatedRound } from './federatedround/builders.ts';
@@ -41,8 +41,9 @@ function registerInferenceServices(
   const pods = manager.cache<ServingPod>(Resources.Pod, { labelSelector: ISVC_LABEL });
   const jobs = manager.cache<TrainingJob>(Resources.TrainingJob);
   const rounds = manager.cache<FederatedRound>(Resources.FederatedRound);
-  let controller: Controller | undefined;
-  const wake = (key: string) => controller?.queue.add(key);
+  // The admission wakes the controller that is built with it (hence the late binding).
+  const built: Controller[] = [];
+  const wake = (key: string) => built[0]?.queue.add(key);
   const admission = new ServingAdmission({
     ledger,
     services,
@@ -57,7 +58,7 @@ function registerInferenceServices(
     wake,
   });
   ledger.register(admission.source());
-  controller = new Controller({
+  const controller = new Controller({
     name: 'inferenceservice',
     concurrency: config.concurrency,
     logger: manager.logger,
@@ -76,6 +77,7 @@ function registerInferenceServices(
       build: { runtimeImage: config.runtimeImage, runtimeGpuImage: config.runtimeGpuImage },
     }),
   });
+  built.push(controller);
   controller.watchPrimary(services as unknown as Cache<KubeObject>);
   controller.watchOwned(deployments, Resources.InferenceService);
   controller.watchOwned(serviceObjects, Resources.InferenceService);

@@ -6,6 +6,7 @@ import { EXIT, MODES, type Mode } from '../contract/runtime.ts';
 import { runAggregate } from './modes/aggregate.ts';
 import { runFederatedClient } from './modes/federated-client.ts';
 import { runFederatedUnmask } from './modes/federated-unmask.ts';
+import { runServe } from './modes/serve.ts';
 import { runTrain } from './modes/train.ts';
 
 const RUN: Record<Mode, (env: NodeJS.ProcessEnv) => Promise<number>> = {
@@ -13,6 +14,7 @@ const RUN: Record<Mode, (env: NodeJS.ProcessEnv) => Promise<number>> = {
   [FEDERATED_MODES.client]: runFederatedClient,
   [FEDERATED_MODES.unmask]: runFederatedUnmask,
   [FEDERATED_MODES.aggregate]: runAggregate,
+  [MODES.serve]: runServe,
 };
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -88,7 +88,7 @@ export class ServingAdmission {
     let refused: Verdict | undefined;
     for (let n = want; n > current; n--) {
       const verdict = this.o.ledger.admit(
-        this.admittable(s, [this.podSet(s, v, Math.max(0, n + extra - bound))]),
+        this.admittable(s, this.withOther(s, v, this.podSet(s, v, Math.max(0, n + extra - bound)))),
       );
       if (verdict.admitted) {
         this.grant(s, v, n + extra);
@@ -104,7 +104,10 @@ export class ServingAdmission {
   trySurge(s: InferenceService, v: Variant, replicas: number): Verdict | undefined {
     if (gpuOf(s).count === 0) return undefined;
     const verdict = this.o.ledger.admit(
-      this.admittable(s, [this.podSet(s, v, Math.max(0, replicas + 1 - this.bound(s, v)))]),
+      this.admittable(
+        s,
+        this.withOther(s, v, this.podSet(s, v, Math.max(0, replicas + 1 - this.bound(s, v)))),
+      ),
     );
     if (verdict.admitted) this.grant(s, v, replicas + 1);
     return verdict;
@@ -112,6 +115,17 @@ export class ServingAdmission {
 
   forget(uid: string): void {
     this.grants.delete(uid);
+  }
+
+  /**
+   * The set asked for, with what the service's other variant holds and has not placed yet: the
+   * ledger leaves a workload's own holdings out of what others hold, so both must be asked for
+   * together or the two variants could be promised the same GPU.
+   */
+  private withOther(s: InferenceService, v: Variant, set: PodSet): PodSet[] {
+    const other: Variant = v === 'predictor' ? 'canary' : 'predictor';
+    const unplaced = this.held(s)[other] - this.bound(s, other);
+    return unplaced > 0 ? [set, this.podSet(s, other, unplaced)] : [set];
   }
 
   private grant(s: InferenceService, v: Variant, n: number): void {

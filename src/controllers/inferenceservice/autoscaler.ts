@@ -49,6 +49,8 @@ export class Autoscaler {
   /** Recommendations (before the scale-down delay), for the delay's maximum. */
   private history: { t: number; desired: number }[] = [];
   private panicUntil = 0;
+  /** When this autoscaler made its first decision. */
+  private since: number | undefined;
 
   add(sample: Sample): void {
     this.samples.push(sample);
@@ -73,9 +75,13 @@ export class Autoscaler {
     const panic = now < this.panicUntil;
     let desired = panic ? Math.max(current, wantPanic, wantStable) : wantStable;
     this.history = this.history.filter((h) => h.t > now - s.scaleDownDelayMs);
-    // No recommendation of the last delay is known (a first decision, e.g. after a restart): the
-    // current replicas stand for them, so a scale-down still waits the delay.
-    if (this.history.length === 0) this.history.push({ t: now, desired: current });
+    // Until this autoscaler has decided for a whole delay (a first decision, e.g. after a
+    // restart), the recommendations it did not see are taken as the current replicas, so a
+    // scale-down still waits the delay.
+    if (this.since === undefined) {
+      this.since = now;
+      if (s.scaleDownDelayMs > 0) this.history.push({ t: now, desired: current });
+    }
     this.history.push({ t: now, desired });
     if (desired < current) {
       desired = Math.max(desired, ...this.history.map((h) => h.desired));

@@ -168,11 +168,13 @@ export function deployment(s: InferenceService, i: DeploymentInput, o: BuildOpti
       failureThreshold: 1,
       timeoutSeconds: 1,
     };
+    // Liveness is lenient: a replica busy with a burst of requests answers late, and killing
+    // it would only move its load to the others. A minute of silence means it is stuck.
     server.livenessProbe = {
       httpGet: { path: SERVING_ENDPOINTS.live, port: SERVING_PORT },
       periodSeconds: 10,
-      failureThreshold: 3,
-      timeoutSeconds: 2,
+      failureThreshold: 6,
+      timeoutSeconds: 5,
     };
   }
   return {

@@ -21,8 +21,6 @@ import { REFUSED_RECHECK_MS, converge, drifted, ownedBy } from '../../engine/chi
 import { checkPodTemplate } from '../../engine/pod-template.ts';
 import type { SpecProblem } from '../../engine/workload.ts';
 import { READ_SCHEMES, checkUri } from '../spec-checks.ts';
-import type { FederatedRound } from '../federatedround/builders.ts';
-import type { TrainingJob } from '../trainingjob/builders.ts';
 import type { ServingAdmission } from './admission.ts';
 import { Autoscaler } from './autoscaler.ts';
 import {

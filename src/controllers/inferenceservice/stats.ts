@@ -71,7 +71,11 @@ export class DemandReader {
       });
       const dt = prev ? s.uptimeSeconds - prev.uptime : 0;
       // A first read, or a restarted process (its counters went back): what is in flight now.
-      const fresh = !prev || dt <= 0 || s.requestsTotal < prev.requests;
+      const fresh =
+        !prev ||
+        dt <= 0 ||
+        s.requestsTotal < prev.requests ||
+        s.concurrencySecondsTotal < prev.concurrencySeconds;
       out.set(p.uid, {
         concurrency: fresh
           ? s.inFlight

@@ -92,7 +92,8 @@ export function serviceStatus(i: StatusInput): { status: ServiceStatus; events: 
       });
   }
 
-  // A model the gate held back.
+  // A model the gate held back (forgotten once the source has one that passes).
+  if (res.kind === 'model') delete status.rejectedModel;
   if (res.kind === 'pending' && res.rejected) {
     const r = res.rejected.model;
     const prev = before.rejectedModel;
@@ -149,7 +150,7 @@ export function serviceStatus(i: StatusInput): { status: ServiceStatus; events: 
     set(
       CONDITIONS.modelLoaded,
       false,
-      p.ready === 0 && !deployed ? 'Loading' : 'RollingOut',
+      p.ready === 0 && !before.model?.uri ? 'Loading' : 'RollingOut',
       message,
     );
   } else if (res.kind === 'pending' && res.rejected) {
