@@ -338,4 +338,30 @@ describe('an InferenceService on the local node', () => {
       120_000,
     );
   }, 300_000);
+
+  it('§status a model the runtime cannot load is told in lastFailureInfo in its own words, and Ready stays False', async () => {
+    await client.create(Resources.InferenceService, {
+      apiVersion: 'lepton.ai/v1alpha1',
+      kind: 'InferenceService',
+      metadata: { name: 'missing', namespace: ns },
+      spec: { model: { uri: 'pvc://models/no-such-model' }, podTemplate: onLocalNode },
+    });
+    const s = await waitForIsvc(
+      'missing',
+      'to report the load failure',
+      (x) =>
+        x.status?.conditions?.some(
+          (c) => c.type === 'ModelLoaded' && c.reason === 'ModelLoadFailed',
+        ) === true,
+    );
+    expect(s.status?.phase).toBe('Failed');
+    expect(s.status?.readyReplicas ?? 0).toBe(0);
+    expect(s.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
+    const info = (
+      s.status as { lastFailureInfo?: { reason?: string; message?: string; exitCode?: number } }
+    ).lastFailureInfo;
+    expect(info?.reason).toBe('ModelLoadFailed');
+    expect(info?.message).toMatch(/^ModelLoadFailed: pvc:\/\/models\/no-such-model/);
+    expect(info?.exitCode).toBe(10);
+  }, 180_000);
 });

@@ -42,7 +42,7 @@ import {
 import { type Resolution, type ServableModel, type Sources, resolveModel } from './model-source.ts';
 import { type DeploymentObject, type ServingPod, isReady, variantState } from './replicas.ts';
 import { DemandReader, type FetchStats, fetchStats } from './stats.ts';
-import { type StatusEvent, serviceStatus } from './status.ts';
+import { type StatusEvent, type StatusInput, serviceStatus } from './status.ts';
 
 /** How often a service with an autoscaling range reads its replicas' counters. */
 export const SCRAPE_INTERVAL_MS = 2000;
@@ -127,7 +127,7 @@ export class InferenceServiceReconciler implements Reconciler {
 
     // Invalid spec: nothing is changed; what runs keeps running, and the status says why.
     let strategy: Strategy = (s.status?.rollout?.strategy as Strategy | undefined) ?? 'Surge';
-    let admission: { desired: number; admitted: number; message?: string; perReplica?: number } = {
+    let admission: StatusInput['admission'] = {
       desired: observed.predictor?.spec?.replicas ?? 0,
       admitted: observed.predictor?.spec?.replicas ?? 0,
     };
@@ -142,12 +142,20 @@ export class InferenceServiceReconciler implements Reconciler {
       const current = observed.predictor?.spec?.replicas ?? min;
       let desired = Math.min(max, Math.max(min, current));
       let perReplica: number | undefined;
-      if (max > min) {
+      const metric = s.spec.scaleMetric ?? 'concurrency';
+      let scaleNote: string | undefined;
+      if (max > min && (metric === 'concurrency' || metric === 'rps')) {
         const r = await this.autoscale(s, pods.predictor, current, min, max, now);
         desired = r.desired;
         perReplica = r.perReplica;
         requeue = SCRAPE_INTERVAL_MS;
-      } else this.scaling.delete(uid);
+      } else {
+        this.scaling.delete(uid);
+        // CPU and memory utilisation need a metrics-server (and a HorizontalPodAutoscaler whose
+        // replicas would bypass GPU admission): not acted on yet, and the status says so.
+        if (max > min)
+          scaleNote = `scaleMetric ${metric} is not acted on yet (it needs a metrics-server); replicas stay at ${desired}`;
+      }
 
       // 5. Admission of GPU replicas, and how a rollout proceeds.
       const rollout = this.rolloutNeeded(s, observed.predictor, want.predictor, desired);
@@ -156,7 +164,11 @@ export class InferenceServiceReconciler implements Reconciler {
       admission = {
         desired,
         admitted: grown.replicas,
-        ...(grown.refused ? { message: `${grown.refused.reason}: ${grown.refused.message}` } : {}),
+        ...(grown.refused
+          ? { message: `${grown.refused.reason}: ${grown.refused.message}` }
+          : scaleNote
+            ? { note: scaleNote }
+            : {}),
         ...(perReplica !== undefined ? { perReplica } : {}),
       };
       if (grown.refused) requeue = Math.min(requeue ?? REFUSED_RECHECK_MS, REFUSED_RECHECK_MS);

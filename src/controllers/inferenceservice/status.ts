@@ -36,7 +36,15 @@ export interface StatusInput {
   digests: string[];
   canaryDigests: string[];
   url?: string;
-  admission: { desired: number; admitted: number; message?: string; perReplica?: number };
+  admission: {
+    desired: number;
+    admitted: number;
+    /** Why fewer were admitted than desired (the ledger's words). */
+    message?: string;
+    /** Something else the autoscaler has to say (a metric it does not act on). */
+    note?: string;
+    perReplica?: number;
+  };
   strategy: Strategy;
   rolloutObserved?: unknown;
 }
@@ -267,12 +275,15 @@ export function serviceStatus(i: StatusInput): { status: ServiceStatus; events: 
     message:
       a.admitted < a.desired
         ? `${a.admitted} of ${a.desired} replicas admitted: ${a.message ?? ''}`
-        : `${a.desired} replicas`,
+        : (a.note ?? `${a.desired} replicas`),
   };
-  // The observed demand changes at every scrape: keep the stored one unless the decision changed.
+  // The observed demand (and the free capacity a refusal names) changes at every scrape: keep
+  // the stored words unless the decision or the spec changed, so the status is not rewritten
+  // every 2 s.
   if (
     before.autoscaler?.desiredReplicas === a.desired &&
-    before.autoscaler.admittedReplicas === a.admitted
+    before.autoscaler.admittedReplicas === a.admitted &&
+    before.observedGeneration === gen
   )
     status.autoscaler = {
       ...status.autoscaler,

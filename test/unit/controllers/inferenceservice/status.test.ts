@@ -641,7 +641,7 @@ describe('the autoscaler status', () => {
         s: service('s')
           .fromJob('train')
           .scale(1, 5, metric)
-          .status(before ? { autoscaler: before } : {})
+          .status(before ? { autoscaler: before, observedGeneration: 1 } : {})
           .obj(),
         admission,
       }),
@@ -683,6 +683,13 @@ describe('the autoscaler status', () => {
     ],
   ])('%s', (_name, admission, metric, want) => {
     expect(scaled(admission, undefined, metric).status.autoscaler).toMatchObject(want);
+  });
+
+  it('§autoscale a metric the autoscaler does not act on is said in its message', () => {
+    const note =
+      'scaleMetric cpu is not acted on yet (it needs a metrics-server); replicas stay at 1';
+    const { status } = scaled({ desired: 1, admitted: 1, note });
+    expect(status.autoscaler?.message).toBe(note);
   });
 
   it('§autoscale the observed demand stored is kept while the decision does not change', () => {
