@@ -1,22 +1,25 @@
-// The serving mode's cost on loopback, for the runtime's mlp preset at 784-128-10 (Fashion-MNIST
-// sized), and a wider 784-1024-1024-10 whose prediction costs more than its HTTP (each --hidden
-// is one model; the default is both), served in this process by the same code as a pod
-// (loadPredictor + startServingServer) on the default backend (wasm here: tfjs-node is not
-// installed). Measured in one run:
-// (a) serving overhead: for each of --requests sequential single-row requests, the latency the
-//     client sees minus the time the same row takes through predictor.predict in this process
-//     (measured right before it), p50 and p99 of those differences, for V1 and V2 (JSON). The
-//     client runs on the server's thread here, so its own work (sending, reading the answer) is
-//     counted in the overhead: an upper bound of what the server adds;
-// (b) throughput: requests/s at concurrency 1 without batcher, and at concurrency 32 with the
-//     batcher (maxBatchSize 32, maxLatencyMs --latency-ms), and the gain of the second over the
-//     first; concurrency 32 without batcher too, to tell what batching adds over concurrency
-//     alone. The client runs in a worker thread (as clients run elsewhere), so that its work
-//     does not take the server's thread; V2 with JSON data, and V2 with binary data.
+// The serving mode's cost on loopback, for three models of the runtime's presets on 784-value
+// rows (Fashion-MNIST sized): the mlp at 784-128-10, a wider mlp at 784-1024-1024-10, and the cnn
+// preset on 28x28x1 (two convolutions, where a row's prediction costs more than its HTTP), each
+// saved and served in this process by the same code as a pod (loadPredictor +
+// startServingServer) on the default backend (wasm here: tfjs-node is not installed; --model
+// picks some of mlp, mlp-wide, cnn). Measured in one run, per model:
+// (a) serving overhead: for each of --requests sequential single-row requests (a third of them
+//     for the cnn), the latency the client sees minus the time the same row takes through
+//     predictor.predict in this process (measured right before it), p50 and p99 of those
+//     differences, for V1 and V2 (JSON) and V2 binary. The client runs on the server's thread
+//     here, so its own work is counted in the overhead: an upper bound of what the server adds;
+// (b) throughput of the same V2 JSON requests (the same rows, the same bodies): concurrency 1
+//     without batcher, concurrency 32 without batcher, and concurrency 32 with the batcher
+//     (maxBatchSize 32, maxLatencyMs --latency-ms). Each run lasts --seconds (after a quarter of
+//     that to warm up) and the three take turns for --rounds rounds, so that a change of the
+//     shared machine's load falls on all three; the figures are medians over the rounds and the
+//     gain is the batcher's median over the median at concurrency 1. The client runs in a worker
+//     thread (as clients run elsewhere), so that its work does not take the server's thread.
 // Clients are undici Pools (keep-alive, one connection per concurrent request).
 //
-//   node bench/serve.ts [--requests 3000] [--throughput-requests 6000] [--latency-ms 2]
-//                       [--hidden 128 --hidden 1024,1024]
+//   node bench/serve.ts [--requests 3000] [--seconds 3] [--rounds 3] [--latency-ms 2]
+//                       [--model mlp --model mlp-wide --model cnn]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,12 +30,42 @@ import type { BatcherSpec, ServingSpec } from '../src/contract/serving.ts';
 import { initBackend } from '../src/runtime/backend.ts';
 import { saveModel } from '../src/runtime/model/model-store.ts';
 import { buildPreset } from '../src/runtime/model/models.ts';
+import type { ModelSpec } from '../src/runtime/spec.ts';
 import { type ServingServer, startServingServer } from '../src/runtime/serving/http.ts';
 import { loadPredictor } from '../src/runtime/serving/model.ts';
 import type { Predictor } from '../src/runtime/serving/predictor.ts';
 
 const FEATURES = 784;
 const WARMUP = 300;
+
+interface BenchModel {
+  label: string;
+  spec: ModelSpec;
+  inputShape: number[];
+  /** Share of --requests for the overhead: a slow model's p99 needs fewer. */
+  overheadShare: number;
+}
+
+const MODELS: Record<string, BenchModel> = {
+  mlp: {
+    label: 'mlp 784-128-10',
+    spec: { preset: 'mlp', hiddenUnits: [128] },
+    inputShape: [FEATURES],
+    overheadShare: 1,
+  },
+  'mlp-wide': {
+    label: 'mlp 784-1024-1024-10',
+    spec: { preset: 'mlp', hiddenUnits: [1024, 1024] },
+    inputShape: [FEATURES],
+    overheadShare: 1,
+  },
+  cnn: {
+    label: 'cnn 28x28x1',
+    spec: { preset: 'cnn' },
+    inputShape: [28, 28, 1],
+    overheadShare: 1 / 3,
+  },
+};
 
 /** One request of the load: where, what, and the header a binary body needs. */
 interface Request {
@@ -46,7 +79,7 @@ interface Load {
   port: number;
   requests: Request[];
   concurrency: number;
-  total: number;
+  seconds: number;
 }
 
 async function send(pool: Pool, r: Request): Promise<string> {
@@ -61,19 +94,27 @@ async function send(pool: Pool, r: Request): Promise<string> {
   return text;
 }
 
-/** `concurrency` clients, each sending its share one after another; requests/s. */
+/**
+ * `concurrency` clients, each sending one request after another until `seconds` have passed
+ * (after a quarter of that to warm up); requests/s until the last answer.
+ */
 async function load(pool: Pool, l: Omit<Load, 'port'>): Promise<number> {
-  const run = (count: number) =>
-    Promise.all(
+  const run = async (seconds: number): Promise<number> => {
+    const t0 = performance.now();
+    const until = t0 + seconds * 1000;
+    let done = 0;
+    await Promise.all(
       Array.from({ length: l.concurrency }, async (_, c) => {
-        for (let i = 0; i < count; i++) await send(pool, l.requests[(c + i) % l.requests.length]!);
+        for (let i = 0; performance.now() < until; i++) {
+          await send(pool, l.requests[(c + i) % l.requests.length]!);
+          done++;
+        }
       }),
     );
-  await run(Math.ceil(WARMUP / l.concurrency));
-  const each = Math.ceil(l.total / l.concurrency);
-  const t0 = performance.now();
-  await run(each);
-  return (each * l.concurrency) / ((performance.now() - t0) / 1000);
+    return done / ((performance.now() - t0) / 1000);
+  };
+  await run(l.seconds / 4);
+  return run(l.seconds);
 }
 
 function inWorker(l: Load): Promise<number> {
@@ -89,39 +130,55 @@ const quantile = (xs: number[], q: number): number => {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 };
 const ms = (x: number): string => x.toFixed(3);
+const median = (xs: number[]): number => quantile(xs, 0.5);
 
-function v1(row: Float32Array): Request {
-  return {
-    path: '/v1/models/mlp:predict',
-    body: JSON.stringify({ instances: [Array.from(row)] }),
-    headers: { 'content-type': 'application/json' },
-  };
+/** How a request addresses the model's one input. */
+interface Input {
+  name: string;
+  rowShape: number[];
+}
+type MakeRequest = (row: Float32Array, input: Input) => Request;
+
+/** A V1 instance is nested as the row's shape: that nesting is the only shape V1 has. */
+function nested(values: number[], dims: number[]): unknown {
+  if (dims.length <= 1) return values;
+  const stride = values.length / dims[0]!;
+  return Array.from({ length: dims[0]! }, (_, i) =>
+    nested(values.slice(i * stride, (i + 1) * stride), dims.slice(1)),
+  );
 }
 
-function v2(row: Float32Array): Request {
-  const input = { name: 'hidden_1_input', shape: [1, FEATURES], datatype: 'FP32' };
-  return {
-    path: '/v2/models/mlp/infer',
-    body: JSON.stringify({ inputs: [{ ...input, data: Array.from(row) }] }),
-    headers: { 'content-type': 'application/json' },
-  };
-}
+const v1: MakeRequest = (row, input) => ({
+  path: '/v1/models/model:predict',
+  body: JSON.stringify({ instances: [nested(Array.from(row), input.rowShape)] }),
+  headers: { 'content-type': 'application/json' },
+});
+
+const v2: MakeRequest = (row, input) => ({
+  path: '/v2/models/model/infer',
+  body: JSON.stringify({
+    inputs: [
+      { name: input.name, shape: [1, ...input.rowShape], datatype: 'FP32', data: Array.from(row) },
+    ],
+  }),
+  headers: { 'content-type': 'application/json' },
+});
 
 /** V2 with the binary tensor extension: the row as raw float32 after the JSON header. */
-function v2Binary(row: Float32Array): Request {
-  const input = { name: 'hidden_1_input', shape: [1, FEATURES], datatype: 'FP32' };
+const v2Binary: MakeRequest = (row, input) => {
+  const tensor = { name: input.name, shape: [1, ...input.rowShape], datatype: 'FP32' };
   const header = Buffer.from(
-    JSON.stringify({ inputs: [{ ...input, parameters: { binary_data_size: row.byteLength } }] }),
+    JSON.stringify({ inputs: [{ ...tensor, parameters: { binary_data_size: row.byteLength } }] }),
   );
   return {
-    path: '/v2/models/mlp/infer',
+    path: '/v2/models/model/infer',
     body: Buffer.concat([header, Buffer.from(row.buffer, row.byteOffset, row.byteLength)]),
     headers: {
       'content-type': 'application/octet-stream',
       'inference-header-content-length': String(header.length),
     },
   };
-}
+};
 
 async function serve(
   predictor: Predictor,
@@ -150,10 +207,9 @@ async function overhead(
   pool: Pool,
   predictor: Predictor,
   rows: Float32Array[],
-  make: (row: Float32Array) => Request,
+  requests: Request[],
   count: number,
 ) {
-  const requests = rows.map(make);
   for (let i = 0; i < WARMUP; i++) await send(pool, requests[i % requests.length]!);
   const client: number[] = [];
   const inProcess: number[] = [];
@@ -173,19 +229,32 @@ async function overhead(
 
 interface Options {
   count: number;
-  total: number;
+  seconds: number;
+  rounds: number;
   batcher: BatcherSpec;
   rows: Float32Array[];
   backend: string;
+}
+
+/** One model's figures for the summary at the end. */
+interface Summary {
+  label: string;
+  overheadP50: number;
+  overheadP99: number;
+  c1: number;
+  c32b: number;
+  gain: number;
+  gains: number[];
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       requests: { type: 'string', default: '3000' },
-      'throughput-requests': { type: 'string', default: '6000' },
+      seconds: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '3' },
       'latency-ms': { type: 'string', default: '2' },
-      hidden: { type: 'string', multiple: true, default: ['128', '1024,1024'] },
+      model: { type: 'string', multiple: true, default: Object.keys(MODELS) },
     },
   });
   // Rows in [0, 1) from a fixed LCG, so that every run sends the same requests.
@@ -198,26 +267,47 @@ async function main(): Promise<void> {
   );
   const options: Options = {
     count: Number(values.requests),
-    total: Number(values['throughput-requests']),
+    seconds: Number(values.seconds),
+    rounds: Number(values.rounds),
     batcher: { maxBatchSize: 32, maxLatencyMs: Number(values['latency-ms']), maxQueueSize: 1024 },
     rows,
     backend: await initBackend(),
   };
-  for (const hidden of values.hidden) await benchModel(hidden.split(',').map(Number), options);
+  const summaries: Summary[] = [];
+  for (const name of values.model) {
+    const model = MODELS[name];
+    if (model === undefined)
+      throw new Error(`Unknown --model ${name} (known: ${Object.keys(MODELS).join(', ')})`);
+    summaries.push(await benchModel(model, options));
+  }
+  console.log(
+    `\n## summary (V2 JSON; overhead targets p50 <= 1 ms, p99 <= 5 ms; batching gain target >= 3x), load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  console.log(
+    '| model | overhead p50 / p99 (ms) | concurrency 1, no batcher (req/s) | concurrency 32, batcher (req/s) | gain (median) | gain per round |',
+  );
+  console.log('|---|---|---|---|---|---|');
+  for (const s of summaries)
+    console.log(
+      `| ${s.label} | ${ms(s.overheadP50)} / ${ms(s.overheadP99)} | ${s.c1.toFixed(0)} | ${s.c32b.toFixed(0)} | **${s.gain.toFixed(2)}x** (${s.gain >= 3 ? 'met' : 'missed'}) | ${s.gains.map((g) => g.toFixed(2)).join(', ')} |`,
+    );
 }
 
-async function benchModel(hidden: number[], options: Options): Promise<void> {
-  const { count, total, batcher, rows, backend } = options;
+async function benchModel(bench: BenchModel, options: Options): Promise<Summary> {
+  const { seconds, rounds, batcher, rows, backend } = options;
   const dir = await mkdtemp(join(tmpdir(), 'lepton-bench-serve-'));
   try {
     const model = buildPreset(
-      { preset: 'mlp', hiddenUnits: hidden },
-      { inputShape: [FEATURES], numClasses: 10, task: 'classification' },
+      bench.spec,
+      { inputShape: bench.inputShape, numClasses: 10, task: 'classification' },
       { seed: 1 },
     );
     await saveModel(model, dir);
+    model.dispose();
     const spec: ServingSpec = {
-      modelName: 'mlp',
+      modelName: 'model',
       variant: 'predictor',
       modelUri: `file://${dir}`,
       format: 'tfjs-layers',
@@ -226,9 +316,11 @@ async function benchModel(hidden: number[], options: Options): Promise<void> {
       drainSeconds: 0,
     };
     const { predictor } = await loadPredictor({ ...spec, batcher });
-    const name = `mlp ${[FEATURES, ...hidden, 10].join('-')}`;
+    const tensor = predictor.inputs[0]!;
+    const input: Input = { name: tensor.name, rowShape: tensor.shape.slice(1) };
+    const count = Math.round(options.count * bench.overheadShare);
     console.log(
-      `\n## serving bench: ${name} on ${backend}, Node ${process.version}, ${cpus().length} cores, load average ${loadavg()[0]!.toFixed(1)}`,
+      `\n## serving bench: ${bench.label} on ${backend}, Node ${process.version}, ${cpus().length} cores, load average ${loadavg()[0]!.toFixed(1)}`,
     );
     const plain = await serve(predictor, spec);
     const batched = await serve(predictor, spec, batcher);
@@ -236,7 +328,7 @@ async function benchModel(hidden: number[], options: Options): Promise<void> {
     const batchedPool = new Pool(`http://127.0.0.1:${batched.port}`, { connections: 8 });
 
     // Batched answers must be the unbatched ones, or the throughput compares different work.
-    const one = v2(rows[0]!);
+    const one = v2(rows[0]!, input);
     const data = (text: string) => JSON.stringify(JSON.parse(text).outputs[0].data);
     const alone = data(await send(pool, one));
     const together = await Promise.all(Array.from({ length: 8 }, () => send(batchedPool, one)));
@@ -257,7 +349,8 @@ async function benchModel(hidden: number[], options: Options): Promise<void> {
       ['V2 JSON', v2],
       ['V2 binary', v2Binary],
     ] as const) {
-      const r = await overhead(pool, predictor, rows, make, count);
+      const requests = rows.map((row) => make(row, input));
+      const r = await overhead(pool, predictor, rows, requests, count);
       const o = { p50: quantile(r.diff, 0.5), p99: quantile(r.diff, 0.99) };
       if (label !== 'V2 binary') {
         worst.p50 = Math.max(worst.p50, o.p50);
@@ -272,36 +365,49 @@ async function benchModel(hidden: number[], options: Options): Promise<void> {
       'anchors: Triton server overhead ~0.04 ms plus queueing; KServe sidecars add 2-3 ms. Targets: p50 <= 1 ms, p99 <= 5 ms.',
     );
 
-    console.log(
-      `\n(b) throughput, ${total} requests per run, client in a worker thread (requests/s)`,
-    );
-    console.log(
-      `| protocol | concurrency 1, no batcher | concurrency 32, no batcher | concurrency 32, batcher (32 rows, ${batcher.maxLatencyMs} ms) | gain over concurrency 1 | over concurrency 32 without | mean batch (rows) |`,
-    );
-    console.log('|---|---|---|---|---|---|---|');
-    let gain = 0;
-    for (const [label, make] of [
-      ['V2 JSON', v2],
-      ['V2 binary', v2Binary],
-    ] as const) {
-      const requests = rows.map(make);
-      const c1 = await inWorker({ port: plain.port, requests, concurrency: 1, total });
-      const c32 = await inWorker({ port: plain.port, requests, concurrency: 32, total });
-      const before = await batchTotals(batched);
-      const c32b = await inWorker({ port: batched.port, requests, concurrency: 32, total });
-      const after = await batchTotals(batched);
-      const meanBatch = (after.sum - before.sum) / (after.count - before.count);
-      if (label === 'V2 JSON') gain = c32b / c1;
-      console.log(
-        `| ${label} | ${c1.toFixed(0)} | ${c32.toFixed(0)} | ${c32b.toFixed(0)} | **${(c32b / c1).toFixed(2)}x** | ${(c32b / c32).toFixed(2)}x | ${meanBatch.toFixed(1)} |`,
-      );
+    // One model, one set of V2 JSON bodies for every configuration: only the concurrency and
+    // the batcher change.
+    const requests = rows.map((row) => v2(row, input));
+    const runs = { c1: [] as number[], c32: [] as number[], c32b: [] as number[] };
+    const gains: number[] = [];
+    const before = await batchTotals(batched);
+    for (let round = 0; round < rounds; round++) {
+      const c1 = await inWorker({ port: plain.port, requests, concurrency: 1, seconds });
+      const c32 = await inWorker({ port: plain.port, requests, concurrency: 32, seconds });
+      const c32b = await inWorker({ port: batched.port, requests, concurrency: 32, seconds });
+      runs.c1.push(c1);
+      runs.c32.push(c32);
+      runs.c32b.push(c32b);
+      gains.push(c32b / c1);
     }
+    const after = await batchTotals(batched);
+    const meanBatch = (after.sum - before.sum) / (after.count - before.count);
+    const c1 = median(runs.c1);
+    const c32 = median(runs.c32);
+    const c32b = median(runs.c32b);
     console.log(
-      `\ntargets (JSON): overhead p50 ${ms(worst.p50)} ms (${worst.p50 <= 1 ? 'met' : 'missed'}), p99 ${ms(worst.p99)} ms (${worst.p99 <= 5 ? 'met' : 'missed'}), batching gain ${gain.toFixed(2)}x (${gain >= 3 ? 'met' : 'missed'})`,
+      `\n(b) throughput, V2 JSON, the same requests in every configuration, ${rounds} rounds of ${seconds} s each, client in a worker thread (requests/s, median over rounds; each round's figures after it)`,
+    );
+    console.log(
+      `| concurrency 1, no batcher | concurrency 32, no batcher | concurrency 32, batcher (32 rows, ${batcher.maxLatencyMs} ms) | gain over concurrency 1 | over concurrency 32 without | mean batch (rows) |`,
+    );
+    console.log('|---|---|---|---|---|---|');
+    const each = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
+    console.log(
+      `| ${c1.toFixed(0)} (${each(runs.c1)}) | ${c32.toFixed(0)} (${each(runs.c32)}) | ${c32b.toFixed(0)} (${each(runs.c32b)}) | **${(c32b / c1).toFixed(2)}x** (${gains.map((g) => g.toFixed(2)).join(', ')}) | ${(c32b / c32).toFixed(2)}x | ${meanBatch.toFixed(1)} |`,
     );
     await plain.close();
     await batched.close();
     predictor.dispose();
+    return {
+      label: bench.label,
+      overheadP50: worst.p50,
+      overheadP99: worst.p99,
+      c1,
+      c32b,
+      gain: c32b / c1,
+      gains,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -217,8 +217,11 @@ ISVC
 kubectl wait --for=condition=Ready infsvc/moons -n demo --timeout=120s >/dev/null \
   || { kubectl get infsvc moons -n demo -o yaml; exit 1; }
 kubectl get infsvc moons -n demo
-# No kube-proxy here: ask a pod address of the Service's endpoints, as kube-proxy would pick one.
-ep=$(kubectl get endpointslices -n demo -l kubernetes.io/service-name=moons -o jsonpath='{.items[0].endpoints[0].addresses[0]}')
+# No kube-proxy here: ask a ready pod address of the Service's endpoints, as kube-proxy would.
+ep=$(kubectl get endpointslices -n demo -l kubernetes.io/service-name=moons-predictor -o json | node -e '
+  const slices = JSON.parse(require("node:fs").readFileSync(0, "utf8")).items;
+  const ready = slices.flatMap((s) => (s.endpoints ?? []).filter((e) => e.conditions?.ready !== false));
+  console.log(ready[0]?.addresses[0] ?? "");')
 echo "\$ curl -d '{\"instances\": [[0.5, -0.2]]}' http://$ep:8080/v1/models/moons:predict"
 curl -s -d '{"instances": [[0.5, -0.2]]}' "http://$ep:8080/v1/models/moons:predict"
 echo

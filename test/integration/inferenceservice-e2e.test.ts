@@ -212,7 +212,7 @@ describe('an InferenceService on the local node', () => {
         s.status?.readyReplicas === 2 && s.status.model?.digest === first.status?.model?.digest,
     );
     expect(ready.status?.phase).toBe('Ready');
-    const [address] = await endpoints('moons');
+    const [address] = await endpoints('moons-predictor');
     expect(address).toBeDefined();
 
     // V1 and V2, through an endpoint of the Service.
@@ -248,7 +248,7 @@ describe('an InferenceService on the local node', () => {
     );
 
     // Retrain: the new model rolls out while requests flow; none fails.
-    const load = traffic('moons', 'moons');
+    const load = traffic('moons-predictor', 'moons');
     const second = await retrain('moons', 2);
     expect(second.status?.model?.digest).not.toBe(first.status?.model?.digest);
     await waitForIsvc(
@@ -287,7 +287,7 @@ describe('an InferenceService on the local node', () => {
         s.status.conditions?.some((c) => c.type === 'ModelLoaded' && c.status === 'True') === true,
       180_000,
     );
-    const predictors = await endpoints('moons');
+    const predictors = await endpoints('moons-predictor');
     let canary = 0;
     for (let i = 0; i < 1000; i++) {
       const r = await post(
@@ -320,7 +320,7 @@ describe('an InferenceService on the local node', () => {
       },
     });
     await waitForIsvc('scaled', 'to be Ready', (s) => s.status?.readyReplicas === 1);
-    const load = traffic('scaled', 'scaled', 6);
+    const load = traffic('scaled-predictor', 'scaled', 6);
     const up = await waitForIsvc(
       'scaled',
       'to scale up',

@@ -134,7 +134,7 @@ describe('InferenceService on kwok nodes', () => {
       'to be Ready',
       (x) => cond(x, 'Ready')?.status === 'True' && x.status?.readyReplicas === 2,
     );
-    expect(s.status?.url).toBe(`http://uri.${ns}.svc.cluster.local`);
+    expect(s.status?.url).toBe(`http://uri-predictor.${ns}.svc.cluster.local`);
     expect(s.status?.phase).toBe('Ready');
     expect(s.status?.model?.uri).toBe('file:///models/mlp');
     expect(cond(s, 'ModelLoaded')?.status).toBe('True');
@@ -149,7 +149,7 @@ describe('InferenceService on kwok nodes', () => {
     const svc = await client.get<{
       metadata: object;
       spec: { selector?: Record<string, string>; ports?: { port: number }[] };
-    }>(Resources.Service, ns, 'uri');
+    }>(Resources.Service, ns, 'uri-predictor');
     expect(svc.spec.selector).toEqual({
       'lepton.ai/inferenceservice': 'uri',
       'lepton.ai/variant': 'predictor',
@@ -159,16 +159,17 @@ describe('InferenceService on kwok nodes', () => {
     const row = kubectlOk(['get', 'infsvc', 'uri', '-n', ns, '--no-headers']);
     expect(row).toMatch(
       new RegExp(
-        `^uri\\s+http://uri\\.${ns}\\.svc\\.cluster\\.local\\s+True\\s+2\\s+Ready\\s+file:///models/mlp`,
+        `^uri\\s+http://uri-predictor\\.${ns}\\.svc\\.cluster\\.local\\s+True\\s+2\\s+Ready\\s+file:///models/mlp`,
       ),
     );
   });
 
   it('§controller a deleted Service or Deployment comes back, and one pre-created by someone else is a conflict', async () => {
-    await client.delete(Resources.Service, ns, 'uri');
+    await client.delete(Resources.Service, ns, 'uri-predictor');
     await waitFor(
       'the Service to be recreated',
-      async () => !!(await client.get(Resources.Service, ns, 'uri').catch(() => undefined)),
+      async () =>
+        !!(await client.get(Resources.Service, ns, 'uri-predictor').catch(() => undefined)),
       30_000,
     );
     kubectlOk(['create', 'deployment', 'taken-predictor', '-n', ns, '--image=nginx']);
@@ -182,6 +183,31 @@ describe('InferenceService on kwok nodes', () => {
       'Deployment taken-predictor exists and does not belong',
     );
     expect(cond(s, 'Ready')?.status).not.toBe('True');
+  });
+
+  it('§controller a TrainingJob of the same name keeps its Service; one that takes ours is a conflict and Ready says so', async () => {
+    await jobs.create(jobs.job('twin', { workers: 2 }));
+    await isvc('twin', { model: { uri: 'file:///models/mlp' } });
+    const s = await waitForIsvc(
+      'twin',
+      'to be Ready beside its namesake job',
+      (x) => cond(x, 'Ready')?.status === 'True',
+    );
+    expect(s.status?.url).toBe(`http://twin-predictor.${ns}.svc.cluster.local`);
+    expect(await client.get(Resources.Service, ns, 'twin')).toBeDefined();
+    kubectlOk(['create', 'service', 'clusterip', 'squat-predictor', '-n', ns, '--tcp=80:8080']);
+    await isvc('squat', { model: { uri: 'file:///models/mlp' } });
+    const squat = await waitForIsvc(
+      'squat',
+      'to report the taken Service',
+      (x) => cond(x, 'Accepted')?.reason === 'NameConflict',
+    );
+    expect(cond(squat, 'Accepted')?.message).toContain(
+      'Service squat-predictor exists and does not belong',
+    );
+    expect(squat.status?.url).toBeUndefined();
+    expect(cond(squat, 'Ready')?.status).toBe('False');
+    await jobs.remove('twin');
   });
 
   it('§source a trainingJobRef that names no job is Accepted=False, and serves the job once it succeeds', async () => {

@@ -1,5 +1,5 @@
 // Pure builders of what an InferenceService owns: a Deployment per variant (the predictor, and
-// the canary when the spec has one), the Service clients call (the predictor's pods; a predictor
+// the canary when the spec has one), the Service clients call (NAME-predictor: the predictor's pods; a predictor
 // sends the canary's share on, see the runtime's router), and a headless Service whose name
 // resolves to the canary's ready pods. The pod skeleton is the engine's locked-down pod, turned
 // into a Deployment's template: the ReplicaSet controller creates the pods, so the template
@@ -48,9 +48,14 @@ export type Strategy = 'Surge' | 'InPlace';
 export const deploymentName = (s: InferenceService, v: Variant) =>
   `${s.metadata.name}-${v === 'predictor' ? 'predictor' : 'canary'}`;
 export const canaryServiceName = (s: InferenceService) => `${s.metadata.name}-canary`;
+/**
+ * The Service clients call, named as KServe's Standard mode names it: not the bare name, which
+ * a TrainingJob of the same name (the natural one to serve) takes for its workers.
+ */
+export const predictorServiceName = (s: InferenceService) => `${s.metadata.name}-predictor`;
 
 export function serviceUrl(s: InferenceService): string {
-  return `http://${s.metadata.name}.${s.metadata.namespace}.svc.cluster.local`;
+  return `http://${predictorServiceName(s)}.${s.metadata.namespace}.svc.cluster.local`;
 }
 
 export function canaryHost(s: InferenceService): string {
@@ -220,15 +225,15 @@ interface PodSpecLike {
   [k: string]: unknown;
 }
 
-/** The Service clients call: the predictor's ready pods on port 80. */
+/** The Service clients call (NAME-predictor): the predictor's ready pods on port 80. */
 export function predictorService(s: InferenceService): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: {
-      name: s.metadata.name,
+      name: predictorServiceName(s),
       namespace: s.metadata.namespace,
-      labels: ownLabels(s),
+      labels: { ...ownLabels(s), [VARIANT_LABEL]: 'predictor' },
       ownerReferences: [ownerReference(s)],
     },
     spec: {

@@ -37,6 +37,7 @@ import {
   gpuOf,
   modelOfDeployment,
   predictorService,
+  predictorServiceName,
   serviceUrl,
 } from './builders.ts';
 import { type Resolution, type ServableModel, type Sources, resolveModel } from './model-source.ts';
@@ -264,9 +265,7 @@ export class InferenceServiceReconciler implements Reconciler {
       servedCanary: served.canary,
       digests: await this.reportedDigests(pods.predictor, want.predictor, s.status?.model),
       canaryDigests: await this.reportedDigests(pods.canary, want.canary, s.status?.canary?.model),
-      url: this.o.serviceObjects.get(req.namespace, s.metadata.name ?? '')
-        ? serviceUrl(s)
-        : undefined,
+      url: this.ownService(s, predictorServiceName(s)) ? serviceUrl(s) : undefined,
       admission,
       strategy,
       rolloutObserved: observed.predictor?.spec,
@@ -366,6 +365,11 @@ export class InferenceServiceReconciler implements Reconciler {
     return out;
   }
 
+  private ownService(s: InferenceService, name: string): KubeObject | undefined {
+    const svc = this.o.serviceObjects.get(s.metadata.namespace ?? '', name);
+    return svc && ownedBy(svc, s) ? svc : undefined;
+  }
+
   private owned(s: InferenceService, name: string): DeploymentObject | undefined {
     const d = this.o.deployments.get(s.metadata.namespace ?? '', name);
     return d && ownedBy(d, s) ? (d as DeploymentObject) : undefined;
@@ -383,11 +387,10 @@ export class InferenceServiceReconciler implements Reconciler {
   }
 
   private async deleteCanary(s: InferenceService): Promise<void> {
-    const ns = s.metadata.namespace ?? '';
     const d = this.owned(s, deploymentName(s, 'canary'));
     if (d) await this.o.client.deleteIfExists(Resources.Deployment, d);
-    const svc = this.o.serviceObjects.get(ns, canaryServiceName(s));
-    if (svc && ownedBy(svc, s)) await this.o.client.deleteIfExists(Resources.Service, svc);
+    const svc = this.ownService(s, canaryServiceName(s));
+    if (svc) await this.o.client.deleteIfExists(Resources.Service, svc);
   }
 
   private forget(namespace: string, name: string): void {

@@ -177,15 +177,15 @@ export function serviceStatus(i: StatusInput): { status: ServiceStatus; events: 
     );
   }
 
-  // Ready: some replica answers.
   const wasReady =
     (before.conditions ?? []).find((c) => c.type === CONDITIONS.ready)?.status === 'True';
-  if (p.ready > 0) {
+  // Ready: some replica answers, through this service's own Service.
+  if (p.ready > 0 && i.url) {
     set(
       CONDITIONS.ready,
       true,
       'Serving',
-      `${p.ready} of ${p.replicas} replicas ready at ${i.url ?? 'the Service'}`,
+      `${p.ready} of ${p.replicas} replicas ready at ${i.url}`,
     );
     if (!wasReady)
       events.push({
@@ -209,7 +209,12 @@ export function serviceStatus(i: StatusInput): { status: ServiceStatus; events: 
               reason: 'InsufficientGPU',
               message: `no replica could be admitted: ${i.admission.message}`,
             }
-          : { reason: 'Loading', message: `no replica is ready yet (${p.replicas} starting)` };
+          : p.ready > 0
+            ? {
+                reason: 'ServiceNotReady',
+                message: `${p.ready} replicas are ready, but the Service ${s.metadata.name}-predictor is not this InferenceService's yet`,
+              }
+            : { reason: 'Loading', message: `no replica is ready yet (${p.replicas} starting)` };
     set(CONDITIONS.ready, false, why.reason, why.message);
     if (wasReady) events.push({ type: 'Warning', reason: 'NotReady', message: why.message });
   }
@@ -311,6 +316,7 @@ export function serviceStatus(i: StatusInput): { status: ServiceStatus; events: 
     p.ready === 0 &&
     !!p.failure &&
     ['ModelLoadFailed', 'ModelDigestMismatch'].includes(p.failure.reason);
-  status.phase = p.ready > 0 ? 'Ready' : !target ? 'Pending' : failed ? 'Failed' : 'Loading';
+  status.phase =
+    p.ready > 0 && i.url ? 'Ready' : !target ? 'Pending' : failed ? 'Failed' : 'Loading';
   return { status, events };
 }

@@ -96,10 +96,12 @@ export class Batcher implements BatchRunner {
       void this.runBatch();
     } else if (this.timer === undefined) {
       // Set for the oldest request; if that one leaves in a full batch first, the timer fires
-      // early and schedule() sets it again for the new oldest.
+      // early and schedule() sets it again for the new oldest. Timers run before the event loop
+      // reads its sockets: the batch closes after that read (setImmediate), so that requests
+      // already received by the deadline join it instead of waiting for the whole batch to run.
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        this.schedule();
+        setImmediate(() => this.schedule());
       }, wait);
     }
   }

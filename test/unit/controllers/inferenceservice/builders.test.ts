@@ -403,7 +403,7 @@ describe('the Services', () => {
   it('§controller the Service clients call selects the predictor pods, port 80 to 8080', () => {
     const svc = predictorService(service('s').obj()) as KubeObject & { spec: object };
     expect(svc.metadata).toMatchObject({
-      name: 's',
+      name: 's-predictor',
       namespace: 'ns',
       labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
     });

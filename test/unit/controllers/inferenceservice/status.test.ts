@@ -829,6 +829,14 @@ describe('the phase, url and replica counts', () => {
     expect(status).toMatchObject({ url: URL, replicas: 3, readyReplicas: 2 });
   });
 
+  it("§status ready replicas behind a Service that is not this one's are not Ready", () => {
+    const { url: _none, ...rest } = input();
+    const { status } = serviceStatus(rest);
+    const ready = status.conditions?.find((c) => c.type === 'Ready');
+    expect(ready).toMatchObject({ status: 'False', reason: 'ServiceNotReady' });
+    expect(status.phase).toBe('Loading');
+  });
+
   it('§status no Service, no url', () => {
     const s = service('s').fromJob('train').status({ url: URL }).obj();
     const { url: _none, ...rest } = input({ s });

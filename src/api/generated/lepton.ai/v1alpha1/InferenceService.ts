@@ -1331,7 +1331,7 @@ export interface IInferenceService {
       "message": string;
     }>;
     /**
-     * In-cluster URL of the service, http://NAME.NAMESPACE.svc:PORT.
+     * In-cluster URL of the service, http://NAME-predictor.NAMESPACE.svc.cluster.local (the Service NAME-predictor, port 80, as KServe's Standard mode names it); set only while that Service is this InferenceService's.
      */
     "url"?: string;
     /**
