@@ -308,10 +308,20 @@ describe('the local node', () => {
     const running = await waitForPod(
       'stubborn',
       'to run',
-      (p) => main(p)?.state.running !== undefined,
+      (p) => main(p)?.state.running !== undefined && Boolean(p.status?.podIP),
     );
     const pid = pidOf(running);
     expect(isAlive(pid)).toBe(true);
+    // Running means spawned: the script ignores SIGTERM only once it ran, which its answer shows.
+    await waitFor(
+      'the stubborn pod to answer',
+      () =>
+        fetch(`http://${running.status?.podIP}:8080/`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      20_000,
+    );
     const started = Date.now();
     await client.delete(Resources.Pod, ns, 'stubborn');
     await waitFor(
