@@ -96,12 +96,10 @@ export class Batcher implements BatchRunner {
       void this.runBatch();
     } else if (this.timer === undefined) {
       // Set for the oldest request; if that one leaves in a full batch first, the timer fires
-      // early and schedule() sets it again for the new oldest. Timers run before the event loop
-      // reads its sockets: the batch closes after that read (setImmediate), so that requests
-      // already received by the deadline join it instead of waiting for the whole batch to run.
+      // early and schedule() sets it again for the new oldest.
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        setImmediate(() => this.schedule());
+        this.schedule();
       }, wait);
     }
   }
