@@ -642,7 +642,11 @@ describe('federated campaign (TrainingJob spec.federated)', () => {
       '-o',
       'name',
     ]);
-    expect(created.trim().split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(3);
+    // Each kill may fall between a round's creation and its Event (the next operator finds the
+    // round there, its own, and creates nothing): at most one Event per kill is lost.
+    expect(created.trim().split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(
+      rounds.length - 2,
+    );
     // No round object was ever created twice: every round's events come from one object.
     for (const r of rounds) {
       const uids = kubectlOk([
