@@ -110,6 +110,16 @@ const servingSpec = (d: Deployment) =>
       '{}',
   ) as { modelUri?: string; digest?: string; canary?: { host: string; trafficPercent: number } };
 
+/** Deletes a TrainingJob and waits until the object is gone (its name is free again). */
+async function removeJob(name: string) {
+  await jobs.remove(name);
+  await waitFor(
+    `TrainingJob ${name} to be gone`,
+    async () => !(await jobs.get(name).catch(() => undefined)),
+    60_000,
+  );
+}
+
 /** A TrainingJob that kwok ends as succeeded with this model and metrics. */
 async function trainedJob(name: string, d: string, accuracy: number) {
   const message = JSON.stringify({
@@ -234,7 +244,7 @@ describe('InferenceService on kwok nodes', () => {
   });
 
   it('§rollout a new model of the job rolls out; one that misses the gate is recorded and not served', async () => {
-    await jobs.remove('trainer');
+    await removeJob('trainer');
     await trainedJob('trainer', digest('b'), 0.95);
     const s = await waitForIsvc(
       'follow',
@@ -242,7 +252,7 @@ describe('InferenceService on kwok nodes', () => {
       (x) => x.status?.model?.digest === digest('b') && cond(x, 'ModelLoaded')?.status === 'True',
     );
     expect(s.status?.rollout?.strategy).toBe('Surge');
-    await jobs.remove('trainer');
+    await removeJob('trainer');
     await trainedJob('trainer', digest('c'), 0.5);
     const held = await waitForIsvc(
       'follow',
