@@ -9,20 +9,25 @@
 export const RUNTIME_SPEC_FIELDS = [
   'model',
   'dataset',
+  'evaluationDataset',
   'hyperparameters',
   'output',
   'checkpoint',
   'earlyStopping',
   'workers',
   'averaging',
+  'runtime',
 ] as const;
 export type RuntimeSpecField = (typeof RUNTIME_SPEC_FIELDS)[number];
 
 /**
  * Most bytes LEPTON_JOB_SPEC may hold; the operator refuses a larger spec (SpecTooLarge). The
  * CRD's bounds keep a spec of ASCII text under it; escaped or multi-byte characters can exceed it.
+ * 72 KiB since evaluationDataset (its URI and label column: about 5 KB at their bounds once
+ * escaped; its featureColumns share dataset's budget); Linux takes one environment string of up
+ * to 128 KiB.
  */
-export const RUNTIME_SPEC_MAX_BYTES = 64 * 1024;
+export const RUNTIME_SPEC_MAX_BYTES = 72 * 1024;
 
 /** The part of a spec the runtime reads, as the operator passes it in LEPTON_JOB_SPEC. */
 export function runtimeSpecOf<T extends Partial<Record<RuntimeSpecField, unknown>>>(
@@ -50,6 +55,19 @@ export interface Progress {
 export interface TrainingResult {
   model: { uri: string; digest: string };
   metrics: { loss?: number; accuracy?: number; valLoss?: number; valAccuracy?: number };
+  /** The final model on spec.evaluationDataset; absent without one. */
+  evaluation?: EvaluationMetrics;
   epochs: number;
   backend: string;
+}
+
+/**
+ * Metrics of a model on held-out data. loss and accuracy are finite (accuracy in [0, 1], absent
+ * for regression); a figure that is not, after a diverged training, is left out.
+ */
+export interface EvaluationMetrics {
+  loss?: number;
+  accuracy?: number;
+  /** Examples evaluated, at least 1. */
+  samples: number;
 }

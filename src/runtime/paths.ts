@@ -88,25 +88,7 @@ export function isMissingPathError(err: unknown): boolean {
  * permanent; a 5xx answer, 408/429 or a network failure may pass and is thrown as is.
  */
 export async function readUri(uri: string, env: NodeJS.ProcessEnv = process.env): Promise<Buffer> {
-  if (isHttpUri(uri)) {
-    const shown = withoutCredentials(uri);
-    let res: Response;
-    try {
-      res = await fetch(uri, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
-    } catch (err) {
-      // fetch says only "fetch failed"; the cause (ECONNREFUSED, ENOTFOUND, a timeout) is what
-      // a person can act on.
-      throw new Error(`GET ${shown} failed: ${networkCause(err).split(uri).join(shown)}`, {
-        cause: err,
-      });
-    }
-    if (!res.ok) {
-      const message = `GET ${shown} answered ${res.status} ${res.statusText}`;
-      const transient = res.status >= 500 || res.status === 408 || res.status === 429;
-      throw transient ? new Error(message) : new PermanentError(message);
-    }
-    return Buffer.from(await res.arrayBuffer());
-  }
+  if (isHttpUri(uri)) return Buffer.from(await (await httpGet(uri)).arrayBuffer());
   const path = localPath(uri, env);
   try {
     return await readFile(path);
@@ -115,6 +97,27 @@ export async function readUri(uri: string, env: NodeJS.ProcessEnv = process.env)
       throw new PermanentError(`Cannot read ${uri} (${path}): ${(err as Error).message}`);
     throw err;
   }
+}
+
+/** GETs an http(s):// URL: the response of a 2xx answer, its body unread; errors as readUri's. */
+export async function httpGet(uri: string): Promise<Response> {
+  const shown = withoutCredentials(uri);
+  let res: Response;
+  try {
+    res = await fetch(uri, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
+  } catch (err) {
+    // fetch says only "fetch failed"; the cause (ECONNREFUSED, ENOTFOUND, a timeout) is what
+    // a person can act on.
+    throw new Error(`GET ${shown} failed: ${networkCause(err).split(uri).join(shown)}`, {
+      cause: err,
+    });
+  }
+  if (!res.ok) {
+    const message = `GET ${shown} answered ${res.status} ${res.statusText}`;
+    const transient = res.status >= 500 || res.status === 408 || res.status === 429;
+    throw transient ? new Error(message) : new PermanentError(message);
+  }
+  return res;
 }
 
 /** `uri` without a user name or password, for messages (the operator refuses such URIs anyway). */

@@ -66,15 +66,26 @@ export interface CheckpointSpec {
 export type EarlyStoppingSpec = Required<NonNullable<JobSpec['earlyStopping']>>;
 export type MetricName = EarlyStoppingSpec['metric'];
 
+/** spec.runtime.backend: auto, or the backend to train on. */
+export type RuntimeBackend = NonNullable<NonNullable<JobSpec['runtime']>['backend']>;
+
+export interface RuntimeSpec {
+  backend: RuntimeBackend;
+}
+
 export interface TrainingSpec {
   model: ModelSpec;
   dataset: DatasetSpec;
+  /** Held-out data the chief evaluates the final model on (validationSplit is always 0). */
+  evaluationDataset?: DatasetSpec;
   hyperparameters: Hyperparameters;
   output?: OutputSpec;
   checkpoint?: CheckpointSpec;
   earlyStopping?: EarlyStoppingSpec;
   workers: number;
   averagingEverySteps: number;
+  /** Absent when the spec has no runtime: then backend auto applies. */
+  runtime?: RuntimeSpec;
 }
 
 export interface SpecContext {
@@ -93,6 +104,7 @@ const LOSSES = [
 ] as const;
 const GENERATORS = ['blobs', 'moons', 'spirals', 'xor', 'linear'] as const;
 const METRICS = ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const;
+const RUNTIME_BACKENDS = ['auto', 'wasm', 'cpu', 'tfjs-node', 'tfjs-node-gpu'] as const;
 const URI = /^(pvc:\/\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?(\/.*)?|file:\/\/\/.*|https?:\/\/.+)$/;
 const WRITABLE_URI = /^(pvc:\/\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?(\/.*)?|file:\/\/\/.*)$/;
 
@@ -119,7 +131,11 @@ export function resolveSpec(raw: unknown, ctx: SpecContext = {}): TrainingSpec {
   const model = resolveModel(object(spec.model, 'spec.model'));
   if (spec.dataset === undefined)
     throw new PermanentError('spec.dataset: required to train (set uri or synthetic)');
-  const dataset = resolveDataset(object(spec.dataset, 'spec.dataset'));
+  const dataset = resolveDataset(object(spec.dataset, 'spec.dataset'), 'spec.dataset');
+  const evaluationDataset =
+    spec.evaluationDataset === undefined
+      ? undefined
+      : resolveEvaluationDataset(object(spec.evaluationDataset, 'spec.evaluationDataset'), dataset);
   const hp = object(spec.hyperparameters ?? {}, 'spec.hyperparameters');
   const seed =
     optionalInt(hp.seed, 'spec.hyperparameters.seed', 0, 2 ** 31 - 1) ??
@@ -189,9 +205,17 @@ export function resolveSpec(raw: unknown, ctx: SpecContext = {}): TrainingSpec {
   }
 
   const averaging = object(spec.averaging ?? {}, 'spec.averaging');
+  let runtime: RuntimeSpec | undefined;
+  if (spec.runtime !== undefined) {
+    const r = object(spec.runtime, 'spec.runtime');
+    runtime = {
+      backend: optionalEnum(r.backend, 'spec.runtime.backend', RUNTIME_BACKENDS) ?? 'auto',
+    };
+  }
   return {
     model,
     dataset,
+    evaluationDataset,
     hyperparameters,
     output,
     checkpoint,
@@ -199,6 +223,7 @@ export function resolveSpec(raw: unknown, ctx: SpecContext = {}): TrainingSpec {
     workers: optionalInt(spec.workers, 'spec.workers', 1, 128) ?? 1,
     averagingEverySteps:
       optionalInt(averaging.everySteps, 'spec.averaging.everySteps', 1, 1000000) ?? 100,
+    runtime,
   };
 }
 
@@ -238,44 +263,41 @@ function resolveModel(m: Record<string, unknown>): ModelSpec {
   };
 }
 
-function resolveDataset(d: Record<string, unknown>): DatasetSpec {
-  const uri = d.uri === undefined ? undefined : requiredUri(d.uri, 'spec.dataset.uri', URI);
+function resolveDataset(d: Record<string, unknown>, field: string): DatasetSpec {
+  const uri = d.uri === undefined ? undefined : requiredUri(d.uri, `${field}.uri`, URI);
   if ((uri === undefined) === (d.synthetic === undefined))
-    throw new PermanentError('spec.dataset: set exactly one of uri or synthetic');
-  const validationSplit =
-    optionalNumber(d.validationSplit, 'spec.dataset.validationSplit', 0, 1) ?? 0;
-  if (validationSplit >= 1)
-    throw new PermanentError('spec.dataset.validationSplit: must be below 1');
-  const labelColumn = optionalString(d.labelColumn, 'spec.dataset.labelColumn') ?? 'label';
+    throw new PermanentError(`${field}: set exactly one of uri or synthetic`);
+  const validationSplit = optionalNumber(d.validationSplit, `${field}.validationSplit`, 0, 1) ?? 0;
+  if (validationSplit >= 1) throw new PermanentError(`${field}.validationSplit: must be below 1`);
+  const labelColumn = optionalString(d.labelColumn, `${field}.labelColumn`) ?? 'label';
   let featureColumns: string[] | undefined;
   if (d.featureColumns !== undefined) {
     if (!Array.isArray(d.featureColumns) || d.featureColumns.some((c) => typeof c !== 'string'))
-      throw new PermanentError('spec.dataset.featureColumns: must be a list of column names');
+      throw new PermanentError(`${field}.featureColumns: must be a list of column names`);
     featureColumns = d.featureColumns as string[];
   }
   let synthetic: SyntheticSpec | undefined;
   if (d.synthetic !== undefined) {
-    const s = object(d.synthetic, 'spec.dataset.synthetic');
-    const generator = optionalEnum(s.generator, 'spec.dataset.synthetic.generator', GENERATORS);
-    if (generator === undefined)
-      throw new PermanentError('spec.dataset.synthetic.generator: required');
+    const s = object(d.synthetic, `${field}.synthetic`);
+    const generator = optionalEnum(s.generator, `${field}.synthetic.generator`, GENERATORS);
+    if (generator === undefined) throw new PermanentError(`${field}.synthetic.generator: required`);
     synthetic = {
       generator,
-      samples: optionalInt(s.samples, 'spec.dataset.synthetic.samples', 10, 1000000) ?? 1000,
-      features: optionalInt(s.features, 'spec.dataset.synthetic.features', 1, 1024) ?? 2,
-      classes: optionalInt(s.classes, 'spec.dataset.synthetic.classes', 2, 100) ?? 2,
-      noise: optionalNumber(s.noise, 'spec.dataset.synthetic.noise', 0, 10) ?? 0.1,
-      seed: optionalInt(s.seed, 'spec.dataset.synthetic.seed', 0, 2 ** 31 - 1) ?? 42,
+      samples: optionalInt(s.samples, `${field}.synthetic.samples`, 10, 1000000) ?? 1000,
+      features: optionalInt(s.features, `${field}.synthetic.features`, 1, 1024) ?? 2,
+      classes: optionalInt(s.classes, `${field}.synthetic.classes`, 2, 100) ?? 2,
+      noise: optionalNumber(s.noise, `${field}.synthetic.noise`, 0, 10) ?? 0.1,
+      seed: optionalInt(s.seed, `${field}.synthetic.seed`, 0, 2 ** 31 - 1) ?? 42,
     };
     if (['moons', 'spirals', 'xor'].includes(generator) && synthetic.features !== 2)
       throw new PermanentError(
-        `spec.dataset.synthetic.features: the ${generator} generator produces 2 features`,
+        `${field}.synthetic.features: the ${generator} generator produces 2 features`,
       );
   }
-  const format = optionalEnum(d.format, 'spec.dataset.format', ['csv', 'jsonl', 'idx'] as const);
+  const format = optionalEnum(d.format, `${field}.format`, ['csv', 'jsonl', 'idx'] as const);
   if (format === 'idx' && (d.labelColumn !== undefined || featureColumns !== undefined))
     throw new PermanentError(
-      'spec.dataset: labelColumn and featureColumns do not apply to format idx (the labels come from the IDX labels file)',
+      `${field}: labelColumn and featureColumns do not apply to format idx (the labels come from the IDX labels file)`,
     );
   return {
     uri,
@@ -284,24 +306,44 @@ function resolveDataset(d: Record<string, unknown>): DatasetSpec {
     featureColumns,
     synthetic,
     validationSplit,
-    shuffle: optionalBoolean(d.shuffle, 'spec.dataset.shuffle') ?? true,
-    partition: d.partition === undefined ? undefined : resolvePartition(d.partition),
+    shuffle: optionalBoolean(d.shuffle, `${field}.shuffle`) ?? true,
+    partition:
+      d.partition === undefined ? undefined : resolvePartition(d.partition, `${field}.partition`),
   };
 }
 
-function resolvePartition(raw: unknown): PartitionSpec {
-  const p = object(raw, 'spec.dataset.partition');
-  const count = optionalInt(p.count, 'spec.dataset.partition.count', 2, 1000);
-  if (count === undefined) throw new PermanentError('spec.dataset.partition.count: required');
-  const index = optionalInt(p.index, 'spec.dataset.partition.index', 0, count - 1);
-  if (index === undefined) throw new PermanentError('spec.dataset.partition.index: required');
-  const alpha = optionalNumber(p.alpha, 'spec.dataset.partition.alpha', 0, 1000);
-  if (alpha === 0) throw new PermanentError('spec.dataset.partition.alpha: must be above 0');
+/**
+ * spec.evaluationDataset: read as spec.dataset is, but labelColumn and featureColumns default to
+ * the training data's, so a test file laid out as the training file needs only its uri.
+ */
+function resolveEvaluationDataset(e: Record<string, unknown>, training: DatasetSpec): DatasetSpec {
+  const field = 'spec.evaluationDataset';
+  const resolved = resolveDataset(e, field);
+  if (resolved.validationSplit > 0)
+    throw new PermanentError(
+      `${field}.validationSplit: does not apply to evaluationDataset (all of it is held out)`,
+    );
+  const table = resolved.uri !== undefined && resolved.format !== 'idx';
+  return {
+    ...resolved,
+    labelColumn: table && e.labelColumn === undefined ? training.labelColumn : resolved.labelColumn,
+    featureColumns: table ? (resolved.featureColumns ?? training.featureColumns) : undefined,
+  };
+}
+
+function resolvePartition(raw: unknown, field: string): PartitionSpec {
+  const p = object(raw, field);
+  const count = optionalInt(p.count, `${field}.count`, 2, 1000);
+  if (count === undefined) throw new PermanentError(`${field}.count: required`);
+  const index = optionalInt(p.index, `${field}.index`, 0, count - 1);
+  if (index === undefined) throw new PermanentError(`${field}.index: required`);
+  const alpha = optionalNumber(p.alpha, `${field}.alpha`, 0, 1000);
+  if (alpha === 0) throw new PermanentError(`${field}.alpha: must be above 0`);
   return {
     count,
     index,
     alpha,
-    seed: optionalInt(p.seed, 'spec.dataset.partition.seed', 0, 2 ** 31 - 1) ?? 0,
+    seed: optionalInt(p.seed, `${field}.seed`, 0, 2 ** 31 - 1) ?? 0,
   };
 }
 

@@ -283,7 +283,7 @@ describe('§3 what made pod creation fail is refused when the TrainingJob is app
 });
 
 describe('§2 what the CRD cannot say, the operator refuses', () => {
-  it('§2 a runtime spec over 64 KiB once escaped: Accepted=False SpecTooLarge and no pod', async () => {
+  it('§2 a runtime spec over 72 KiB once escaped: Accepted=False SpecTooLarge and no pod', async () => {
     // 16384 characters, the CRD's bound; control characters take 6 bytes each in JSON.
     const featureColumns = Array.from({ length: 64 }, () => '\u0001'.repeat(256));
     const job = t.job(name('large'), {

@@ -42,7 +42,8 @@ export interface Sources {
   rounds: Cache<FederatedRound>;
 }
 
-type Metrics = Partial<Record<'loss' | 'accuracy' | 'valLoss' | 'valAccuracy', number>>;
+type MetricName = 'loss' | 'accuracy' | 'valLoss' | 'valAccuracy' | 'testLoss' | 'testAccuracy';
+type Metrics = Partial<Record<MetricName, number>>;
 
 interface Candidate {
   model: ServableModel;
@@ -141,6 +142,10 @@ function jobCandidate(job: TrainingJob): Candidate {
   const metrics: Metrics = {};
   for (const k of ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const)
     if (typeof p[k] === 'number') metrics[k] = p[k];
+  // The final model on spec.evaluationDataset: test metrics, as against the last epoch's.
+  const e = job.status?.evaluation ?? {};
+  if (typeof e.loss === 'number') metrics.testLoss = e.loss;
+  if (typeof e.accuracy === 'number') metrics.testAccuracy = e.accuracy;
   return {
     model: {
       uri: model.uri ?? '',
@@ -149,7 +154,7 @@ function jobCandidate(job: TrainingJob): Candidate {
       source: { kind: 'TrainingJob', name: job.metadata.name ?? '' },
     },
     metrics,
-    metricsFrom: `TrainingJob ${job.metadata.name}'s last epoch`,
+    metricsFrom: `TrainingJob ${job.metadata.name}`,
   };
 }
 
@@ -184,20 +189,23 @@ function fromRound(
   };
 }
 
+const TEST_METRICS =
+  ' (testLoss and testAccuracy are those of a TrainingJob that has a spec.evaluationDataset)';
+
 /** Why the candidate misses the gate, or undefined when it passes (or there is none). */
 function gateProblem(ref: ModelRef, c: Candidate): string | undefined {
   const problems: string[] = [];
+  const unreported = (name: MetricName, gate: string): string =>
+    `${c.metricsFrom} reports no ${name} for ${gate}${name.startsWith('test') ? TEST_METRICS : ''}`;
   if (ref.minMetric) {
     const v = c.metrics[ref.minMetric.name];
-    if (typeof v !== 'number')
-      problems.push(`${c.metricsFrom} reports no ${ref.minMetric.name} for minMetric`);
+    if (typeof v !== 'number') problems.push(unreported(ref.minMetric.name, 'minMetric'));
     else if (!(v >= ref.minMetric.value))
       problems.push(`${ref.minMetric.name} ${round4(v)} < minMetric ${ref.minMetric.value}`);
   }
   if (ref.maxMetric) {
     const v = c.metrics[ref.maxMetric.name];
-    if (typeof v !== 'number')
-      problems.push(`${c.metricsFrom} reports no ${ref.maxMetric.name} for maxMetric`);
+    if (typeof v !== 'number') problems.push(unreported(ref.maxMetric.name, 'maxMetric'));
     else if (!(v <= ref.maxMetric.value))
       problems.push(`${ref.maxMetric.name} ${round4(v)} > maxMetric ${ref.maxMetric.value}`);
   }

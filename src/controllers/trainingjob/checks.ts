@@ -28,6 +28,11 @@ export function checkTrainingJob({ spec }: ITrainingJob, now = Date.now()): Spec
   return [
     ...checkUri('spec.model.uri', spec.model?.uri, READ_SCHEMES),
     ...checkUri('spec.dataset.uri', (spec.dataset as Dataset)?.uri, READ_SCHEMES),
+    ...checkUri(
+      'spec.evaluationDataset.uri',
+      (spec.evaluationDataset as Dataset)?.uri,
+      READ_SCHEMES,
+    ),
     ...checkUri('spec.output.uri', spec.output?.uri, WRITE_SCHEMES),
     ...checkUri('spec.checkpoint.uri', spec.checkpoint?.uri, WRITE_SCHEMES),
     ...cron,

@@ -7,7 +7,10 @@ import type { Progress, TrainingResult } from '../../contract/training.ts';
 import { sanitizeMessage } from '../../engine/messages.ts';
 import { withinOutput } from '../spec-checks.ts';
 
-/** The status schema's limits (crds/lepton.ai_trainingjobs.yaml, status.model and progress). */
+/**
+ * The status schema's limits (crds/lepton.ai_trainingjobs.yaml, status.model, progress and
+ * evaluation).
+ */
 const MAX_URI = 2048;
 const MAX_BACKEND = 64;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
@@ -61,6 +64,22 @@ export function parseResult(
     if (!finite(v)) return bad(`has metrics.${name} that is not a finite number`);
     metrics[name] = v;
   }
+  let evaluation: TrainingResult['evaluation'];
+  if (raw.evaluation !== undefined) {
+    const e = raw.evaluation;
+    if (!isObject(e) || !count(e.samples) || e.samples === 0)
+      return bad('has an evaluation that is not an object with samples a positive integer');
+    evaluation = { samples: e.samples };
+    if (e.loss !== undefined) {
+      if (!finite(e.loss)) return bad('has evaluation.loss that is not a finite number');
+      evaluation.loss = e.loss;
+    }
+    if (e.accuracy !== undefined) {
+      if (!finite(e.accuracy) || e.accuracy < 0 || e.accuracy > 1)
+        return bad('has evaluation.accuracy that is not a number in [0, 1]');
+      evaluation.accuracy = e.accuracy;
+    }
+  }
   if (outputUri === undefined) {
     if (uri !== '') return untrusted(uri, 'the job has no spec.output');
   } else {
@@ -74,6 +93,7 @@ export function parseResult(
     result: {
       model: { uri, digest: typeof digest === 'string' ? digest : '' },
       metrics,
+      ...(evaluation ? { evaluation } : {}),
       epochs: raw.epochs,
       backend: sanitizeMessage(raw.backend, MAX_BACKEND),
     },

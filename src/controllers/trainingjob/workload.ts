@@ -112,6 +112,7 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
           ...r.metrics,
           backend: r.backend,
         };
+        if (r.evaluation) status.evaluation = { ...r.evaluation };
       }
       return {
         ok: true,

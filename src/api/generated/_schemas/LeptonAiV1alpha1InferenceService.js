@@ -15,7 +15,7 @@ const schema75 = {
       "$ref": "a6f0oUEaFqHmymdwnqPORTNOTU7GczWAkwGD0uYU"
     },
     "spec": {
-      "$ref": "AvW1L57LfzGex2s6SfsNWKaaobISRo32hZ9oEC9vfPM"
+      "$ref": "jZKonzUmuqthdV5dFZ6rsFA1IZQJJEZyEYleSviyWQ"
     },
     "status": {
       "$ref": "FCyJf0Mw7oMuPtzlrhNRwI2eKHLmVFfXQ6y9FmPmok"
@@ -150,7 +150,7 @@ const schema80 = {
   "required": ["model"],
   "properties": {
     "model": {
-      "$ref": "gWdRTCKVmHKhpSeMj9YU7JcopoQF59EZ8mWZE7Jdw"
+      "$ref": "A9MHhO5DX9GivQBvnXrIfADcQSYDS7d5vpLiHZCBmoE"
     },
     "minReplicas": {
       "$ref": "KC7SXpAt55f6rZHYaiC0EBW5ejqEoYBqDOOm0bY1bTM"
@@ -177,7 +177,7 @@ const schema80 = {
       "$ref": "Fh190FKTvOoRbMBZ5ZYZC47hjax5kiy2p7Y7JsAYg"
     },
     "canary": {
-      "$ref": "wJM83Wm4HOpJ8ve8UyhT5SVXoWX5XIqkJuSaUw"
+      "$ref": "gYAKWc3Jzn0dlp21C5vAhDsFCoZx8sE5HLn1X55sE"
     },
     "image": {
       "$ref": "fa9fVXWiUesSMGAnXrC3NuCYApyyoax59kC571p4CQ"
@@ -209,10 +209,10 @@ const schema12 = {
       "$ref": "iZcv1dbzlbWrFsu7639BYUcqVknOfAqz3IIinHAACaM"
     },
     "minMetric": {
-      "$ref": "MZ4px8i52Qiuv6rSzb5ZC8f5NY7aIt1Z9iLVPv54"
+      "$ref": "RlV1XABL5vrfxktZ33EG3MOZYyKczjWSMjS92QDp1Q"
     },
     "maxMetric": {
-      "$ref": "qFW3TShO8R6sJ1ttfSALa6UOS10FZ7C58vToENoV4"
+      "$ref": "w6cO9ZiV4fVRU09FIlJsvtDeYctPsM5p0XBdZ56Ig"
     }
   }
 };
@@ -487,7 +487,7 @@ const schema15 = {
   "required": ["name", "value"],
   "properties": {
     "name": {
-      "$ref": "DEmoXxEC1oE3uG7nyEeLuqLMjszYdUzSoelKf4cJU"
+      "$ref": "7P1YUt4k9DJLen5h0xC4ZRvoCf4DAy5pjBbmSL69aUM"
     },
     "value": {
       "$ref": "XHFmvvWi90rUKrabh0XYArhSEyQ4vaDNknSMrajs"
@@ -497,7 +497,7 @@ const schema15 = {
 };
 const schema16 = {
   "type": "string",
-  "enum": ["accuracy", "valAccuracy"]
+  "enum": ["accuracy", "valAccuracy", "testAccuracy"]
 };
 function validate38(data, {
   instancePath = "",
@@ -523,7 +523,7 @@ function validate38(data, {
     }
     errors++;
   }
-  if (!(data === "accuracy" || data === "valAccuracy")) {
+  if (!(data === "accuracy" || data === "valAccuracy" || data === "testAccuracy")) {
     const err1 = {
       instancePath,
       schemaPath: "#/enum",
@@ -660,7 +660,7 @@ const schema17 = {
   "required": ["name", "value"],
   "properties": {
     "name": {
-      "$ref": "YXwUoJwZpb5OjOX7h0ZnDcKPQAmypKffrKqfQpI1F3o"
+      "$ref": "aDZIdg37PbUE0yPOZ67c6E1ROYw8lwLXeR5W1gMRg"
     },
     "value": {
       "$ref": "XHFmvvWi90rUKrabh0XYArhSEyQ4vaDNknSMrajs"
@@ -670,7 +670,7 @@ const schema17 = {
 };
 const schema18 = {
   "type": "string",
-  "enum": ["loss", "valLoss"]
+  "enum": ["loss", "valLoss", "testLoss"]
 };
 function validate43(data, {
   instancePath = "",
@@ -696,7 +696,7 @@ function validate43(data, {
     }
     errors++;
   }
-  if (!(data === "loss" || data === "valLoss")) {
+  if (!(data === "loss" || data === "valLoss" || data === "testLoss")) {
     const err1 = {
       instancePath,
       schemaPath: "#/enum",
@@ -2377,7 +2377,7 @@ const schema97 = {
   "required": ["model"],
   "properties": {
     "model": {
-      "$ref": "gWdRTCKVmHKhpSeMj9YU7JcopoQF59EZ8mWZE7Jdw"
+      "$ref": "A9MHhO5DX9GivQBvnXrIfADcQSYDS7d5vpLiHZCBmoE"
     },
     "trafficPercent": {
       "$ref": "PXx9MHIlVbtvCrLmBCrt17K418i3gq7V9SgNDIGZlCY"

@@ -369,3 +369,67 @@ describe('comparing and naming models', () => {
     );
   });
 });
+
+describe('§api §evaluation the gate on test metrics (status.evaluation)', () => {
+  const evaluated = (evaluation: NonNullable<TrainingJob['status']>['evaluation']) => {
+    const j = trained().metrics({ loss: 0.2, accuracy: 0.99, valAccuracy: 0.97 }).obj();
+    return { ...j, status: { ...j.status, evaluation } };
+  };
+  const gate = (over: Partial<ModelRef>): ModelRef => ({
+    trainingJobRef: { name: 'train' },
+    ...over,
+  });
+
+  it.each<[string, Partial<ModelRef>, boolean]>([
+    [
+      '§evaluation minMetric testAccuracy passes at the value',
+      { minMetric: { name: 'testAccuracy', value: 0.88 } },
+      true,
+    ],
+    [
+      '§evaluation minMetric testAccuracy fails below it, whatever the training accuracy',
+      { minMetric: { name: 'testAccuracy', value: 0.9 } },
+      false,
+    ],
+    [
+      '§evaluation maxMetric testLoss passes below the value',
+      { maxMetric: { name: 'testLoss', value: 0.5 } },
+      true,
+    ],
+    [
+      '§evaluation maxMetric testLoss fails above the value, whatever the training loss',
+      { maxMetric: { name: 'testLoss', value: 0.3 } },
+      false,
+    ],
+    [
+      '§evaluation test and training metrics gate together',
+      { minMetric: { name: 'testAccuracy', value: 0.8 }, maxMetric: { name: 'loss', value: 0.1 } },
+      false,
+    ],
+  ])('%s', (_name, over, passes) => {
+    const r = resolve(gate(over), [evaluated({ loss: 0.42, accuracy: 0.88, samples: 500 })]);
+    expect(r.kind).toBe(passes ? 'model' : 'pending');
+    if (!passes) expect(r).toMatchObject({ reason: 'GateNotMet' });
+  });
+
+  it('§evaluation the rejection names the test metric and its value', () => {
+    const r = resolve(gate({ minMetric: { name: 'testAccuracy', value: 0.9 } }), [
+      evaluated({ loss: 0.42, accuracy: 0.88, samples: 500 }),
+    ]);
+    expect(r.kind === 'pending' && r.rejected?.message).toBe('testAccuracy 0.88 < minMetric 0.9');
+  });
+
+  it.each<[string, Partial<ModelRef>]>([
+    ['testAccuracy', { minMetric: { name: 'testAccuracy', value: 0.5 } }],
+    ['testLoss', { maxMetric: { name: 'testLoss', value: 0.5 } }],
+  ])(
+    '§evaluation a job without an evaluation does not pass a %s gate, and is told why',
+    (name, over) => {
+      const r = resolve(gate(over), [trained().metrics({ loss: 0.1, accuracy: 0.99 }).obj()]);
+      expect(r).toMatchObject({ kind: 'pending', reason: 'GateNotMet' });
+      const message = r.kind === 'pending' ? (r.rejected?.message ?? '') : '';
+      expect(message).toContain(`reports no ${name}`);
+      expect(message).toContain('spec.evaluationDataset');
+    },
+  );
+});

@@ -218,6 +218,16 @@ describe('§2 the spec is not copied into every pod', () => {
       },
       workers: 128,
       averaging: { everySteps: 1000000 },
+      runtime: { backend: 'tfjs-node-gpu' },
+      // Its featureColumns share dataset's bound (a CEL rule of the spec), which dataset holds.
+      evaluationDataset: {
+        uri: `https://${q(2040)}`,
+        format: 'jsonl',
+        labelColumn: q(256),
+        validationSplit: 0,
+        shuffle: false,
+        partition: { count: 1000, index: 999, alpha: 0.123456789012345, seed: 2147483647 },
+      },
     };
     expect(() =>
       new TrainingJobModel({

@@ -219,7 +219,7 @@ describe('§2 credentials in a URI are refused', () => {
 });
 
 describe('§2 the per-pod configuration is bounded', () => {
-  it('§2 a runtime spec over 64 KiB as JSON is refused as SpecTooLarge', () => {
+  it('§2 a runtime spec over 72 KiB as JSON is refused as SpecTooLarge', () => {
     // 16384 characters of control characters: 6 bytes each once escaped in JSON.
     const featureColumns = Array.from({ length: 64 }, () => '\u0001'.repeat(256));
     const j = job({ dataset: { uri: 'pvc://data/train.csv', featureColumns } as Spec['dataset'] });
@@ -233,5 +233,24 @@ describe('§2 the per-pod configuration is bounded', () => {
     );
     const j = job({ podTemplate: { metadata: { annotations }, spec: { env } } });
     expect(problems(j)).toEqual([{ field: 'spec.podTemplate', reason: 'SpecTooLarge' }]);
+  });
+});
+
+describe('§api §evaluation spec.evaluationDataset.uri is checked as spec.dataset.uri is', () => {
+  it.each([
+    ['credentials', 'https://alice:s3cr3t@data.example.com/test.csv', 'CredentialsInURI'],
+    ['a scheme the runtime cannot read', 's3://bucket/test.csv', 'UnsupportedURIScheme'],
+  ])('§evaluation %s in spec.evaluationDataset.uri are refused', (_case, uri, reason) => {
+    const found = problems(job({ evaluationDataset: { uri } }));
+    expect(found).toEqual([{ field: 'spec.evaluationDataset.uri', reason }]);
+    expect(JSON.stringify(checkTrainingJob(job({ evaluationDataset: { uri } })))).not.toContain(
+      's3cr3t',
+    );
+  });
+
+  it('§evaluation a readable test file is accepted', () => {
+    expect(checkTrainingJob(job({ evaluationDataset: { uri: 'pvc://data/test.csv' } }))).toEqual(
+      [],
+    );
   });
 });

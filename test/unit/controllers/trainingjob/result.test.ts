@@ -1,6 +1,9 @@
 import { withinOutput } from '../../../../src/controllers/spec-checks.ts';
+import type { TrainingJob } from '../../../../src/controllers/trainingjob/builders.ts';
 import { parseProgress, parseResult } from '../../../../src/controllers/trainingjob/result.ts';
+import { trainingJobWorkload } from '../../../../src/controllers/trainingjob/workload.ts';
 import { sanitizeMessage } from '../../../../src/engine/messages.ts';
+import type { PodSummary } from '../../../../src/engine/pods.ts';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 const result = (over: Record<string, unknown> = {}) =>
@@ -67,6 +70,84 @@ describe("the chief's result, read strictly", () => {
   it('compares path segments, not string prefixes', () => {
     expect(withinOutput('pvc://m/a/b', 'pvc://m/a/')).toBe(true);
     expect(withinOutput('pvc://m/ab', 'pvc://m/a')).toBe(false);
+  });
+});
+
+describe('§api §evaluation the evaluation in the result', () => {
+  const evaluation = { loss: 0.31, accuracy: 0.875, samples: 2000 };
+
+  it('§evaluation takes loss, accuracy and samples that fit the status', () => {
+    expect(parseResult(result({ evaluation }), 'pvc://models/iris')).toMatchObject({
+      ok: true,
+      result: { evaluation },
+    });
+  });
+
+  it('§evaluation takes an evaluation without accuracy (regression) or without loss', () => {
+    for (const e of [{ loss: 2.5, samples: 10 }, { accuracy: 1, samples: 1 }, { samples: 3 }])
+      expect(parseResult(result({ evaluation: e }), 'pvc://models/iris')).toMatchObject({
+        ok: true,
+        result: { evaluation: e },
+      });
+  });
+
+  it('§evaluation leaves evaluation out of a result that has none', () => {
+    const verdict = parseResult(result(), 'pvc://models/iris');
+    expect(verdict.ok && verdict.result && 'evaluation' in verdict.result).toBe(false);
+  });
+
+  it('§evaluation keeps only the known fields', () => {
+    const verdict = parseResult(
+      result({ evaluation: { ...evaluation, note: 'x'.repeat(10000) } }),
+      'pvc://models/iris',
+    );
+    expect(verdict.ok && verdict.result?.evaluation).toEqual(evaluation);
+  });
+
+  it.each([
+    ['an evaluation that is a number', 0.9],
+    ['an evaluation without samples', { loss: 0.3, accuracy: 0.9 }],
+    ['zero samples', { loss: 0.3, samples: 0 }],
+    ['samples that are not an integer', { loss: 0.3, samples: 2.5 }],
+    ['samples beyond int32', { loss: 0.3, samples: 2 ** 31 }],
+    ['a loss that is a string', { loss: 'low', samples: 10 }],
+    ['a loss that is null (NaN in JSON)', { loss: null, samples: 10 }],
+    ['an accuracy above 1', { accuracy: 1.5, samples: 10 }],
+    ['a negative accuracy', { accuracy: -0.1, samples: 10 }],
+  ])('§evaluation refuses %s', (_case, e) => {
+    expect(parseResult(result({ evaluation: e }), 'pvc://models/iris')).toMatchObject({
+      ok: false,
+      reason: 'InvalidResult',
+      message: expect.stringContaining('evaluation'),
+    });
+  });
+
+  it('§evaluation the job status shows the evaluation, beside the last epoch in progress', () => {
+    const workload = trainingJobWorkload({ build: { runtimeImage: 'r', runtimeGpuImage: 'g' } });
+    const job = {
+      apiVersion: 'lepton.ai/v1alpha1',
+      kind: 'TrainingJob',
+      metadata: { name: 'iris', namespace: 'ns' },
+      spec: {
+        model: { preset: 'mlp' },
+        dataset: { uri: 'pvc://data/train.csv' },
+        evaluationDataset: { uri: 'pvc://data/test.csv' },
+        output: { uri: 'pvc://models/iris' },
+      },
+    } as TrainingJob;
+    const pods: PodSummary = {
+      active: 0,
+      ready: 0,
+      succeeded: 1,
+      failed: 0,
+      chiefSucceeded: true,
+      resultMessage: result({ evaluation }),
+    };
+    const done = workload.complete?.(job, pods);
+    expect(done).toMatchObject({
+      ok: true,
+      status: { evaluation, progress: { loss: 0.1, accuracy: 0.9, backend: 'wasm' } },
+    });
   });
 });
 

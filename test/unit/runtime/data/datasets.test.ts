@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   type Dataset,
+  exampleFeatures,
   loadDataset,
   loadIris,
   shardDataset,
@@ -43,9 +44,7 @@ function jsonl(text: string, opts: { label?: string; task?: Task } = {}): Datase
 }
 
 function rows(ds: Dataset): number[][] {
-  return Array.from({ length: ds.numExamples }, (_, i) =>
-    Array.from(ds.features.subarray(i * ds.numFeatures, (i + 1) * ds.numFeatures)),
-  );
+  return Array.from({ length: ds.numExamples }, (_, i) => Array.from(exampleFeatures(ds, i)));
 }
 
 function synthetic(overrides: Partial<SyntheticSpec> = {}): SyntheticSpec {

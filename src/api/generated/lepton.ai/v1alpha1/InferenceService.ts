@@ -54,26 +54,26 @@ export interface IInferenceService {
         "name": string;
       };
       /**
-       * Serve a model from a TrainingJob or FederatedRound only if its accuracy metric is at least value; a model that misses the gate, or whose source does not report the metric, is not rolled out and the condition ModelLoaded says why (reason GateNotMet). Metrics come from status.progress of a TrainingJob (its last epoch) or status.metrics of a FederatedRound (for a federated TrainingJob, of its last committed round). Only with trainingJobRef or federatedRoundRef.
+       * Serve a model from a TrainingJob or FederatedRound only if its accuracy metric is at least value; a model that misses the gate, or whose source does not report the metric, is not rolled out and the condition ModelLoaded says why (reason GateNotMet). Metrics come from status.progress of a TrainingJob (accuracy, valAccuracy: its last epoch), status.evaluation of a TrainingJob (testAccuracy: its final model on spec.evaluationDataset) or status.metrics of a FederatedRound (for a federated TrainingJob, of its last committed round). Only with trainingJobRef or federatedRoundRef.
        */
       "minMetric"?: {
         /**
          * Metric to check.
          */
-        "name": "accuracy" | "valAccuracy";
+        "name": "accuracy" | "valAccuracy" | "testAccuracy";
         /**
          * Threshold.
          */
         "value": number;
       };
       /**
-       * Serve a model from a TrainingJob or FederatedRound only if its loss metric is at most value; a model that misses the gate, or whose source does not report the metric, is not rolled out and the condition ModelLoaded says why (reason GateNotMet). Metrics come from status.progress of a TrainingJob (its last epoch) or status.metrics of a FederatedRound (for a federated TrainingJob, of its last committed round). Only with trainingJobRef or federatedRoundRef.
+       * Serve a model from a TrainingJob or FederatedRound only if its loss metric is at most value; a model that misses the gate, or whose source does not report the metric, is not rolled out and the condition ModelLoaded says why (reason GateNotMet). Metrics come from status.progress of a TrainingJob (loss, valLoss: its last epoch), status.evaluation of a TrainingJob (testLoss: its final model on spec.evaluationDataset) or status.metrics of a FederatedRound (for a federated TrainingJob, of its last committed round). Only with trainingJobRef or federatedRoundRef.
        */
       "maxMetric"?: {
         /**
          * Metric to check.
          */
-        "name": "loss" | "valLoss";
+        "name": "loss" | "valLoss" | "testLoss";
         /**
          * Threshold.
          */
@@ -195,26 +195,26 @@ export interface IInferenceService {
           "name": string;
         };
         /**
-         * Serve a model from a TrainingJob or FederatedRound only if its accuracy metric is at least value; a model that misses the gate, or whose source does not report the metric, is not rolled out and the condition ModelLoaded says why (reason GateNotMet). Metrics come from status.progress of a TrainingJob (its last epoch) or status.metrics of a FederatedRound (for a federated TrainingJob, of its last committed round). Only with trainingJobRef or federatedRoundRef.
+         * Serve a model from a TrainingJob or FederatedRound only if its accuracy metric is at least value; a model that misses the gate, or whose source does not report the metric, is not rolled out and the condition ModelLoaded says why (reason GateNotMet). Metrics come from status.progress of a TrainingJob (accuracy, valAccuracy: its last epoch), status.evaluation of a TrainingJob (testAccuracy: its final model on spec.evaluationDataset) or status.metrics of a FederatedRound (for a federated TrainingJob, of its last committed round). Only with trainingJobRef or federatedRoundRef.
          */
         "minMetric"?: {
           /**
            * Metric to check.
            */
-          "name": "accuracy" | "valAccuracy";
+          "name": "accuracy" | "valAccuracy" | "testAccuracy";
           /**
            * Threshold.
            */
           "value": number;
         };
         /**
-         * Serve a model from a TrainingJob or FederatedRound only if its loss metric is at most value; a model that misses the gate, or whose source does not report the metric, is not rolled out and the condition ModelLoaded says why (reason GateNotMet). Metrics come from status.progress of a TrainingJob (its last epoch) or status.metrics of a FederatedRound (for a federated TrainingJob, of its last committed round). Only with trainingJobRef or federatedRoundRef.
+         * Serve a model from a TrainingJob or FederatedRound only if its loss metric is at most value; a model that misses the gate, or whose source does not report the metric, is not rolled out and the condition ModelLoaded says why (reason GateNotMet). Metrics come from status.progress of a TrainingJob (loss, valLoss: its last epoch), status.evaluation of a TrainingJob (testLoss: its final model on spec.evaluationDataset) or status.metrics of a FederatedRound (for a federated TrainingJob, of its last committed round). Only with trainingJobRef or federatedRoundRef.
          */
         "maxMetric"?: {
           /**
            * Metric to check.
            */
-          "name": "loss" | "valLoss";
+          "name": "loss" | "valLoss" | "testLoss";
           /**
            * Threshold.
            */

@@ -140,6 +140,85 @@ export interface ITrainingJob {
       };
     };
     /**
+     * Held-out test data the chief evaluates the final model on once training ends (the weights it saves: with earlyStopping.restoreBestWeights, those of the best epoch); the result is status.evaluation (loss, accuracy, samples), which an InferenceService can gate on as testLoss and testAccuracy. Read as dataset is, except that labelColumn and featureColumns default to those of dataset. Its features must be the training data's columns in the same order, and its classes among the training data's: otherwise the job fails before training, with the columns named. partition applies; validationSplit must be 0 and shuffle has no effect. Set exactly one of uri or synthetic. Not with federated, whose dataset is already the held-out data of every round.
+     */
+    "evaluationDataset"?: {
+      /**
+       * URI of the data file: pvc://CLAIM/PATH, file:///PATH or http(s)://. A directory is read as the concatenation of its files of the chosen format, in name order. No credentials in the URI (user:password@ is refused): keep them in a Secret.
+       */
+      "uri"?: string;
+      /**
+       * csv (a header row, then one example per line), jsonl (one JSON object per line) or idx (the binary IDX files of MNIST and Fashion-MNIST, gzip or not: uri names the images file, e.g. train-images-idx3-ubyte.gz, and the labels are read from the file the IDX convention names next to it, train-labels-idx1-ubyte.gz; unsigned-byte pixels are scaled to [0, 1], the classes are the label values). Defaults to the name of uri (.csv, .jsonl, .ndjson; -idx3-ubyte, with or without .gz, is idx). A directory cannot be idx. Only with uri.
+       */
+      "format"?: "csv" | "jsonl" | "idx";
+      /**
+       * Column (csv) or key (jsonl) that holds the label. Defaults to label. Only with uri.
+       */
+      "labelColumn"?: string;
+      /**
+       * Columns or keys used as features, in this order. Defaults to every numeric column except labelColumn. Only with uri.
+       */
+      "featureColumns"?: Array<string>;
+      /**
+       * Fraction of the examples held out for validation, in [0, 1) (Keras validationSplit). Validation metrics (valLoss, valAccuracy) are computed only when it is above 0.
+       */
+      "validationSplit"?: number;
+      /**
+       * Shuffle the training examples before each epoch.
+       */
+      "shuffle"?: boolean;
+      /**
+       * Keeps one of count disjoint parts of the data, for federated experiments on one shared data set: every pod that loads the same data with the same count, alpha and seed computes the same split, so participants that set index 0 to count - 1 hold disjoint parts that together cover the data. Applied after loading, before validationSplit and before the shard of a data-parallel worker.
+       */
+      "partition"?: {
+        /**
+         * Number of parts the data is split into.
+         */
+        "count": number;
+        /**
+         * The part this dataset keeps, from 0 to count - 1.
+         */
+        "index": number;
+        /**
+         * Concentration of a Dirichlet label skew (Hsu et al. 2019, as Flower Datasets' DirichletPartitioner): the examples of each class are divided among the parts in proportions drawn from Dir(alpha). Small alpha (0.1) gives each part few classes, 0.5 is the usual non-IID benchmark, large alpha (100) approaches an IID split. Classification only. Without alpha, a uniformly random (IID) split into parts whose sizes differ by one example at most.
+         */
+        "alpha"?: number;
+        /**
+         * Seed of the split. Participants that share a data set must give the same seed (and count), or their parts overlap.
+         */
+        "seed"?: number;
+      };
+      /**
+       * A built-in generator instead of a file, for demos and tests. The same seed gives the same data in every pod.
+       */
+      "synthetic"?: {
+        /**
+         * blobs: Gaussian clusters, one per class. moons, spirals, xor: 2-D classification problems that a linear model cannot separate. linear: regression on a random linear function plus noise.
+         */
+        "generator": "blobs" | "moons" | "spirals" | "xor" | "linear";
+        /**
+         * Number of examples.
+         */
+        "samples"?: number;
+        /**
+         * Number of features per example. moons, spirals and xor are 2-D.
+         */
+        "features"?: number;
+        /**
+         * Number of classes (blobs, spirals). Ignored by linear (regression), fixed at 2 for moons and xor.
+         */
+        "classes"?: number;
+        /**
+         * Standard deviation of the Gaussian noise added to every feature (label noise for linear).
+         */
+        "noise"?: number;
+        /**
+         * Seed of the generator. Give each federated participant its own seed, or they all hold the same data.
+         */
+        "seed"?: number;
+      };
+    };
+    /**
      * How to train (tf.LayersModel.fit).
      */
     "hyperparameters"?: {
@@ -214,6 +293,15 @@ export interface ITrainingJob {
        * Memory request and limit (Kubernetes quantity, e.g. 4Gi). Exceeding it kills the container; the operator then reports the reason OOMKilled.
        */
       "memory"?: number | string;
+    };
+    /**
+     * How the runtime computes. When omitted, the defaults of its fields apply.
+     */
+    "runtime"?: {
+      /**
+       * TensorFlow.js backend the workers train on. tfjs-node-gpu: the native TensorFlow library with CUDA, for GPU workers; tfjs-node: the native TensorFlow library on the CPU (both only in images that install them); wasm: WebAssembly with SIMD, in every image; cpu: kernels in plain JavaScript, always there and the slowest. auto (the default) takes the first that starts in the pod, in the order tfjs-node-gpu, tfjs-node, wasm, cpu, and moves to cpu a model that needs a gradient kernel that backend lacks. A named backend is used as asked: when it is not in the image, does not start or lacks a kernel the model needs, the job fails with a permanent error that says why. status.progress.backend reports the backend the model actually trains on.
+       */
+      "backend"?: "auto" | "wasm" | "cpu" | "tfjs-node" | "tfjs-node-gpu";
     };
     /**
      * Where the trained model is written.
@@ -599,7 +687,7 @@ export interface ITrainingJob {
      */
     "schedulerName"?: string;
     /**
-     * Runtime image of the pods; defaults to the operator's runtime image (flag --runtime-image). Use an image with CUDA 11.2 and cuDNN 8.1 libraries for tfjs-node-gpu, or the runtime falls back to the CPU and reports it.
+     * Runtime image of the pods; defaults to the operator's runtime image (flag --runtime-image). Use an image with CUDA 11.2 and cuDNN 8.1 libraries for tfjs-node-gpu, or the runtime falls back to the CPU and reports it (with runtime.backend auto; a job that names tfjs-node-gpu fails instead).
      */
     "image"?: string;
     /**
@@ -1764,13 +1852,30 @@ export interface ITrainingJob {
        */
       "samplesPerSecond"?: number;
       /**
-       * TensorFlow.js backend the chief runs on: tensorflow-gpu, tensorflow, wasm or cpu.
+       * TensorFlow.js backend the model trains on (spec.runtime.backend as resolved in the chief's pod): tfjs-node-gpu, tfjs-node, wasm or cpu.
        */
       "backend"?: string;
       /**
        * When the progress was last read.
        */
       "lastUpdateTime"?: string;
+    };
+    /**
+     * Metrics of the final model on spec.evaluationDataset, which the chief measures once training ends; set when the job succeeds.
+     */
+    "evaluation"?: {
+      /**
+       * Loss on evaluationDataset, with the training loss function.
+       */
+      "loss"?: number;
+      /**
+       * Accuracy on evaluationDataset, in [0, 1]; absent for regression.
+       */
+      "accuracy"?: number;
+      /**
+       * Examples of evaluationDataset the model was evaluated on.
+       */
+      "samples"?: number;
     };
     /**
      * The latest checkpoint.

@@ -1,0 +1,90 @@
+// The heavy part of the training mode, run in the worker thread (worker-main.ts): the backend
+// the spec asks for, the base model, the data, the averaging connection of a data-parallel job,
+// and train(), which saves the model. modes/train.ts keeps the server and the exit code.
+import { createWeightSync } from '../averaging/index.ts';
+import { backendChoice, initBackend } from '../backend.ts';
+import { ENV } from '../../contract/runtime.ts';
+import type { Progress, TrainingResult } from '../../contract/training.ts';
+import { loadDataset, splitDataset } from '../data/datasets.ts';
+import type { createRuntimeLogger } from '../log.ts';
+import { loadBaseModel, taskOf } from '../model/models.ts';
+import type { TrainingJobInput } from './thread.ts';
+import { train } from './train.ts';
+import type { WeightSync } from './weight-sync.ts';
+
+export interface TrainingJobHooks {
+  /** Aborted when the pod is asked to stop; training rejects with the reason. */
+  signal: AbortSignal;
+  onProgress(progress: Progress): void;
+  log: ReturnType<typeof createRuntimeLogger>;
+}
+
+export async function runTrainingJob(
+  input: TrainingJobInput,
+  hooks: TrainingJobHooks,
+): Promise<{ result: TrainingResult; stoppedEarly: boolean }> {
+  const { spec, rank, worldSize, env, job } = input;
+  const { log, signal } = hooks;
+  const requested = backendChoice(spec);
+  const backend = await initBackend(requested);
+  hooks.onProgress({ phase: 'Starting', backend, epoch: 0, epochs: spec.hyperparameters.epochs });
+  log.info('Initialised the backend', { backend, requested });
+
+  const baseModel = spec.model.uri
+    ? await loadBaseModel(spec.model.uri, spec.model.freezeLayers ?? 0, env)
+    : undefined;
+  const task = taskOf(spec, baseModel?.model);
+  const dataset = await loadDataset(spec.dataset, task, env);
+  const data = splitDataset(dataset, spec.dataset.validationSplit, {
+    shuffle: spec.dataset.shuffle,
+    seed: spec.hyperparameters.seed,
+  });
+  log.info('Loaded the data', {
+    examples: dataset.numExamples,
+    features: dataset.featureNames,
+    classes: dataset.classNames,
+    validation: data.validation?.numExamples ?? 0,
+  });
+  signal.throwIfAborted();
+
+  // Data-parallel averaging (worldSize > 1): the averaging module connects the ranks through
+  // the chief (rank 0) at LEPTON_CHIEF_ADDRESS.
+  let weightSync: WeightSync | undefined;
+  try {
+    if (worldSize > 1) {
+      weightSync = await createWeightSync({
+        rank,
+        worldSize,
+        chiefAddress: env[ENV.chiefAddress] ?? '',
+        everySteps: spec.averagingEverySteps,
+        logger: log,
+      });
+    }
+    let started = false;
+    const outcome = await train({
+      spec,
+      data,
+      backend,
+      rank,
+      worldSize,
+      baseModel,
+      weightSync,
+      signal,
+      onProgress: (progress) => {
+        // The backend train() reports is the one the model trains on, after a possible move
+        // to cpu for a kernel the first one lacks.
+        if (!started && progress.phase === 'Training') {
+          started = true;
+          log.info('Started training', { backend: progress.backend });
+        }
+        hooks.onProgress(progress);
+      },
+      log,
+      env,
+      job,
+    });
+    return { result: outcome.result, stoppedEarly: outcome.stoppedEarly };
+  } finally {
+    await weightSync?.close?.().catch(() => undefined);
+  }
+}
