@@ -100,9 +100,18 @@ async function availableBackends(): Promise<BackendName[]> {
   return available;
 }
 
+/**
+ * Whether `module` itself is missing: Node names it, or a file inside its own folder (npm leaves
+ * an empty folder behind for an optional dependency whose install failed), not a dependency of it.
+ */
 function isModuleNotFound(err: unknown, module: string): boolean {
   const e = err as NodeJS.ErrnoException;
-  return e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(`'${module}'`);
+  if (e.code !== 'ERR_MODULE_NOT_FOUND') return false;
+  const missing = /^Cannot find (?:package|module) '([^']+)'/.exec(e.message)?.[1];
+  if (missing === undefined) return false;
+  if (missing === module) return true;
+  const inside = missing.split(`/node_modules/${module}/`);
+  return inside.length === 2 && !(inside[1] ?? '').includes('/node_modules/');
 }
 
 /**
