@@ -91,7 +91,7 @@ export class InferenceServiceReconciler implements Reconciler {
     // 1. Load.
     const s = this.o.services.get(req.namespace, req.name);
     if (!s || s.metadata.deletionTimestamp) {
-      this.forget(req.namespace, req.name);
+      this.forget();
       return {};
     }
     const now = this.o.clock.now();
@@ -393,13 +393,16 @@ export class InferenceServiceReconciler implements Reconciler {
     if (svc) await this.o.client.deleteIfExists(Resources.Service, svc);
   }
 
-  private forget(namespace: string, name: string): void {
-    for (const [uid] of this.scaling) {
-      const s = this.o.services.list(namespace).find((x) => x.metadata.uid === uid);
-      if (!s || s.metadata.name === name) {
-        this.scaling.delete(uid);
-        this.o.admission.forget(uid);
-      }
+  /**
+   * Drops the in-memory state (autoscaler, admission grants) of services that no longer exist,
+   * in any namespace: the deleted one's key is all a reconcile gets.
+   */
+  private forget(): void {
+    const live = new Set(this.o.services.list().map((x) => x.metadata.uid));
+    for (const uid of this.scaling.keys()) {
+      if (live.has(uid)) continue;
+      this.scaling.delete(uid);
+      this.o.admission.forget(uid);
     }
   }
 }

@@ -77,6 +77,7 @@ export function variantState(d: DeploymentObject | undefined, pods: ServingPod[]
   const seen = (st.observedGeneration ?? 0) >= (d?.metadata.generation ?? 0);
   const updated = st.updatedReplicas ?? 0;
   const rollingOut = !!d && (!seen || updated < want || (st.replicas ?? 0) > updated);
+  const failure = failureOf(pods);
   // The Deployment's count lags its pods (a terminating replica is counted until the ReplicaSet
   // controller catches up): the smaller of the two, so Ready never claims a replica that is gone.
   const readyPods = pods.filter(isReady).length;
@@ -85,7 +86,7 @@ export function variantState(d: DeploymentObject | undefined, pods: ServingPod[]
     ready: Math.min(st.readyReplicas ?? 0, readyPods),
     updated,
     rollingOut,
-    ...(failureOf(pods) ? { failure: failureOf(pods) } : {}),
+    ...(failure ? { failure } : {}),
   };
 }
 
