@@ -49,6 +49,22 @@ export interface Progress {
   valLoss?: number;
   valAccuracy?: number;
   samplesPerSecond?: number;
+  /** The data being trained on, once read (the chief's). */
+  dataset?: DatasetSummary;
+}
+
+/**
+ * What identifies the data a model was trained on, small enough for a termination message; the
+ * model card (lepton.json) lists the files themselves.
+ */
+export interface DatasetSummary {
+  /** spec.dataset.uri. */
+  uri: string;
+  /** sha256 over the sorted lines `key\tsize\tversion\n` of the files read, as sha256:HEX. */
+  digest: string;
+  rows: number;
+  files: number;
+  bytes: number;
 }
 
 /** The chief's termination message on success: JSON of this shape. */
@@ -59,6 +75,8 @@ export interface TrainingResult {
   evaluation?: EvaluationMetrics;
   epochs: number;
   backend: string;
+  /** The data trained on; absent for synthetic data. */
+  dataset?: DatasetSummary;
 }
 
 /**

@@ -1,6 +1,7 @@
 // Wires one controller per kind into the manager: the kind's own cache as primary source, the
 // caches of what it owns (only objects labelled as ours) mapped to the owner's key, and the
 // spec checks of that kind.
+import { S3SecretCheck } from '../engine/storage.ts';
 import type { OperatorConfig } from '../core/config.ts';
 import { Controller, type Reconciler } from '../core/controller.ts';
 import type { Manager } from '../core/manager.ts';
@@ -75,6 +76,7 @@ function registerInferenceServices(
       events: manager.eventRecorder('inferenceservice'),
       clock: manager.clock,
       build: { runtimeImage: config.runtimeImage, runtimeGpuImage: config.runtimeGpuImage },
+      secrets: new S3SecretCheck(manager.client, manager.clock),
     }),
   });
   built.push(controller);
@@ -179,6 +181,7 @@ function registerTrainingJobs(
     workload: trainingJobWorkload({
       build: { runtimeImage: config.runtimeImage, runtimeGpuImage: config.runtimeGpuImage },
       metrics: new TrainingJobMetrics(manager.metrics, jobs),
+      secrets: new S3SecretCheck(manager.client, manager.clock),
     }),
     ledger,
     owns: [Resources.Service],

@@ -7,8 +7,12 @@ import { parseCron } from './cron.ts';
 /** URI schemes the runtime reads (models, datasets) and writes (outputs, checkpoints). */
 export const READ_SCHEMES = ['file', 'pvc', 'http', 'https'] as const;
 export const WRITE_SCHEMES = ['file', 'pvc'] as const;
+/** Kinds with spec.storage (TrainingJob, InferenceService) also read and write s3://BUCKET/KEY. */
+export const STORAGE_READ_SCHEMES = [...READ_SCHEMES, 's3'] as const;
+export const STORAGE_WRITE_SCHEMES = [...WRITE_SCHEMES, 's3'] as const;
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const S3_BUCKET = /^[a-z0-9][-.a-z0-9]{1,61}[a-z0-9]$/;
 
 /** The user information (user:password@) of a URI, even of one that does not parse. */
 const USERINFO = /^([A-Za-z][-+.A-Za-z0-9]*:\/\/)[^/?#]*@/;
@@ -57,6 +61,15 @@ export function checkUri(
         field,
         reason: 'UnsupportedURIScheme',
         message: `${field}: scheme "${scheme}" is not supported here; use one of ${schemes.map((s) => `${s}://`).join(', ')}`,
+      },
+    ];
+  }
+  if (scheme === 's3' && !S3_BUCKET.test(url.hostname)) {
+    return [
+      {
+        field,
+        reason: 'InvalidURI',
+        message: `${field}: "${uri}" must name a bucket: s3://BUCKET/PREFIX with a bucket name of 3 to 63 lower-case letters, digits, dots and hyphens`,
       },
     ];
   }

@@ -7,6 +7,7 @@ import { PVC_MOUNT_ROOT, claimsOf } from '../contract/runtime.ts';
 import { type KubeObject, ownerReference } from '../core/resources.ts';
 import { GPU_PRODUCT_LABEL } from '../scheduling/capacity.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './labels.ts';
+import { type StorageSpec, storageEnv, storageSecrets } from './storage.ts';
 import {
   TMP_MOUNT_PATH,
   type TemplateEnvVar,
@@ -75,6 +76,8 @@ export interface LockedDownPodInput {
   placement?: { nodeSelector?: Record<string, string>; tolerations?: Toleration[] };
   /** Secrets the kind mounts read-only into every container (e.g. a round's identity key). */
   secrets?: { secretName: string; mountPath: string }[];
+  /** spec.storage: the S3 settings its s3:// URIs need, and the credentials Secret, mounted. */
+  storage?: StorageSpec;
 }
 
 export interface ContainerInput {
@@ -124,11 +127,12 @@ export function lockedDownPod(i: LockedDownPodInput): KubeObject {
     requests.memory = String(i.memory);
     limits.memory = String(i.memory);
   }
-  const secretVolumes = (i.secrets ?? []).map((sec, n) => ({
+  const secrets = [...(i.secrets ?? []), ...storageSecrets(i.storage)];
+  const secretVolumes = secrets.map((sec, n) => ({
     name: `secret-${n}`,
     secret: { secretName: sec.secretName, defaultMode: 0o400 },
   }));
-  const secretMounts = (i.secrets ?? []).map((sec, n) => ({
+  const secretMounts = secrets.map((sec, n) => ({
     name: `secret-${n}`,
     mountPath: sec.mountPath,
     readOnly: true,
@@ -138,7 +142,7 @@ export function lockedDownPod(i: LockedDownPodInput): KubeObject {
     name: c.name,
     image: c.image,
     args: c.args,
-    env: [...c.env, ...(template.env as TemplateEnvVar[])],
+    env: [...c.env, ...storageEnv(i.storage), ...(template.env as TemplateEnvVar[])],
     ports: c.ports,
     readinessProbe: c.readiness && {
       httpGet: { path: c.readiness.path, port: c.readiness.port },

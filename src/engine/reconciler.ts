@@ -129,7 +129,14 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
 
     // 2. Accept.
     const now = this.o.clock.now();
-    const problems = w.check(obj, now);
+    const pods = this.o.ownedPods.listOwnedBy(uid);
+    let problems = w.check(obj, now);
+    const unfinished = !isFinished(obj.status?.phase);
+    const missingRefs =
+      problems.length === 0 && unfinished && pods.length === 0 && w.references
+        ? await w.references(obj)
+        : [];
+    problems = [...problems, ...missingRefs];
     const b = new StatusBuilder<WorkloadStatus>(obj, acceptanceStatus(obj, problems, now), now);
     // An object the API server refused as invalid stays refused until the spec changes.
     const refused = findCondition(obj.status?.conditions, COND.accepted);
@@ -141,7 +148,6 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
     if (stillRefused) b.set(COND.accepted, false, refused.reason, refused.message);
 
     // 3. Observe.
-    const pods = this.o.ownedPods.listOwnedBy(uid);
     const policy = w.runPolicy(obj);
     let plan: Plan = { deletePods: [] };
     let deferStatus = false;
@@ -213,7 +219,8 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
         plan.requeueAfterMs = progressWait(settled, answered);
       }
     }
-    const requeueAfterMs = plan.requeueAfterMs;
+    // A missing reference is looked for again: its creation brings no event of ours.
+    const requeueAfterMs = missingRefs.length > 0 ? REFUSED_RECHECK_MS : plan.requeueAfterMs;
 
     // 6. Converge: what goes.
     await this.deletePods(plan.deletePods);

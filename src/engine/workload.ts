@@ -68,6 +68,12 @@ export interface Workload<T extends WorkloadObject> {
   resource: ResourceType;
   /** What the CRD could not check. */
   check(obj: T, now: number): SpecProblem[];
+  /**
+   * Optional: objects the spec names that the CRD cannot check and that must exist before pods
+   * are created (a credentials Secret). Asked only while the workload has no pods: a problem
+   * keeps it Accepted=False, checked again every REFUSED_RECHECK_MS.
+   */
+  references?(obj: T): Promise<SpecProblem[]>;
   /** A part of the spec this operator version does not run yet (Admitted=False, NotImplemented). */
   notImplemented?(obj: T): string | undefined;
   runPolicy(obj: T): RunPolicy;

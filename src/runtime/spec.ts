@@ -25,6 +25,14 @@ export interface DatasetSpec {
   validationSplit: number;
   shuffle: boolean;
   partition?: PartitionSpec;
+  /** spec.dataset.partitionFilter: Hive partition folders (key=value/) to keep; all must hold. */
+  partitionFilter?: PartitionExpression[];
+}
+
+export interface PartitionExpression {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist' | 'Gt' | 'Lt';
+  values: string[];
 }
 
 /** spec.dataset.partition: keep part `index` of `count` (see data/partition.ts). */
@@ -105,8 +113,12 @@ const LOSSES = [
 const GENERATORS = ['blobs', 'moons', 'spirals', 'xor', 'linear'] as const;
 const METRICS = ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const;
 const RUNTIME_BACKENDS = ['auto', 'wasm', 'cpu', 'tfjs-node', 'tfjs-node-gpu'] as const;
-const URI = /^(pvc:\/\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?(\/.*)?|file:\/\/\/.*|https?:\/\/.+)$/;
-const WRITABLE_URI = /^(pvc:\/\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?(\/.*)?|file:\/\/\/.*)$/;
+// The CRD's URI patterns (an s3:// bucket name as AWS allows it: 3 to 63 characters).
+const PVC = 'pvc://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?';
+const S3 = 's3://[a-z0-9][-.a-z0-9]{1,61}[a-z0-9](/.*)?';
+const URI = new RegExp(`^(${PVC}|file:///.*|https?://.+|${S3})$`);
+const WRITABLE_URI = new RegExp(`^(${PVC}|file:///.*|${S3})$`);
+const PARTITION_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt'] as const;
 
 /** Parses LEPTON_JOB_SPEC. */
 export function parseSpecJson(json: string | undefined, ctx: SpecContext = {}): TrainingSpec {
@@ -294,7 +306,12 @@ function resolveDataset(d: Record<string, unknown>, field: string): DatasetSpec 
         `${field}.synthetic.features: the ${generator} generator produces 2 features`,
       );
   }
-  const format = optionalEnum(d.format, `${field}.format`, ['csv', 'jsonl', 'idx'] as const);
+  const format = optionalEnum(d.format, `${field}.format`, [
+    'csv',
+    'jsonl',
+    'idx',
+    'parquet',
+  ] as const);
   if (format === 'idx' && (d.labelColumn !== undefined || featureColumns !== undefined))
     throw new PermanentError(
       `${field}: labelColumn and featureColumns do not apply to format idx (the labels come from the IDX labels file)`,
@@ -309,7 +326,38 @@ function resolveDataset(d: Record<string, unknown>, field: string): DatasetSpec 
     shuffle: optionalBoolean(d.shuffle, `${field}.shuffle`) ?? true,
     partition:
       d.partition === undefined ? undefined : resolvePartition(d.partition, `${field}.partition`),
+    partitionFilter:
+      d.partitionFilter === undefined
+        ? undefined
+        : resolvePartitionFilter(d.partitionFilter, `${field}.partitionFilter`),
   };
+}
+
+function resolvePartitionFilter(raw: unknown, field: string): PartitionExpression[] {
+  if (!Array.isArray(raw)) throw new PermanentError(`${field}: must be a list of expressions`);
+  return raw.map((item, i) => {
+    const e = object(item, `${field}[${i}]`);
+    const key = optionalString(e.key, `${field}[${i}].key`);
+    if (key === undefined || key.includes('/') || key.includes('='))
+      throw new PermanentError(`${field}[${i}].key: a partition folder name without / or =`);
+    const operator = optionalEnum(e.operator, `${field}[${i}].operator`, PARTITION_OPERATORS);
+    if (operator === undefined) throw new PermanentError(`${field}[${i}].operator: required`);
+    const values = e.values ?? [];
+    if (!Array.isArray(values) || values.some((v) => typeof v !== 'string'))
+      throw new PermanentError(`${field}[${i}].values: must be a list of strings`);
+    const count = values.length;
+    const wanted =
+      operator === 'In' || operator === 'NotIn'
+        ? count > 0
+        : operator === 'Gt' || operator === 'Lt'
+          ? count === 1
+          : count === 0;
+    if (!wanted)
+      throw new PermanentError(
+        `${field}[${i}].values: ${operator} takes ${operator === 'Gt' || operator === 'Lt' ? 'exactly one value' : operator.endsWith('xist') ? 'no values' : 'at least one value'}`,
+      );
+    return { key, operator, values: values as string[] };
+  });
 }
 
 /**
@@ -411,7 +459,7 @@ function optionalEnum<T extends string>(
 function requiredUri(value: unknown, field: string, pattern: RegExp): string {
   if (typeof value !== 'string' || !pattern.test(value))
     throw new PermanentError(
-      `${field}: "${String(value)}" is not a supported URI (pvc://CLAIM/PATH, file:///PATH${pattern === URI ? ', http(s)://' : ''})`,
+      `${field}: "${String(value)}" is not a supported URI (pvc://CLAIM/PATH, file:///PATH${pattern === URI ? ', http(s)://' : ''}, s3://BUCKET/PREFIX)`,
     );
   return value;
 }

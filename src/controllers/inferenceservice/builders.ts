@@ -139,6 +139,7 @@ export function deployment(s: InferenceService, i: DeploymentInput, o: BuildOpti
     },
     template: s.spec.podTemplate,
     uris: [i.model.uri],
+    storage: s.spec.storage,
     gpu,
     cpu: s.spec.resources?.cpu,
     memory: s.spec.resources?.memory,

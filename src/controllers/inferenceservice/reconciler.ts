@@ -20,7 +20,8 @@ import { acceptanceStatus, recordAcceptance } from '../../engine/acceptance.ts';
 import { REFUSED_RECHECK_MS, converge, drifted, ownedBy } from '../../engine/children.ts';
 import { checkPodTemplate } from '../../engine/pod-template.ts';
 import type { SpecProblem } from '../../engine/workload.ts';
-import { READ_SCHEMES, checkUri } from '../spec-checks.ts';
+import { STORAGE_READ_SCHEMES, checkUri } from '../spec-checks.ts';
+import { type S3SecretCheck, checkStorage } from '../../engine/storage.ts';
 import type { ServingAdmission } from './admission.ts';
 import { Autoscaler } from './autoscaler.ts';
 import {
@@ -62,6 +63,8 @@ export interface InferenceServiceReconcilerOptions {
   clock: Clock;
   build: BuildOptions;
   fetchStats?: FetchStats;
+  /** Checks the credentials Secret of spec.storage.s3. */
+  secrets?: S3SecretCheck;
 }
 
 interface Scaling {
@@ -71,8 +74,9 @@ interface Scaling {
 
 export function checkInferenceService({ spec }: InferenceService): SpecProblem[] {
   return [
-    ...checkUri('spec.model.uri', spec.model.uri, READ_SCHEMES),
-    ...checkUri('spec.canary.model.uri', spec.canary?.model.uri, READ_SCHEMES),
+    ...checkUri('spec.model.uri', spec.model.uri, STORAGE_READ_SCHEMES),
+    ...checkUri('spec.canary.model.uri', spec.canary?.model.uri, STORAGE_READ_SCHEMES),
+    ...checkStorage(spec.storage),
     ...checkPodTemplate('spec.podTemplate', spec.podTemplate),
   ];
 }
@@ -108,6 +112,11 @@ export class InferenceServiceReconciler implements Reconciler {
       ['spec.canary.model', canaryRes],
     ] as const)
       if (r?.kind === 'missing') problems.push({ field, reason: r.reason, message: r.message });
+    const missingSecret =
+      problems.length === 0
+        ? ((await this.o.secrets?.problems(req.namespace, s.spec.storage)) ?? [])
+        : [];
+    problems.push(...missingSecret);
     const status = acceptanceStatus(s, problems, now) as ServiceStatus;
 
     const observed = {
@@ -274,7 +283,8 @@ export class InferenceServiceReconciler implements Reconciler {
     await applyStatus(this.o.client, Resources.InferenceService, s, next.status);
     await recordAcceptance(this.o.events, s, next.status);
     for (const e of events) await this.o.events.record(s, e.type, e.reason, e.message);
-    if (next.status.phase !== 'Ready' && changeable && want.predictor)
+    // Not ready yet, or a Secret to look for again (its creation brings no event of ours).
+    if ((next.status.phase !== 'Ready' && changeable && want.predictor) || missingSecret.length > 0)
       requeue = Math.min(requeue ?? REFUSED_RECHECK_MS, REFUSED_RECHECK_MS);
     return requeue !== undefined ? { requeueAfterMs: requeue } : {};
   }

@@ -11,7 +11,15 @@ import {
 import type { SpecProblem } from '../../engine/workload.ts';
 import { checkPodTemplate } from '../../engine/pod-template.ts';
 import { checkCronFires } from './schedule.ts';
-import { READ_SCHEMES, WRITE_SCHEMES, checkCron, checkTimeZone, checkUri } from '../spec-checks.ts';
+import { checkStorage } from '../../engine/storage.ts';
+import {
+  READ_SCHEMES,
+  STORAGE_READ_SCHEMES,
+  STORAGE_WRITE_SCHEMES,
+  checkCron,
+  checkTimeZone,
+  checkUri,
+} from '../spec-checks.ts';
 
 type Dataset = { uri?: string } | undefined;
 
@@ -26,15 +34,16 @@ export function checkTrainingJob({ spec }: ITrainingJob, now = Date.now()): Spec
       ...checkCronFires('spec.schedule.cron', spec.schedule?.cron, spec.schedule?.timeZone, now),
     );
   return [
-    ...checkUri('spec.model.uri', spec.model?.uri, READ_SCHEMES),
-    ...checkUri('spec.dataset.uri', (spec.dataset as Dataset)?.uri, READ_SCHEMES),
+    ...checkUri('spec.model.uri', spec.model?.uri, STORAGE_READ_SCHEMES),
+    ...checkUri('spec.dataset.uri', (spec.dataset as Dataset)?.uri, STORAGE_READ_SCHEMES),
     ...checkUri(
       'spec.evaluationDataset.uri',
       (spec.evaluationDataset as Dataset)?.uri,
-      READ_SCHEMES,
+      STORAGE_READ_SCHEMES,
     ),
-    ...checkUri('spec.output.uri', spec.output?.uri, WRITE_SCHEMES),
-    ...checkUri('spec.checkpoint.uri', spec.checkpoint?.uri, WRITE_SCHEMES),
+    ...checkUri('spec.output.uri', spec.output?.uri, STORAGE_WRITE_SCHEMES),
+    ...checkUri('spec.checkpoint.uri', spec.checkpoint?.uri, STORAGE_WRITE_SCHEMES),
+    ...checkStorage(spec.storage),
     ...cron,
     ...(spec.federated?.participants ?? []).flatMap((p, i) =>
       checkUri(

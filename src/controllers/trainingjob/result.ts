@@ -3,7 +3,7 @@
 // reaches the status unless it fits the status schema, and a model is believed only inside the
 // job's own spec.output.uri. A message that does not fit is refused with a reason, so the job
 // ends with that reason instead of every status write failing with 422.
-import type { Progress, TrainingResult } from '../../contract/training.ts';
+import type { DatasetSummary, Progress, TrainingResult } from '../../contract/training.ts';
 import { sanitizeMessage } from '../../engine/messages.ts';
 import { withinOutput } from '../spec-checks.ts';
 
@@ -35,6 +35,7 @@ const METRICS = ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const;
 export function parseResult(
   message: string | undefined,
   outputUri: string | undefined,
+  datasetUri?: string,
 ): ResultVerdict {
   const bad = (why: string): ResultVerdict => ({
     ok: false,
@@ -80,6 +81,14 @@ export function parseResult(
       evaluation.accuracy = e.accuracy;
     }
   }
+  let dataset: DatasetSummary | undefined;
+  if (raw.dataset !== undefined) {
+    dataset = parseDataset(raw.dataset, datasetUri);
+    if (dataset === undefined)
+      return bad(
+        'has a dataset that is not spec.dataset.uri with a sha256 digest and counts of rows, files and bytes',
+      );
+  }
   if (outputUri === undefined) {
     if (uri !== '') return untrusted(uri, 'the job has no spec.output');
   } else {
@@ -96,7 +105,30 @@ export function parseResult(
       ...(evaluation ? { evaluation } : {}),
       epochs: raw.epochs,
       backend: sanitizeMessage(raw.backend, MAX_BACKEND),
+      ...(dataset ? { dataset } : {}),
     },
+  };
+}
+
+/**
+ * The data a chief says it read, when it fits status.dataset and names the job's own
+ * spec.dataset.uri (a chief cannot attribute its model to other data); else undefined.
+ */
+export function parseDataset(
+  raw: unknown,
+  datasetUri: string | undefined,
+): DatasetSummary | undefined {
+  if (!isObject(raw) || datasetUri === undefined || raw.uri !== datasetUri) return undefined;
+  const { digest, rows, files, bytes } = raw;
+  if (typeof digest !== 'string' || !DIGEST.test(digest)) return undefined;
+  for (const n of [rows, files, bytes])
+    if (!Number.isSafeInteger(n) || (n as number) < 0) return undefined;
+  return {
+    uri: datasetUri,
+    digest,
+    rows: rows as number,
+    files: files as number,
+    bytes: bytes as number,
   };
 }
 
@@ -109,7 +141,7 @@ function untrusted(uri: string, why: string): ResultVerdict {
 }
 
 /** The chief's /progress answer as the status may hold it, or undefined when it does not fit. */
-export function parseProgress(raw: unknown): Progress | undefined {
+export function parseProgress(raw: unknown, datasetUri?: string): Progress | undefined {
   if (!isObject(raw) || !count(raw.epoch) || !count(raw.epochs)) return undefined;
   const p: Progress = {
     phase: 'Training',
@@ -123,5 +155,8 @@ export function parseProgress(raw: unknown): Progress | undefined {
     if (!finite(v) || (name === 'samplesPerSecond' && v < 0)) return undefined;
     p[name] = v;
   }
+  // A summary that does not fit is left out; the metrics still count.
+  const dataset = raw.dataset === undefined ? undefined : parseDataset(raw.dataset, datasetUri);
+  if (dataset) p.dataset = dataset;
   return p;
 }

@@ -2,6 +2,7 @@
 // workers, rank 0 the chief), children (the worker pods, and a headless rendezvous Service when
 // there is more than one worker), what a succeeded chief means, and its progress. Everything
 // else (admission, retries, deadlines, cleanup, status, Events) is the engine's.
+import type { S3SecretCheck } from '../../engine/storage.ts';
 import { DEFAULT_PORT, ENDPOINTS } from '../../contract/runtime.ts';
 import type { Progress } from '../../contract/training.ts';
 import { getJson } from '../../core/http-get.ts';
@@ -28,10 +29,14 @@ import { parseProgress, parseResult } from './result.ts';
 
 type Status = NonNullable<TrainingJob['status']>;
 
-async function defaultFetchProgress(ip: string): Promise<Progress | undefined> {
+async function defaultFetchProgress(
+  ip: string,
+  datasetUri?: string,
+): Promise<Progress | undefined> {
   try {
     // Not the global fetch: it loads undici and keeps a socket open to every chief it asked.
-    return parseProgress(await getJson(`http://${ip}:${DEFAULT_PORT}${ENDPOINTS.progress}`, 1000));
+    const raw = await getJson(`http://${ip}:${DEFAULT_PORT}${ENDPOINTS.progress}`, 1000);
+    return parseProgress(raw, datasetUri);
   } catch {
     return undefined;
   }
@@ -40,8 +45,10 @@ async function defaultFetchProgress(ip: string): Promise<Progress | undefined> {
 export interface TrainingJobWorkloadOptions {
   build: BuildOptions;
   metrics?: TrainingJobMetrics;
+  /** Checks the credentials Secret of spec.storage.s3 before pods are created. */
+  secrets?: S3SecretCheck;
   /** Reads the chief's /progress; injectable so tests need no pod network. */
-  fetchProgress?: (ip: string) => Promise<Progress | undefined>;
+  fetchProgress?: (ip: string, datasetUri?: string) => Promise<Progress | undefined>;
 }
 
 /**
@@ -72,6 +79,8 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
     kind: 'TrainingJob',
     resource: Resources.TrainingJob,
     check: (job, now) => checkTrainingJob(job, now),
+    references: async (job) =>
+      (await opts.secrets?.problems(job.metadata.namespace ?? '', job.spec.storage)) ?? [],
     runPolicy: (job): RunPolicy => ({
       suspend: job.spec.suspend ?? false,
       backoffLimit: job.spec.backoffLimit ?? 3,
@@ -98,7 +107,11 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
       others: workerCount(job) > 1 ? [rendezvousService(job)] : [],
     }),
     complete: (job, pods: PodSummary): Completion<Status> => {
-      const verdict = parseResult(pods.resultMessage, job.spec.output?.uri);
+      const verdict = parseResult(
+        pods.resultMessage,
+        job.spec.output?.uri,
+        (job.spec.dataset as { uri?: string } | undefined)?.uri,
+      );
       if (!verdict.ok) return verdict;
       const r = verdict.result;
       const status: Partial<Status> = {};
@@ -113,6 +126,7 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
           backend: r.backend,
         };
         if (r.evaluation) status.evaluation = { ...r.evaluation };
+        if (r.dataset) status.dataset = { ...r.dataset };
       }
       return {
         ok: true,
@@ -137,11 +151,13 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
       return shape;
     },
     specStatus: (job) => ({ gpus: gpuRequest(job).count * workerCount(job) }),
-    progress: async (_job, pods) => {
+    progress: async (job, pods) => {
       if (!pods.chiefIP) return undefined;
-      const p = await (opts.fetchProgress ?? defaultFetchProgress)(pods.chiefIP);
+      const datasetUri = (job.spec.dataset as { uri?: string } | undefined)?.uri;
+      const p = await (opts.fetchProgress ?? defaultFetchProgress)(pods.chiefIP, datasetUri);
       if (!p) return undefined;
       return {
+        ...(p.dataset ? { dataset: p.dataset } : {}),
         progress: {
           epoch: p.epoch,
           epochs: p.epochs,

@@ -38,7 +38,7 @@ export function parseServingSpec(json: string | undefined): ServingSpec {
     // A name is one path segment of /v1/models/NAME:predict, so it cannot hold / or :.
     modelName: string(o, 'modelName', /^[A-Za-z0-9][A-Za-z0-9._-]*$/),
     variant: oneOf(o, 'variant', ['predictor', 'canary'] as const),
-    modelUri: string(o, 'modelUri', /^(file|pvc|https?):\/\/\S+$/),
+    modelUri: string(o, 'modelUri', /^(file|pvc|https?|s3):\/\/\S+$/),
     format: oneOf(o, 'format', ['tfjs-layers', 'tfjs-graph'] as const),
     quantization: oneOf(o, 'quantization', ['none', 'float16', 'uint8'] as const),
     maxRequestBytes: number(o, 'maxRequestBytes', { min: 1, integer: true }),

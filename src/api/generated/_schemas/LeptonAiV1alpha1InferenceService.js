@@ -15,7 +15,7 @@ const schema75 = {
       "$ref": "a6f0oUEaFqHmymdwnqPORTNOTU7GczWAkwGD0uYU"
     },
     "spec": {
-      "$ref": "jZKonzUmuqthdV5dFZ6rsFA1IZQJJEZyEYleSviyWQ"
+      "$ref": "PcHP9bByQ24vxui2toARMwooRHhpW1groNDU2h7w"
     },
     "status": {
       "$ref": "FCyJf0Mw7oMuPtzlrhNRwI2eKHLmVFfXQ6y9FmPmok"
@@ -150,7 +150,7 @@ const schema80 = {
   "required": ["model"],
   "properties": {
     "model": {
-      "$ref": "A9MHhO5DX9GivQBvnXrIfADcQSYDS7d5vpLiHZCBmoE"
+      "$ref": "go0BzslGpp8LN6leMWisFVnGHS9mJX8wXszBZn5eKNs"
     },
     "minReplicas": {
       "$ref": "KC7SXpAt55f6rZHYaiC0EBW5ejqEoYBqDOOm0bY1bTM"
@@ -177,7 +177,10 @@ const schema80 = {
       "$ref": "Fh190FKTvOoRbMBZ5ZYZC47hjax5kiy2p7Y7JsAYg"
     },
     "canary": {
-      "$ref": "gYAKWc3Jzn0dlp21C5vAhDsFCoZx8sE5HLn1X55sE"
+      "$ref": "WpUxBqaLm65brYShdSAXz4BiF4Cr7XIKRW2SbLxOG4"
+    },
+    "storage": {
+      "$ref": "VJxo21oONVJBeyhteklYSSCDWolaJCgC4JZVUZLT5E"
     },
     "image": {
       "$ref": "fa9fVXWiUesSMGAnXrC3NuCYApyyoax59kC571p4CQ"
@@ -197,7 +200,7 @@ const schema12 = {
   "type": "object",
   "properties": {
     "uri": {
-      "$ref": "ZkdmxQtT2D5u1YsRTTXp0tobjjzonGBeZYM0M0mAE"
+      "$ref": "KvgtgitI72PrE0HLKDGHWbacbtskwRRMkI8bhlOW4o"
     },
     "format": {
       "$ref": "SUPON1r4MjqrMHtS384AFTj39MTgODrXzUyPI5j5Fo"
@@ -219,11 +222,11 @@ const schema12 = {
 const schema13 = {
   "type": "string",
   "maxLength": 2048,
-  "pattern": "^(pvc://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?|file:///.*|https?://.+)$",
+  "pattern": "^(pvc://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?|file:///.*|https?://.+|s3://[a-z0-9][-.a-z0-9]{1,61}[a-z0-9](/.*)?)$",
   "nullable": true
 };
 import func2 from "@kubernetes-models/validate/runtime/ucs2length";
-const pattern2 = new RegExp("^(pvc://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?|file:///.*|https?://.+)$", "u");
+const pattern2 = new RegExp("^(pvc://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?|file:///.*|https?://.+|s3://[a-z0-9][-.a-z0-9]{1,61}[a-z0-9](/.*)?)$", "u");
 function validate31(data, {
   instancePath = "",
   parentData,
@@ -271,7 +274,7 @@ function validate31(data, {
         schemaPath: "#/pattern",
         keyword: "pattern",
         params: {
-          pattern: "^(pvc://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?|file:///.*|https?://.+)$"
+          pattern: "^(pvc://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?|file:///.*|https?://.+|s3://[a-z0-9][-.a-z0-9]{1,61}[a-z0-9](/.*)?)$"
         }
       };
       if (vErrors === null) {
@@ -2377,7 +2380,7 @@ const schema97 = {
   "required": ["model"],
   "properties": {
     "model": {
-      "$ref": "A9MHhO5DX9GivQBvnXrIfADcQSYDS7d5vpLiHZCBmoE"
+      "$ref": "go0BzslGpp8LN6leMWisFVnGHS9mJX8wXszBZn5eKNs"
     },
     "trafficPercent": {
       "$ref": "PXx9MHIlVbtvCrLmBCrt17K418i3gq7V9SgNDIGZlCY"
@@ -2641,12 +2644,336 @@ function validate201(data, {
   return errors === 0;
 }
 const schema100 = {
+  "type": "object",
+  "properties": {
+    "s3": {
+      "$ref": "BTXuob8C38JPWxcHojfz8fAIxDof7kE7cJxU9JU4"
+    }
+  },
+  "nullable": true
+};
+const schema101 = {
+  "type": "object",
+  "properties": {
+    "endpoint": {
+      "$ref": "5hwxiDmQJ7NNhseE1SjjQhUM5QazUXjVUUuq6b3QQ"
+    },
+    "region": {
+      "$ref": "SSVChxM2nRGrsfXK8r6Jm6omZEcfaDQaHbc6fZCvTI"
+    },
+    "forcePathStyle": {
+      "$ref": "hsGPmGwy4VrrbOBJwiGgjUKGPtMFeHO5cmtUu5ZUh0"
+    },
+    "secretRef": {
+      "$ref": "iZcv1dbzlbWrFsu7639BYUcqVknOfAqz3IIinHAACaM"
+    }
+  },
+  "nullable": true
+};
+const schema102 = {
+  "type": "string",
+  "maxLength": 512,
+  "pattern": "^https?://[^/?#@]+/?$",
+  "nullable": true
+};
+const pattern14 = new RegExp("^https?://[^/?#@]+/?$", "u");
+function validate210(data, {
+  instancePath = "",
+  parentData,
+  parentDataProperty,
+  rootData = data
+} = {}) {
+  let vErrors = null;
+  let errors = 0;
+  if (typeof data !== "string" && data !== null) {
+    const err0 = {
+      instancePath,
+      schemaPath: "#/type",
+      keyword: "type",
+      params: {
+        type: "string"
+      }
+    };
+    if (vErrors === null) {
+      vErrors = [err0];
+    } else {
+      vErrors.push(err0);
+    }
+    errors++;
+  }
+  if (typeof data === "string") {
+    if (func2(data) > 512) {
+      const err1 = {
+        instancePath,
+        schemaPath: "#/maxLength",
+        keyword: "maxLength",
+        params: {
+          limit: 512
+        }
+      };
+      if (vErrors === null) {
+        vErrors = [err1];
+      } else {
+        vErrors.push(err1);
+      }
+      errors++;
+    }
+    if (!pattern14.test(data)) {
+      const err2 = {
+        instancePath,
+        schemaPath: "#/pattern",
+        keyword: "pattern",
+        params: {
+          pattern: "^https?://[^/?#@]+/?$"
+        }
+      };
+      if (vErrors === null) {
+        vErrors = [err2];
+      } else {
+        vErrors.push(err2);
+      }
+      errors++;
+    }
+  }
+  validate210.errors = vErrors;
+  return errors === 0;
+}
+const schema103 = {
+  "type": "string",
+  "minLength": 1,
+  "maxLength": 64,
+  "pattern": "^[a-z0-9][-a-z0-9]*$",
+  "nullable": true
+};
+const pattern15 = new RegExp("^[a-z0-9][-a-z0-9]*$", "u");
+function validate212(data, {
+  instancePath = "",
+  parentData,
+  parentDataProperty,
+  rootData = data
+} = {}) {
+  let vErrors = null;
+  let errors = 0;
+  if (typeof data !== "string" && data !== null) {
+    const err0 = {
+      instancePath,
+      schemaPath: "#/type",
+      keyword: "type",
+      params: {
+        type: "string"
+      }
+    };
+    if (vErrors === null) {
+      vErrors = [err0];
+    } else {
+      vErrors.push(err0);
+    }
+    errors++;
+  }
+  if (typeof data === "string") {
+    if (func2(data) > 64) {
+      const err1 = {
+        instancePath,
+        schemaPath: "#/maxLength",
+        keyword: "maxLength",
+        params: {
+          limit: 64
+        }
+      };
+      if (vErrors === null) {
+        vErrors = [err1];
+      } else {
+        vErrors.push(err1);
+      }
+      errors++;
+    }
+    if (func2(data) < 1) {
+      const err2 = {
+        instancePath,
+        schemaPath: "#/minLength",
+        keyword: "minLength",
+        params: {
+          limit: 1
+        }
+      };
+      if (vErrors === null) {
+        vErrors = [err2];
+      } else {
+        vErrors.push(err2);
+      }
+      errors++;
+    }
+    if (!pattern15.test(data)) {
+      const err3 = {
+        instancePath,
+        schemaPath: "#/pattern",
+        keyword: "pattern",
+        params: {
+          pattern: "^[a-z0-9][-a-z0-9]*$"
+        }
+      };
+      if (vErrors === null) {
+        vErrors = [err3];
+      } else {
+        vErrors.push(err3);
+      }
+      errors++;
+    }
+  }
+  validate212.errors = vErrors;
+  return errors === 0;
+}
+const schema47 = {
+  "type": "boolean",
+  "nullable": true
+};
+function validate107(data, {
+  instancePath = "",
+  parentData,
+  parentDataProperty,
+  rootData = data
+} = {}) {
+  let vErrors = null;
+  let errors = 0;
+  if (typeof data !== "boolean" && data !== null) {
+    const err0 = {
+      instancePath,
+      schemaPath: "#/type",
+      keyword: "type",
+      params: {
+        type: "boolean"
+      }
+    };
+    if (vErrors === null) {
+      vErrors = [err0];
+    } else {
+      vErrors.push(err0);
+    }
+    errors++;
+  }
+  validate107.errors = vErrors;
+  return errors === 0;
+}
+function validate209(data, {
+  instancePath = "",
+  parentData,
+  parentDataProperty,
+  rootData = data
+} = {}) {
+  let vErrors = null;
+  let errors = 0;
+  if (!(data && typeof data == "object" && !Array.isArray(data)) && data !== null) {
+    const err0 = {
+      instancePath,
+      schemaPath: "#/type",
+      keyword: "type",
+      params: {
+        type: "object"
+      }
+    };
+    if (vErrors === null) {
+      vErrors = [err0];
+    } else {
+      vErrors.push(err0);
+    }
+    errors++;
+  }
+  if (data && typeof data == "object" && !Array.isArray(data)) {
+    if (data.endpoint !== undefined) {
+      if (!validate210(data.endpoint, {
+        instancePath: instancePath + "/endpoint",
+        parentData: data,
+        parentDataProperty: "endpoint",
+        rootData
+      })) {
+        vErrors = vErrors === null ? validate210.errors : vErrors.concat(validate210.errors);
+        errors = vErrors.length;
+      }
+    }
+    if (data.region !== undefined) {
+      if (!validate212(data.region, {
+        instancePath: instancePath + "/region",
+        parentData: data,
+        parentDataProperty: "region",
+        rootData
+      })) {
+        vErrors = vErrors === null ? validate212.errors : vErrors.concat(validate212.errors);
+        errors = vErrors.length;
+      }
+    }
+    if (data.forcePathStyle !== undefined) {
+      if (!validate107(data.forcePathStyle, {
+        instancePath: instancePath + "/forcePathStyle",
+        parentData: data,
+        parentDataProperty: "forcePathStyle",
+        rootData
+      })) {
+        vErrors = vErrors === null ? validate107.errors : vErrors.concat(validate107.errors);
+        errors = vErrors.length;
+      }
+    }
+    if (data.secretRef !== undefined) {
+      if (!validate21(data.secretRef, {
+        instancePath: instancePath + "/secretRef",
+        parentData: data,
+        parentDataProperty: "secretRef",
+        rootData
+      })) {
+        vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
+        errors = vErrors.length;
+      }
+    }
+  }
+  validate209.errors = vErrors;
+  return errors === 0;
+}
+function validate208(data, {
+  instancePath = "",
+  parentData,
+  parentDataProperty,
+  rootData = data
+} = {}) {
+  let vErrors = null;
+  let errors = 0;
+  if (!(data && typeof data == "object" && !Array.isArray(data)) && data !== null) {
+    const err0 = {
+      instancePath,
+      schemaPath: "#/type",
+      keyword: "type",
+      params: {
+        type: "object"
+      }
+    };
+    if (vErrors === null) {
+      vErrors = [err0];
+    } else {
+      vErrors.push(err0);
+    }
+    errors++;
+  }
+  if (data && typeof data == "object" && !Array.isArray(data)) {
+    if (data.s3 !== undefined) {
+      if (!validate209(data.s3, {
+        instancePath: instancePath + "/s3",
+        parentData: data,
+        parentDataProperty: "s3",
+        rootData
+      })) {
+        vErrors = vErrors === null ? validate209.errors : vErrors.concat(validate209.errors);
+        errors = vErrors.length;
+      }
+    }
+  }
+  validate208.errors = vErrors;
+  return errors === 0;
+}
+const schema104 = {
   "type": "string",
   "minLength": 1,
   "maxLength": 1024,
   "nullable": true
 };
-function validate208(data, {
+function validate218(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -2704,7 +3031,7 @@ function validate208(data, {
       errors++;
     }
   }
-  validate208.errors = vErrors;
+  validate218.errors = vErrors;
   return errors === 0;
 }
 const schema19 = {
@@ -2774,7 +3101,7 @@ function validate47(data, {
   validate47.errors = vErrors;
   return errors === 0;
 }
-const schema101 = {
+const schema105 = {
   "type": "object",
   "properties": {
     "metadata": {
@@ -2786,7 +3113,7 @@ const schema101 = {
   },
   "nullable": true
 };
-const schema102 = {
+const schema106 = {
   "type": "object",
   "properties": {
     "labels": {
@@ -2798,7 +3125,7 @@ const schema102 = {
   },
   "nullable": true
 };
-const schema103 = {
+const schema107 = {
   "type": "object",
   "maxProperties": 64,
   "additionalProperties": {
@@ -2872,7 +3199,7 @@ function validate48(data, {
   validate48.errors = vErrors;
   return errors === 0;
 }
-function validate214(data, {
+function validate224(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -2925,10 +3252,10 @@ function validate214(data, {
       }
     }
   }
-  validate214.errors = vErrors;
+  validate224.errors = vErrors;
   return errors === 0;
 }
-const schema104 = {
+const schema108 = {
   "type": "object",
   "maxProperties": 64,
   "additionalProperties": {
@@ -2937,11 +3264,11 @@ const schema104 = {
   "properties": {},
   "nullable": true
 };
-const schema105 = {
+const schema109 = {
   "type": "string",
   "maxLength": 4096
 };
-function validate218(data, {
+function validate228(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -2982,10 +3309,10 @@ function validate218(data, {
     }
     errors++;
   }
-  validate218.errors = vErrors;
+  validate228.errors = vErrors;
   return errors === 0;
 }
-function validate217(data, {
+function validate227(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -3027,21 +3354,21 @@ function validate217(data, {
       errors++;
     }
     for (const key0 in data) {
-      if (!validate218(data[key0], {
+      if (!validate228(data[key0], {
         instancePath: instancePath + "/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),
         parentData: data,
         parentDataProperty: key0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate218.errors : vErrors.concat(validate218.errors);
+        vErrors = vErrors === null ? validate228.errors : vErrors.concat(validate228.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate217.errors = vErrors;
+  validate227.errors = vErrors;
   return errors === 0;
 }
-function validate213(data, {
+function validate223(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -3067,32 +3394,32 @@ function validate213(data, {
   }
   if (data && typeof data == "object" && !Array.isArray(data)) {
     if (data.labels !== undefined) {
-      if (!validate214(data.labels, {
+      if (!validate224(data.labels, {
         instancePath: instancePath + "/labels",
         parentData: data,
         parentDataProperty: "labels",
         rootData
       })) {
-        vErrors = vErrors === null ? validate214.errors : vErrors.concat(validate214.errors);
+        vErrors = vErrors === null ? validate224.errors : vErrors.concat(validate224.errors);
         errors = vErrors.length;
       }
     }
     if (data.annotations !== undefined) {
-      if (!validate217(data.annotations, {
+      if (!validate227(data.annotations, {
         instancePath: instancePath + "/annotations",
         parentData: data,
         parentDataProperty: "annotations",
         rootData
       })) {
-        vErrors = vErrors === null ? validate217.errors : vErrors.concat(validate217.errors);
+        vErrors = vErrors === null ? validate227.errors : vErrors.concat(validate227.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate213.errors = vErrors;
+  validate223.errors = vErrors;
   return errors === 0;
 }
-const schema106 = {
+const schema110 = {
   "type": "object",
   "properties": {
     "nodeSelector": {
@@ -3196,7 +3523,7 @@ function validate71(data, {
   validate71.errors = vErrors;
   return errors === 0;
 }
-const schema107 = {
+const schema111 = {
   "type": "array",
   "maxItems": 32,
   "items": {
@@ -3204,7 +3531,7 @@ const schema107 = {
   },
   "nullable": true
 };
-const schema108 = {
+const schema112 = {
   "type": "object",
   "properties": {
     "key": {
@@ -3224,14 +3551,14 @@ const schema108 = {
     }
   }
 };
-const schema109 = {
+const schema113 = {
   "type": "string",
   "maxLength": 317,
   "pattern": "^(([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$",
   "nullable": true
 };
-const pattern14 = new RegExp("^(([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", "u");
-function validate226(data, {
+const pattern16 = new RegExp("^(([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", "u");
+function validate236(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -3272,7 +3599,7 @@ function validate226(data, {
       }
       errors++;
     }
-    if (!pattern14.test(data)) {
+    if (!pattern16.test(data)) {
       const err2 = {
         instancePath,
         schemaPath: "#/pattern",
@@ -3289,15 +3616,15 @@ function validate226(data, {
       errors++;
     }
   }
-  validate226.errors = vErrors;
+  validate236.errors = vErrors;
   return errors === 0;
 }
-const schema110 = {
+const schema114 = {
   "type": "string",
   "enum": ["Exists", "Equal"],
   "nullable": true
 };
-function validate228(data, {
+function validate238(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -3327,7 +3654,7 @@ function validate228(data, {
       schemaPath: "#/enum",
       keyword: "enum",
       params: {
-        allowedValues: schema110.enum
+        allowedValues: schema114.enum
       }
     };
     if (vErrors === null) {
@@ -3337,15 +3664,15 @@ function validate228(data, {
     }
     errors++;
   }
-  validate228.errors = vErrors;
+  validate238.errors = vErrors;
   return errors === 0;
 }
-const schema111 = {
+const schema115 = {
   "type": "string",
   "enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"],
   "nullable": true
 };
-function validate231(data, {
+function validate241(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -3375,7 +3702,7 @@ function validate231(data, {
       schemaPath: "#/enum",
       keyword: "enum",
       params: {
-        allowedValues: schema111.enum
+        allowedValues: schema115.enum
       }
     };
     if (vErrors === null) {
@@ -3385,16 +3712,16 @@ function validate231(data, {
     }
     errors++;
   }
-  validate231.errors = vErrors;
+  validate241.errors = vErrors;
   return errors === 0;
 }
-const schema112 = {
+const schema116 = {
   "type": "integer",
   "format": "int64",
   "nullable": true
 };
 const formats4 = formats.int64;
-function validate233(data, {
+function validate243(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -3436,10 +3763,10 @@ function validate233(data, {
       errors++;
     }
   }
-  validate233.errors = vErrors;
+  validate243.errors = vErrors;
   return errors === 0;
 }
-function validate225(data, {
+function validate235(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -3449,24 +3776,24 @@ function validate225(data, {
   let errors = 0;
   if (data && typeof data == "object" && !Array.isArray(data)) {
     if (data.key !== undefined) {
-      if (!validate226(data.key, {
+      if (!validate236(data.key, {
         instancePath: instancePath + "/key",
         parentData: data,
         parentDataProperty: "key",
         rootData
       })) {
-        vErrors = vErrors === null ? validate226.errors : vErrors.concat(validate226.errors);
+        vErrors = vErrors === null ? validate236.errors : vErrors.concat(validate236.errors);
         errors = vErrors.length;
       }
     }
     if (data.operator !== undefined) {
-      if (!validate228(data.operator, {
+      if (!validate238(data.operator, {
         instancePath: instancePath + "/operator",
         parentData: data,
         parentDataProperty: "operator",
         rootData
       })) {
-        vErrors = vErrors === null ? validate228.errors : vErrors.concat(validate228.errors);
+        vErrors = vErrors === null ? validate238.errors : vErrors.concat(validate238.errors);
         errors = vErrors.length;
       }
     }
@@ -3482,24 +3809,24 @@ function validate225(data, {
       }
     }
     if (data.effect !== undefined) {
-      if (!validate231(data.effect, {
+      if (!validate241(data.effect, {
         instancePath: instancePath + "/effect",
         parentData: data,
         parentDataProperty: "effect",
         rootData
       })) {
-        vErrors = vErrors === null ? validate231.errors : vErrors.concat(validate231.errors);
+        vErrors = vErrors === null ? validate241.errors : vErrors.concat(validate241.errors);
         errors = vErrors.length;
       }
     }
     if (data.tolerationSeconds !== undefined) {
-      if (!validate233(data.tolerationSeconds, {
+      if (!validate243(data.tolerationSeconds, {
         instancePath: instancePath + "/tolerationSeconds",
         parentData: data,
         parentDataProperty: "tolerationSeconds",
         rootData
       })) {
-        vErrors = vErrors === null ? validate233.errors : vErrors.concat(validate233.errors);
+        vErrors = vErrors === null ? validate243.errors : vErrors.concat(validate243.errors);
         errors = vErrors.length;
       }
     }
@@ -3519,10 +3846,10 @@ function validate225(data, {
     }
     errors++;
   }
-  validate225.errors = vErrors;
+  validate235.errors = vErrors;
   return errors === 0;
 }
-function validate224(data, {
+function validate234(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -3565,21 +3892,21 @@ function validate224(data, {
     }
     const len0 = data.length;
     for (let i0 = 0; i0 < len0; i0++) {
-      if (!validate225(data[i0], {
+      if (!validate235(data[i0], {
         instancePath: instancePath + "/" + i0,
         parentData: data,
         parentDataProperty: i0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate225.errors : vErrors.concat(validate225.errors);
+        vErrors = vErrors === null ? validate235.errors : vErrors.concat(validate235.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate224.errors = vErrors;
+  validate234.errors = vErrors;
   return errors === 0;
 }
-const schema113 = {
+const schema117 = {
   "type": "object",
   "properties": {
     "nodeAffinity": {
@@ -3594,7 +3921,7 @@ const schema113 = {
   },
   "nullable": true
 };
-const schema114 = {
+const schema118 = {
   "type": "object",
   "properties": {
     "requiredDuringSchedulingIgnoredDuringExecution": {
@@ -3606,7 +3933,7 @@ const schema114 = {
   },
   "nullable": true
 };
-const schema115 = {
+const schema119 = {
   "type": "object",
   "required": ["nodeSelectorTerms"],
   "properties": {
@@ -3616,7 +3943,7 @@ const schema115 = {
   },
   "nullable": true
 };
-const schema116 = {
+const schema120 = {
   "type": "array",
   "maxItems": 16,
   "items": {
@@ -4303,7 +4630,7 @@ function validate52(data, {
   validate52.errors = vErrors;
   return errors === 0;
 }
-function validate240(data, {
+function validate250(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -4372,10 +4699,10 @@ function validate240(data, {
     }
     errors++;
   }
-  validate240.errors = vErrors;
+  validate250.errors = vErrors;
   return errors === 0;
 }
-function validate239(data, {
+function validate249(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -4417,21 +4744,21 @@ function validate239(data, {
       errors++;
     }
     if (data.nodeSelectorTerms !== undefined) {
-      if (!validate240(data.nodeSelectorTerms, {
+      if (!validate250(data.nodeSelectorTerms, {
         instancePath: instancePath + "/nodeSelectorTerms",
         parentData: data,
         parentDataProperty: "nodeSelectorTerms",
         rootData
       })) {
-        vErrors = vErrors === null ? validate240.errors : vErrors.concat(validate240.errors);
+        vErrors = vErrors === null ? validate250.errors : vErrors.concat(validate250.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate239.errors = vErrors;
+  validate249.errors = vErrors;
   return errors === 0;
 }
-const schema117 = {
+const schema121 = {
   "type": "array",
   "maxItems": 16,
   "items": {
@@ -4439,7 +4766,7 @@ const schema117 = {
   },
   "nullable": true
 };
-const schema118 = {
+const schema122 = {
   "type": "object",
   "required": ["weight", "preference"],
   "properties": {
@@ -4536,7 +4863,7 @@ function validate85(data, {
   validate85.errors = vErrors;
   return errors === 0;
 }
-function validate245(data, {
+function validate255(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -4615,10 +4942,10 @@ function validate245(data, {
     }
     errors++;
   }
-  validate245.errors = vErrors;
+  validate255.errors = vErrors;
   return errors === 0;
 }
-function validate244(data, {
+function validate254(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -4661,21 +4988,21 @@ function validate244(data, {
     }
     const len0 = data.length;
     for (let i0 = 0; i0 < len0; i0++) {
-      if (!validate245(data[i0], {
+      if (!validate255(data[i0], {
         instancePath: instancePath + "/" + i0,
         parentData: data,
         parentDataProperty: i0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate245.errors : vErrors.concat(validate245.errors);
+        vErrors = vErrors === null ? validate255.errors : vErrors.concat(validate255.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate244.errors = vErrors;
+  validate254.errors = vErrors;
   return errors === 0;
 }
-function validate238(data, {
+function validate248(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -4701,29 +5028,29 @@ function validate238(data, {
   }
   if (data && typeof data == "object" && !Array.isArray(data)) {
     if (data.requiredDuringSchedulingIgnoredDuringExecution !== undefined) {
-      if (!validate239(data.requiredDuringSchedulingIgnoredDuringExecution, {
+      if (!validate249(data.requiredDuringSchedulingIgnoredDuringExecution, {
         instancePath: instancePath + "/requiredDuringSchedulingIgnoredDuringExecution",
         parentData: data,
         parentDataProperty: "requiredDuringSchedulingIgnoredDuringExecution",
         rootData
       })) {
-        vErrors = vErrors === null ? validate239.errors : vErrors.concat(validate239.errors);
+        vErrors = vErrors === null ? validate249.errors : vErrors.concat(validate249.errors);
         errors = vErrors.length;
       }
     }
     if (data.preferredDuringSchedulingIgnoredDuringExecution !== undefined) {
-      if (!validate244(data.preferredDuringSchedulingIgnoredDuringExecution, {
+      if (!validate254(data.preferredDuringSchedulingIgnoredDuringExecution, {
         instancePath: instancePath + "/preferredDuringSchedulingIgnoredDuringExecution",
         parentData: data,
         parentDataProperty: "preferredDuringSchedulingIgnoredDuringExecution",
         rootData
       })) {
-        vErrors = vErrors === null ? validate244.errors : vErrors.concat(validate244.errors);
+        vErrors = vErrors === null ? validate254.errors : vErrors.concat(validate254.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate238.errors = vErrors;
+  validate248.errors = vErrors;
   return errors === 0;
 }
 const schema42 = {
@@ -5626,7 +5953,7 @@ function validate96(data, {
   validate96.errors = vErrors;
   return errors === 0;
 }
-function validate237(data, {
+function validate247(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -5652,13 +5979,13 @@ function validate237(data, {
   }
   if (data && typeof data == "object" && !Array.isArray(data)) {
     if (data.nodeAffinity !== undefined) {
-      if (!validate238(data.nodeAffinity, {
+      if (!validate248(data.nodeAffinity, {
         instancePath: instancePath + "/nodeAffinity",
         parentData: data,
         parentDataProperty: "nodeAffinity",
         rootData
       })) {
-        vErrors = vErrors === null ? validate238.errors : vErrors.concat(validate238.errors);
+        vErrors = vErrors === null ? validate248.errors : vErrors.concat(validate248.errors);
         errors = vErrors.length;
       }
     }
@@ -5685,10 +6012,10 @@ function validate237(data, {
       }
     }
   }
-  validate237.errors = vErrors;
+  validate247.errors = vErrors;
   return errors === 0;
 }
-const schema119 = {
+const schema123 = {
   "type": "array",
   "maxItems": 8,
   "items": {
@@ -5696,7 +6023,7 @@ const schema119 = {
   },
   "nullable": true
 };
-const schema120 = {
+const schema124 = {
   "type": "object",
   "required": ["maxSkew", "topologyKey", "whenUnsatisfiable"],
   "properties": {
@@ -5726,12 +6053,12 @@ const schema120 = {
     }
   }
 };
-const schema121 = {
+const schema125 = {
   "type": "integer",
   "format": "int32",
   "minimum": 1
 };
-function validate256(data, {
+function validate266(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -5790,14 +6117,14 @@ function validate256(data, {
       errors++;
     }
   }
-  validate256.errors = vErrors;
+  validate266.errors = vErrors;
   return errors === 0;
 }
-const schema122 = {
+const schema126 = {
   "type": "string",
   "enum": ["DoNotSchedule", "ScheduleAnyway"]
 };
-function validate259(data, {
+function validate269(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -5827,7 +6154,7 @@ function validate259(data, {
       schemaPath: "#/enum",
       keyword: "enum",
       params: {
-        allowedValues: schema122.enum
+        allowedValues: schema126.enum
       }
     };
     if (vErrors === null) {
@@ -5837,16 +6164,16 @@ function validate259(data, {
     }
     errors++;
   }
-  validate259.errors = vErrors;
+  validate269.errors = vErrors;
   return errors === 0;
 }
-const schema123 = {
+const schema127 = {
   "type": "integer",
   "format": "int32",
   "minimum": 1,
   "nullable": true
 };
-function validate262(data, {
+function validate272(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -5905,7 +6232,7 @@ function validate262(data, {
       errors++;
     }
   }
-  validate262.errors = vErrors;
+  validate272.errors = vErrors;
   return errors === 0;
 }
 const schema46 = {
@@ -5956,7 +6283,7 @@ function validate106(data, {
   validate106.errors = vErrors;
   return errors === 0;
 }
-function validate255(data, {
+function validate265(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -6014,13 +6341,13 @@ function validate255(data, {
       errors++;
     }
     if (data.maxSkew !== undefined) {
-      if (!validate256(data.maxSkew, {
+      if (!validate266(data.maxSkew, {
         instancePath: instancePath + "/maxSkew",
         parentData: data,
         parentDataProperty: "maxSkew",
         rootData
       })) {
-        vErrors = vErrors === null ? validate256.errors : vErrors.concat(validate256.errors);
+        vErrors = vErrors === null ? validate266.errors : vErrors.concat(validate266.errors);
         errors = vErrors.length;
       }
     }
@@ -6036,13 +6363,13 @@ function validate255(data, {
       }
     }
     if (data.whenUnsatisfiable !== undefined) {
-      if (!validate259(data.whenUnsatisfiable, {
+      if (!validate269(data.whenUnsatisfiable, {
         instancePath: instancePath + "/whenUnsatisfiable",
         parentData: data,
         parentDataProperty: "whenUnsatisfiable",
         rootData
       })) {
-        vErrors = vErrors === null ? validate259.errors : vErrors.concat(validate259.errors);
+        vErrors = vErrors === null ? validate269.errors : vErrors.concat(validate269.errors);
         errors = vErrors.length;
       }
     }
@@ -6058,13 +6385,13 @@ function validate255(data, {
       }
     }
     if (data.minDomains !== undefined) {
-      if (!validate262(data.minDomains, {
+      if (!validate272(data.minDomains, {
         instancePath: instancePath + "/minDomains",
         parentData: data,
         parentDataProperty: "minDomains",
         rootData
       })) {
-        vErrors = vErrors === null ? validate262.errors : vErrors.concat(validate262.errors);
+        vErrors = vErrors === null ? validate272.errors : vErrors.concat(validate272.errors);
         errors = vErrors.length;
       }
     }
@@ -6117,10 +6444,10 @@ function validate255(data, {
     }
     errors++;
   }
-  validate255.errors = vErrors;
+  validate265.errors = vErrors;
   return errors === 0;
 }
-function validate254(data, {
+function validate264(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -6163,21 +6490,21 @@ function validate254(data, {
     }
     const len0 = data.length;
     for (let i0 = 0; i0 < len0; i0++) {
-      if (!validate255(data[i0], {
+      if (!validate265(data[i0], {
         instancePath: instancePath + "/" + i0,
         parentData: data,
         parentDataProperty: i0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate255.errors : vErrors.concat(validate255.errors);
+        vErrors = vErrors === null ? validate265.errors : vErrors.concat(validate265.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate254.errors = vErrors;
+  validate264.errors = vErrors;
   return errors === 0;
 }
-const schema124 = {
+const schema128 = {
   "type": "array",
   "maxItems": 64,
   "items": {
@@ -6185,7 +6512,7 @@ const schema124 = {
   },
   "nullable": true
 };
-const schema125 = {
+const schema129 = {
   "type": "object",
   "required": ["name"],
   "properties": {
@@ -6200,14 +6527,14 @@ const schema125 = {
     }
   }
 };
-const schema126 = {
+const schema130 = {
   "type": "string",
   "minLength": 1,
   "maxLength": 256,
   "pattern": "^[ -<>-~]+$"
 };
-const pattern15 = new RegExp("^[ -<>-~]+$", "u");
-function validate271(data, {
+const pattern17 = new RegExp("^[ -<>-~]+$", "u");
+function validate281(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -6248,7 +6575,7 @@ function validate271(data, {
       }
       errors++;
     }
-    if (!pattern15.test(data)) {
+    if (!pattern17.test(data)) {
       const err2 = {
         instancePath,
         schemaPath: "#/pattern",
@@ -6280,7 +6607,7 @@ function validate271(data, {
     }
     errors++;
   }
-  validate271.errors = vErrors;
+  validate281.errors = vErrors;
   return errors === 0;
 }
 const schema73 = {
@@ -6333,7 +6660,7 @@ function validate153(data, {
   validate153.errors = vErrors;
   return errors === 0;
 }
-const schema127 = {
+const schema131 = {
   "type": "object",
   "properties": {
     "secretKeyRef": {
@@ -6351,7 +6678,7 @@ const schema127 = {
   },
   "nullable": true
 };
-const schema47 = {
+const schema48 = {
   "type": "object",
   "required": ["name", "key"],
   "properties": {
@@ -6367,14 +6694,14 @@ const schema47 = {
   },
   "nullable": true
 };
-const schema48 = {
+const schema49 = {
   "type": "string",
   "minLength": 1,
   "maxLength": 253,
   "pattern": "^[-._a-zA-Z0-9]+$"
 };
 const pattern8 = new RegExp("^[-._a-zA-Z0-9]+$", "u");
-function validate109(data, {
+function validate110(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -6447,41 +6774,10 @@ function validate109(data, {
     }
     errors++;
   }
-  validate109.errors = vErrors;
+  validate110.errors = vErrors;
   return errors === 0;
 }
-const schema49 = {
-  "type": "boolean",
-  "nullable": true
-};
-function validate111(data, {
-  instancePath = "",
-  parentData,
-  parentDataProperty,
-  rootData = data
-} = {}) {
-  let vErrors = null;
-  let errors = 0;
-  if (typeof data !== "boolean" && data !== null) {
-    const err0 = {
-      instancePath,
-      schemaPath: "#/type",
-      keyword: "type",
-      params: {
-        type: "boolean"
-      }
-    };
-    if (vErrors === null) {
-      vErrors = [err0];
-    } else {
-      vErrors.push(err0);
-    }
-    errors++;
-  }
-  validate111.errors = vErrors;
-  return errors === 0;
-}
-function validate107(data, {
+function validate108(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -6550,29 +6846,29 @@ function validate107(data, {
       }
     }
     if (data.key !== undefined) {
-      if (!validate109(data.key, {
+      if (!validate110(data.key, {
         instancePath: instancePath + "/key",
         parentData: data,
         parentDataProperty: "key",
         rootData
       })) {
-        vErrors = vErrors === null ? validate109.errors : vErrors.concat(validate109.errors);
+        vErrors = vErrors === null ? validate110.errors : vErrors.concat(validate110.errors);
         errors = vErrors.length;
       }
     }
     if (data.optional !== undefined) {
-      if (!validate111(data.optional, {
+      if (!validate107(data.optional, {
         instancePath: instancePath + "/optional",
         parentData: data,
         parentDataProperty: "optional",
         rootData
       })) {
-        vErrors = vErrors === null ? validate111.errors : vErrors.concat(validate111.errors);
+        vErrors = vErrors === null ? validate107.errors : vErrors.concat(validate107.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate107.errors = vErrors;
+  validate108.errors = vErrors;
   return errors === 0;
 }
 const schema55 = {
@@ -6976,7 +7272,7 @@ function validate127(data, {
   validate127.errors = vErrors;
   return errors === 0;
 }
-function validate274(data, {
+function validate284(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -7002,24 +7298,24 @@ function validate274(data, {
   }
   if (data && typeof data == "object" && !Array.isArray(data)) {
     if (data.secretKeyRef !== undefined) {
-      if (!validate107(data.secretKeyRef, {
+      if (!validate108(data.secretKeyRef, {
         instancePath: instancePath + "/secretKeyRef",
         parentData: data,
         parentDataProperty: "secretKeyRef",
         rootData
       })) {
-        vErrors = vErrors === null ? validate107.errors : vErrors.concat(validate107.errors);
+        vErrors = vErrors === null ? validate108.errors : vErrors.concat(validate108.errors);
         errors = vErrors.length;
       }
     }
     if (data.configMapKeyRef !== undefined) {
-      if (!validate107(data.configMapKeyRef, {
+      if (!validate108(data.configMapKeyRef, {
         instancePath: instancePath + "/configMapKeyRef",
         parentData: data,
         parentDataProperty: "configMapKeyRef",
         rootData
       })) {
-        vErrors = vErrors === null ? validate107.errors : vErrors.concat(validate107.errors);
+        vErrors = vErrors === null ? validate108.errors : vErrors.concat(validate108.errors);
         errors = vErrors.length;
       }
     }
@@ -7046,10 +7342,10 @@ function validate274(data, {
       }
     }
   }
-  validate274.errors = vErrors;
+  validate284.errors = vErrors;
   return errors === 0;
 }
-function validate270(data, {
+function validate280(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -7075,13 +7371,13 @@ function validate270(data, {
       errors++;
     }
     if (data.name !== undefined) {
-      if (!validate271(data.name, {
+      if (!validate281(data.name, {
         instancePath: instancePath + "/name",
         parentData: data,
         parentDataProperty: "name",
         rootData
       })) {
-        vErrors = vErrors === null ? validate271.errors : vErrors.concat(validate271.errors);
+        vErrors = vErrors === null ? validate281.errors : vErrors.concat(validate281.errors);
         errors = vErrors.length;
       }
     }
@@ -7097,13 +7393,13 @@ function validate270(data, {
       }
     }
     if (data.valueFrom !== undefined) {
-      if (!validate274(data.valueFrom, {
+      if (!validate284(data.valueFrom, {
         instancePath: instancePath + "/valueFrom",
         parentData: data,
         parentDataProperty: "valueFrom",
         rootData
       })) {
-        vErrors = vErrors === null ? validate274.errors : vErrors.concat(validate274.errors);
+        vErrors = vErrors === null ? validate284.errors : vErrors.concat(validate284.errors);
         errors = vErrors.length;
       }
     }
@@ -7123,10 +7419,10 @@ function validate270(data, {
     }
     errors++;
   }
-  validate270.errors = vErrors;
+  validate280.errors = vErrors;
   return errors === 0;
 }
-function validate269(data, {
+function validate279(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -7169,21 +7465,21 @@ function validate269(data, {
     }
     const len0 = data.length;
     for (let i0 = 0; i0 < len0; i0++) {
-      if (!validate270(data[i0], {
+      if (!validate280(data[i0], {
         instancePath: instancePath + "/" + i0,
         parentData: data,
         parentDataProperty: i0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate270.errors : vErrors.concat(validate270.errors);
+        vErrors = vErrors === null ? validate280.errors : vErrors.concat(validate280.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate269.errors = vErrors;
+  validate279.errors = vErrors;
   return errors === 0;
 }
-const schema128 = {
+const schema132 = {
   "type": "array",
   "maxItems": 32,
   "items": {
@@ -7191,7 +7487,7 @@ const schema128 = {
   },
   "nullable": true
 };
-const schema129 = {
+const schema133 = {
   "type": "object",
   "required": ["name"],
   "properties": {
@@ -7303,7 +7599,7 @@ function validate144(data, {
   validate144.errors = vErrors;
   return errors === 0;
 }
-const schema130 = {
+const schema134 = {
   "type": "object",
   "required": ["claimName"],
   "properties": {
@@ -7316,7 +7612,7 @@ const schema130 = {
   },
   "nullable": true
 };
-function validate285(data, {
+function validate295(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -7369,21 +7665,21 @@ function validate285(data, {
       }
     }
     if (data.readOnly !== undefined) {
-      if (!validate111(data.readOnly, {
+      if (!validate107(data.readOnly, {
         instancePath: instancePath + "/readOnly",
         parentData: data,
         parentDataProperty: "readOnly",
         rootData
       })) {
-        vErrors = vErrors === null ? validate111.errors : vErrors.concat(validate111.errors);
+        vErrors = vErrors === null ? validate107.errors : vErrors.concat(validate107.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate285.errors = vErrors;
+  validate295.errors = vErrors;
   return errors === 0;
 }
-const schema131 = {
+const schema135 = {
   "type": "object",
   "required": ["name"],
   "properties": {
@@ -7809,7 +8105,7 @@ function validate114(data, {
   validate114.errors = vErrors;
   return errors === 0;
 }
-function validate289(data, {
+function validate299(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -7884,21 +8180,21 @@ function validate289(data, {
       }
     }
     if (data.optional !== undefined) {
-      if (!validate111(data.optional, {
+      if (!validate107(data.optional, {
         instancePath: instancePath + "/optional",
         parentData: data,
         parentDataProperty: "optional",
         rootData
       })) {
-        vErrors = vErrors === null ? validate111.errors : vErrors.concat(validate111.errors);
+        vErrors = vErrors === null ? validate107.errors : vErrors.concat(validate107.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate289.errors = vErrors;
+  validate299.errors = vErrors;
   return errors === 0;
 }
-const schema132 = {
+const schema136 = {
   "type": "object",
   "required": ["secretName"],
   "properties": {
@@ -7917,7 +8213,7 @@ const schema132 = {
   },
   "nullable": true
 };
-function validate295(data, {
+function validate305(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -7992,21 +8288,21 @@ function validate295(data, {
       }
     }
     if (data.optional !== undefined) {
-      if (!validate111(data.optional, {
+      if (!validate107(data.optional, {
         instancePath: instancePath + "/optional",
         parentData: data,
         parentDataProperty: "optional",
         rootData
       })) {
-        vErrors = vErrors === null ? validate111.errors : vErrors.concat(validate111.errors);
+        vErrors = vErrors === null ? validate107.errors : vErrors.concat(validate107.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate295.errors = vErrors;
+  validate305.errors = vErrors;
   return errors === 0;
 }
-const schema133 = {
+const schema137 = {
   "type": "object",
   "properties": {
     "medium": {
@@ -8018,12 +8314,12 @@ const schema133 = {
   },
   "nullable": true
 };
-const schema134 = {
+const schema138 = {
   "type": "string",
   "enum": ["", "Memory"],
   "nullable": true
 };
-function validate302(data, {
+function validate312(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -8053,7 +8349,7 @@ function validate302(data, {
       schemaPath: "#/enum",
       keyword: "enum",
       params: {
-        allowedValues: schema134.enum
+        allowedValues: schema138.enum
       }
     };
     if (vErrors === null) {
@@ -8063,10 +8359,10 @@ function validate302(data, {
     }
     errors++;
   }
-  validate302.errors = vErrors;
+  validate312.errors = vErrors;
   return errors === 0;
 }
-function validate301(data, {
+function validate311(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -8092,13 +8388,13 @@ function validate301(data, {
   }
   if (data && typeof data == "object" && !Array.isArray(data)) {
     if (data.medium !== undefined) {
-      if (!validate302(data.medium, {
+      if (!validate312(data.medium, {
         instancePath: instancePath + "/medium",
         parentData: data,
         parentDataProperty: "medium",
         rootData
       })) {
-        vErrors = vErrors === null ? validate302.errors : vErrors.concat(validate302.errors);
+        vErrors = vErrors === null ? validate312.errors : vErrors.concat(validate312.errors);
         errors = vErrors.length;
       }
     }
@@ -8114,10 +8410,10 @@ function validate301(data, {
       }
     }
   }
-  validate301.errors = vErrors;
+  validate311.errors = vErrors;
   return errors === 0;
 }
-const schema135 = {
+const schema139 = {
   "type": "object",
   "required": ["volumeClaimTemplate"],
   "properties": {
@@ -8127,7 +8423,7 @@ const schema135 = {
   },
   "nullable": true
 };
-const schema136 = {
+const schema140 = {
   "type": "object",
   "required": ["spec"],
   "properties": {
@@ -8136,7 +8432,7 @@ const schema136 = {
     }
   }
 };
-const schema137 = {
+const schema141 = {
   "type": "object",
   "required": ["accessModes", "resources"],
   "properties": {
@@ -8151,7 +8447,7 @@ const schema137 = {
     }
   }
 };
-const schema138 = {
+const schema142 = {
   "type": "array",
   "maxItems": 4,
   "items": {
@@ -8159,11 +8455,11 @@ const schema138 = {
   },
   "minItems": 1
 };
-const schema139 = {
+const schema143 = {
   "type": "string",
   "enum": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
 };
-function validate310(data, {
+function validate320(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -8193,7 +8489,7 @@ function validate310(data, {
       schemaPath: "#/enum",
       keyword: "enum",
       params: {
-        allowedValues: schema139.enum
+        allowedValues: schema143.enum
       }
     };
     if (vErrors === null) {
@@ -8203,10 +8499,10 @@ function validate310(data, {
     }
     errors++;
   }
-  validate310.errors = vErrors;
+  validate320.errors = vErrors;
   return errors === 0;
 }
-function validate309(data, {
+function validate319(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -8249,13 +8545,13 @@ function validate309(data, {
     }
     const len0 = data.length;
     for (let i0 = 0; i0 < len0; i0++) {
-      if (!validate310(data[i0], {
+      if (!validate320(data[i0], {
         instancePath: instancePath + "/" + i0,
         parentData: data,
         parentDataProperty: i0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate310.errors : vErrors.concat(validate310.errors);
+        vErrors = vErrors === null ? validate320.errors : vErrors.concat(validate320.errors);
         errors = vErrors.length;
       }
     }
@@ -8275,10 +8571,10 @@ function validate309(data, {
     }
     errors++;
   }
-  validate309.errors = vErrors;
+  validate319.errors = vErrors;
   return errors === 0;
 }
-const schema140 = {
+const schema144 = {
   "type": "object",
   "required": ["requests"],
   "properties": {
@@ -8287,7 +8583,7 @@ const schema140 = {
     }
   }
 };
-const schema141 = {
+const schema145 = {
   "type": "object",
   "required": ["storage"],
   "properties": {
@@ -8296,7 +8592,7 @@ const schema141 = {
     }
   }
 };
-function validate315(data, {
+function validate325(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -8348,10 +8644,10 @@ function validate315(data, {
     }
     errors++;
   }
-  validate315.errors = vErrors;
+  validate325.errors = vErrors;
   return errors === 0;
 }
-function validate314(data, {
+function validate324(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -8377,13 +8673,13 @@ function validate314(data, {
       errors++;
     }
     if (data.requests !== undefined) {
-      if (!validate315(data.requests, {
+      if (!validate325(data.requests, {
         instancePath: instancePath + "/requests",
         parentData: data,
         parentDataProperty: "requests",
         rootData
       })) {
-        vErrors = vErrors === null ? validate315.errors : vErrors.concat(validate315.errors);
+        vErrors = vErrors === null ? validate325.errors : vErrors.concat(validate325.errors);
         errors = vErrors.length;
       }
     }
@@ -8403,10 +8699,10 @@ function validate314(data, {
     }
     errors++;
   }
-  validate314.errors = vErrors;
+  validate324.errors = vErrors;
   return errors === 0;
 }
-function validate308(data, {
+function validate318(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -8448,13 +8744,13 @@ function validate308(data, {
       errors++;
     }
     if (data.accessModes !== undefined) {
-      if (!validate309(data.accessModes, {
+      if (!validate319(data.accessModes, {
         instancePath: instancePath + "/accessModes",
         parentData: data,
         parentDataProperty: "accessModes",
         rootData
       })) {
-        vErrors = vErrors === null ? validate309.errors : vErrors.concat(validate309.errors);
+        vErrors = vErrors === null ? validate319.errors : vErrors.concat(validate319.errors);
         errors = vErrors.length;
       }
     }
@@ -8470,13 +8766,13 @@ function validate308(data, {
       }
     }
     if (data.resources !== undefined) {
-      if (!validate314(data.resources, {
+      if (!validate324(data.resources, {
         instancePath: instancePath + "/resources",
         parentData: data,
         parentDataProperty: "resources",
         rootData
       })) {
-        vErrors = vErrors === null ? validate314.errors : vErrors.concat(validate314.errors);
+        vErrors = vErrors === null ? validate324.errors : vErrors.concat(validate324.errors);
         errors = vErrors.length;
       }
     }
@@ -8496,10 +8792,10 @@ function validate308(data, {
     }
     errors++;
   }
-  validate308.errors = vErrors;
+  validate318.errors = vErrors;
   return errors === 0;
 }
-function validate307(data, {
+function validate317(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -8525,13 +8821,13 @@ function validate307(data, {
       errors++;
     }
     if (data.spec !== undefined) {
-      if (!validate308(data.spec, {
+      if (!validate318(data.spec, {
         instancePath: instancePath + "/spec",
         parentData: data,
         parentDataProperty: "spec",
         rootData
       })) {
-        vErrors = vErrors === null ? validate308.errors : vErrors.concat(validate308.errors);
+        vErrors = vErrors === null ? validate318.errors : vErrors.concat(validate318.errors);
         errors = vErrors.length;
       }
     }
@@ -8551,10 +8847,10 @@ function validate307(data, {
     }
     errors++;
   }
-  validate307.errors = vErrors;
+  validate317.errors = vErrors;
   return errors === 0;
 }
-function validate306(data, {
+function validate316(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -8596,21 +8892,21 @@ function validate306(data, {
       errors++;
     }
     if (data.volumeClaimTemplate !== undefined) {
-      if (!validate307(data.volumeClaimTemplate, {
+      if (!validate317(data.volumeClaimTemplate, {
         instancePath: instancePath + "/volumeClaimTemplate",
         parentData: data,
         parentDataProperty: "volumeClaimTemplate",
         rootData
       })) {
-        vErrors = vErrors === null ? validate307.errors : vErrors.concat(validate307.errors);
+        vErrors = vErrors === null ? validate317.errors : vErrors.concat(validate317.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate306.errors = vErrors;
+  validate316.errors = vErrors;
   return errors === 0;
 }
-const schema142 = {
+const schema146 = {
   "type": "object",
   "properties": {
     "items": {
@@ -8793,7 +9089,7 @@ function validate137(data, {
   validate137.errors = vErrors;
   return errors === 0;
 }
-function validate322(data, {
+function validate332(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -8841,10 +9137,10 @@ function validate322(data, {
       }
     }
   }
-  validate322.errors = vErrors;
+  validate332.errors = vErrors;
   return errors === 0;
 }
-const schema143 = {
+const schema147 = {
   "type": "object",
   "required": ["sources"],
   "properties": {
@@ -8857,7 +9153,7 @@ const schema143 = {
   },
   "nullable": true
 };
-const schema144 = {
+const schema148 = {
   "type": "array",
   "maxItems": 16,
   "items": {
@@ -8865,7 +9161,7 @@ const schema144 = {
   },
   "minItems": 1
 };
-const schema145 = {
+const schema149 = {
   "type": "object",
   "properties": {
     "configMap": {
@@ -8959,13 +9255,13 @@ function validate133(data, {
       }
     }
     if (data.optional !== undefined) {
-      if (!validate111(data.optional, {
+      if (!validate107(data.optional, {
         instancePath: instancePath + "/optional",
         parentData: data,
         parentDataProperty: "optional",
         rootData
       })) {
-        vErrors = vErrors === null ? validate111.errors : vErrors.concat(validate111.errors);
+        vErrors = vErrors === null ? validate107.errors : vErrors.concat(validate107.errors);
         errors = vErrors.length;
       }
     }
@@ -8973,7 +9269,7 @@ function validate133(data, {
   validate133.errors = vErrors;
   return errors === 0;
 }
-const schema146 = {
+const schema150 = {
   "type": "object",
   "properties": {
     "items": {
@@ -8982,7 +9278,7 @@ const schema146 = {
   },
   "nullable": true
 };
-function validate331(data, {
+function validate341(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9019,10 +9315,10 @@ function validate331(data, {
       }
     }
   }
-  validate331.errors = vErrors;
+  validate341.errors = vErrors;
   return errors === 0;
 }
-function validate328(data, {
+function validate338(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9054,13 +9350,13 @@ function validate328(data, {
       }
     }
     if (data.downwardAPI !== undefined) {
-      if (!validate331(data.downwardAPI, {
+      if (!validate341(data.downwardAPI, {
         instancePath: instancePath + "/downwardAPI",
         parentData: data,
         parentDataProperty: "downwardAPI",
         rootData
       })) {
-        vErrors = vErrors === null ? validate331.errors : vErrors.concat(validate331.errors);
+        vErrors = vErrors === null ? validate341.errors : vErrors.concat(validate341.errors);
         errors = vErrors.length;
       }
     }
@@ -9080,10 +9376,10 @@ function validate328(data, {
     }
     errors++;
   }
-  validate328.errors = vErrors;
+  validate338.errors = vErrors;
   return errors === 0;
 }
-function validate327(data, {
+function validate337(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9126,13 +9422,13 @@ function validate327(data, {
     }
     const len0 = data.length;
     for (let i0 = 0; i0 < len0; i0++) {
-      if (!validate328(data[i0], {
+      if (!validate338(data[i0], {
         instancePath: instancePath + "/" + i0,
         parentData: data,
         parentDataProperty: i0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate328.errors : vErrors.concat(validate328.errors);
+        vErrors = vErrors === null ? validate338.errors : vErrors.concat(validate338.errors);
         errors = vErrors.length;
       }
     }
@@ -9152,10 +9448,10 @@ function validate327(data, {
     }
     errors++;
   }
-  validate327.errors = vErrors;
+  validate337.errors = vErrors;
   return errors === 0;
 }
-function validate326(data, {
+function validate336(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9197,13 +9493,13 @@ function validate326(data, {
       errors++;
     }
     if (data.sources !== undefined) {
-      if (!validate327(data.sources, {
+      if (!validate337(data.sources, {
         instancePath: instancePath + "/sources",
         parentData: data,
         parentDataProperty: "sources",
         rootData
       })) {
-        vErrors = vErrors === null ? validate327.errors : vErrors.concat(validate327.errors);
+        vErrors = vErrors === null ? validate337.errors : vErrors.concat(validate337.errors);
         errors = vErrors.length;
       }
     }
@@ -9219,10 +9515,10 @@ function validate326(data, {
       }
     }
   }
-  validate326.errors = vErrors;
+  validate336.errors = vErrors;
   return errors === 0;
 }
-function validate283(data, {
+function validate293(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9259,79 +9555,79 @@ function validate283(data, {
       }
     }
     if (data.persistentVolumeClaim !== undefined) {
-      if (!validate285(data.persistentVolumeClaim, {
+      if (!validate295(data.persistentVolumeClaim, {
         instancePath: instancePath + "/persistentVolumeClaim",
         parentData: data,
         parentDataProperty: "persistentVolumeClaim",
-        rootData
-      })) {
-        vErrors = vErrors === null ? validate285.errors : vErrors.concat(validate285.errors);
-        errors = vErrors.length;
-      }
-    }
-    if (data.configMap !== undefined) {
-      if (!validate289(data.configMap, {
-        instancePath: instancePath + "/configMap",
-        parentData: data,
-        parentDataProperty: "configMap",
-        rootData
-      })) {
-        vErrors = vErrors === null ? validate289.errors : vErrors.concat(validate289.errors);
-        errors = vErrors.length;
-      }
-    }
-    if (data.secret !== undefined) {
-      if (!validate295(data.secret, {
-        instancePath: instancePath + "/secret",
-        parentData: data,
-        parentDataProperty: "secret",
         rootData
       })) {
         vErrors = vErrors === null ? validate295.errors : vErrors.concat(validate295.errors);
         errors = vErrors.length;
       }
     }
+    if (data.configMap !== undefined) {
+      if (!validate299(data.configMap, {
+        instancePath: instancePath + "/configMap",
+        parentData: data,
+        parentDataProperty: "configMap",
+        rootData
+      })) {
+        vErrors = vErrors === null ? validate299.errors : vErrors.concat(validate299.errors);
+        errors = vErrors.length;
+      }
+    }
+    if (data.secret !== undefined) {
+      if (!validate305(data.secret, {
+        instancePath: instancePath + "/secret",
+        parentData: data,
+        parentDataProperty: "secret",
+        rootData
+      })) {
+        vErrors = vErrors === null ? validate305.errors : vErrors.concat(validate305.errors);
+        errors = vErrors.length;
+      }
+    }
     if (data.emptyDir !== undefined) {
-      if (!validate301(data.emptyDir, {
+      if (!validate311(data.emptyDir, {
         instancePath: instancePath + "/emptyDir",
         parentData: data,
         parentDataProperty: "emptyDir",
         rootData
       })) {
-        vErrors = vErrors === null ? validate301.errors : vErrors.concat(validate301.errors);
+        vErrors = vErrors === null ? validate311.errors : vErrors.concat(validate311.errors);
         errors = vErrors.length;
       }
     }
     if (data.ephemeral !== undefined) {
-      if (!validate306(data.ephemeral, {
+      if (!validate316(data.ephemeral, {
         instancePath: instancePath + "/ephemeral",
         parentData: data,
         parentDataProperty: "ephemeral",
         rootData
       })) {
-        vErrors = vErrors === null ? validate306.errors : vErrors.concat(validate306.errors);
+        vErrors = vErrors === null ? validate316.errors : vErrors.concat(validate316.errors);
         errors = vErrors.length;
       }
     }
     if (data.downwardAPI !== undefined) {
-      if (!validate322(data.downwardAPI, {
+      if (!validate332(data.downwardAPI, {
         instancePath: instancePath + "/downwardAPI",
         parentData: data,
         parentDataProperty: "downwardAPI",
         rootData
       })) {
-        vErrors = vErrors === null ? validate322.errors : vErrors.concat(validate322.errors);
+        vErrors = vErrors === null ? validate332.errors : vErrors.concat(validate332.errors);
         errors = vErrors.length;
       }
     }
     if (data.projected !== undefined) {
-      if (!validate326(data.projected, {
+      if (!validate336(data.projected, {
         instancePath: instancePath + "/projected",
         parentData: data,
         parentDataProperty: "projected",
         rootData
       })) {
-        vErrors = vErrors === null ? validate326.errors : vErrors.concat(validate326.errors);
+        vErrors = vErrors === null ? validate336.errors : vErrors.concat(validate336.errors);
         errors = vErrors.length;
       }
     }
@@ -9351,10 +9647,10 @@ function validate283(data, {
     }
     errors++;
   }
-  validate283.errors = vErrors;
+  validate293.errors = vErrors;
   return errors === 0;
 }
-function validate282(data, {
+function validate292(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9397,21 +9693,21 @@ function validate282(data, {
     }
     const len0 = data.length;
     for (let i0 = 0; i0 < len0; i0++) {
-      if (!validate283(data[i0], {
+      if (!validate293(data[i0], {
         instancePath: instancePath + "/" + i0,
         parentData: data,
         parentDataProperty: i0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate283.errors : vErrors.concat(validate283.errors);
+        vErrors = vErrors === null ? validate293.errors : vErrors.concat(validate293.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate282.errors = vErrors;
+  validate292.errors = vErrors;
   return errors === 0;
 }
-const schema147 = {
+const schema151 = {
   "type": "array",
   "maxItems": 32,
   "items": {
@@ -9419,7 +9715,7 @@ const schema147 = {
   },
   "nullable": true
 };
-const schema148 = {
+const schema152 = {
   "type": "object",
   "required": ["name", "mountPath"],
   "properties": {
@@ -9437,14 +9733,14 @@ const schema148 = {
     }
   }
 };
-const schema149 = {
+const schema153 = {
   "type": "string",
   "minLength": 2,
   "maxLength": 1024,
   "pattern": "^/"
 };
-const pattern16 = new RegExp("^/", "u");
-function validate343(data, {
+const pattern18 = new RegExp("^/", "u");
+function validate353(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9485,7 +9781,7 @@ function validate343(data, {
       }
       errors++;
     }
-    if (!pattern16.test(data)) {
+    if (!pattern18.test(data)) {
       const err2 = {
         instancePath,
         schemaPath: "#/pattern",
@@ -9517,17 +9813,17 @@ function validate343(data, {
     }
     errors++;
   }
-  validate343.errors = vErrors;
+  validate353.errors = vErrors;
   return errors === 0;
 }
-const schema150 = {
+const schema154 = {
   "type": "string",
   "minLength": 1,
   "maxLength": 1024,
   "pattern": "^([^/.][^/]*|\\.|\\.[^/.][^/]*|\\.\\.[^/]+)(/([^/.][^/]*|\\.|\\.[^/.][^/]*|\\.\\.[^/]+)?)*$",
   "nullable": true
 };
-function validate345(data, {
+function validate355(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9601,10 +9897,10 @@ function validate345(data, {
       errors++;
     }
   }
-  validate345.errors = vErrors;
+  validate355.errors = vErrors;
   return errors === 0;
 }
-function validate341(data, {
+function validate351(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9657,35 +9953,35 @@ function validate341(data, {
       }
     }
     if (data.mountPath !== undefined) {
-      if (!validate343(data.mountPath, {
+      if (!validate353(data.mountPath, {
         instancePath: instancePath + "/mountPath",
         parentData: data,
         parentDataProperty: "mountPath",
         rootData
       })) {
-        vErrors = vErrors === null ? validate343.errors : vErrors.concat(validate343.errors);
+        vErrors = vErrors === null ? validate353.errors : vErrors.concat(validate353.errors);
         errors = vErrors.length;
       }
     }
     if (data.subPath !== undefined) {
-      if (!validate345(data.subPath, {
+      if (!validate355(data.subPath, {
         instancePath: instancePath + "/subPath",
         parentData: data,
         parentDataProperty: "subPath",
         rootData
       })) {
-        vErrors = vErrors === null ? validate345.errors : vErrors.concat(validate345.errors);
+        vErrors = vErrors === null ? validate355.errors : vErrors.concat(validate355.errors);
         errors = vErrors.length;
       }
     }
     if (data.readOnly !== undefined) {
-      if (!validate111(data.readOnly, {
+      if (!validate107(data.readOnly, {
         instancePath: instancePath + "/readOnly",
         parentData: data,
         parentDataProperty: "readOnly",
         rootData
       })) {
-        vErrors = vErrors === null ? validate111.errors : vErrors.concat(validate111.errors);
+        vErrors = vErrors === null ? validate107.errors : vErrors.concat(validate107.errors);
         errors = vErrors.length;
       }
     }
@@ -9705,10 +10001,10 @@ function validate341(data, {
     }
     errors++;
   }
-  validate341.errors = vErrors;
+  validate351.errors = vErrors;
   return errors === 0;
 }
-function validate340(data, {
+function validate350(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9751,21 +10047,21 @@ function validate340(data, {
     }
     const len0 = data.length;
     for (let i0 = 0; i0 < len0; i0++) {
-      if (!validate341(data[i0], {
+      if (!validate351(data[i0], {
         instancePath: instancePath + "/" + i0,
         parentData: data,
         parentDataProperty: i0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate341.errors : vErrors.concat(validate341.errors);
+        vErrors = vErrors === null ? validate351.errors : vErrors.concat(validate351.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate340.errors = vErrors;
+  validate350.errors = vErrors;
   return errors === 0;
 }
-const schema151 = {
+const schema155 = {
   "type": "array",
   "maxItems": 8,
   "items": {
@@ -9773,7 +10069,7 @@ const schema151 = {
   },
   "nullable": true
 };
-const schema152 = {
+const schema156 = {
   "type": "object",
   "required": ["name"],
   "properties": {
@@ -9782,7 +10078,7 @@ const schema152 = {
     }
   }
 };
-function validate352(data, {
+function validate362(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9834,10 +10130,10 @@ function validate352(data, {
     }
     errors++;
   }
-  validate352.errors = vErrors;
+  validate362.errors = vErrors;
   return errors === 0;
 }
-function validate351(data, {
+function validate361(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -9880,21 +10176,21 @@ function validate351(data, {
     }
     const len0 = data.length;
     for (let i0 = 0; i0 < len0; i0++) {
-      if (!validate352(data[i0], {
+      if (!validate362(data[i0], {
         instancePath: instancePath + "/" + i0,
         parentData: data,
         parentDataProperty: i0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate352.errors : vErrors.concat(validate352.errors);
+        vErrors = vErrors === null ? validate362.errors : vErrors.concat(validate362.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate351.errors = vErrors;
+  validate361.errors = vErrors;
   return errors === 0;
 }
-const schema153 = {
+const schema157 = {
   "type": "object",
   "properties": {
     "runAsUser": {
@@ -10010,12 +10306,12 @@ function validate145(data, {
   validate145.errors = vErrors;
   return errors === 0;
 }
-const schema154 = {
+const schema158 = {
   "type": "string",
   "enum": ["OnRootMismatch", "Always"],
   "nullable": true
 };
-function validate361(data, {
+function validate371(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -10045,7 +10341,7 @@ function validate361(data, {
       schemaPath: "#/enum",
       keyword: "enum",
       params: {
-        allowedValues: schema154.enum
+        allowedValues: schema158.enum
       }
     };
     if (vErrors === null) {
@@ -10055,10 +10351,10 @@ function validate361(data, {
     }
     errors++;
   }
-  validate361.errors = vErrors;
+  validate371.errors = vErrors;
   return errors === 0;
 }
-const schema155 = {
+const schema159 = {
   "type": "array",
   "maxItems": 32,
   "items": {
@@ -10066,13 +10362,13 @@ const schema155 = {
   },
   "nullable": true
 };
-const schema156 = {
+const schema160 = {
   "type": "integer",
   "format": "int64",
   "minimum": 1,
   "maximum": 2147483647
 };
-function validate364(data, {
+function validate374(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -10148,10 +10444,10 @@ function validate364(data, {
       errors++;
     }
   }
-  validate364.errors = vErrors;
+  validate374.errors = vErrors;
   return errors === 0;
 }
-function validate363(data, {
+function validate373(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -10194,21 +10490,21 @@ function validate363(data, {
     }
     const len0 = data.length;
     for (let i0 = 0; i0 < len0; i0++) {
-      if (!validate364(data[i0], {
+      if (!validate374(data[i0], {
         instancePath: instancePath + "/" + i0,
         parentData: data,
         parentDataProperty: i0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate364.errors : vErrors.concat(validate364.errors);
+        vErrors = vErrors === null ? validate374.errors : vErrors.concat(validate374.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate363.errors = vErrors;
+  validate373.errors = vErrors;
   return errors === 0;
 }
-const schema157 = {
+const schema161 = {
   "type": "object",
   "required": ["type"],
   "properties": {
@@ -10268,13 +10564,13 @@ function validate146(data, {
   validate146.errors = vErrors;
   return errors === 0;
 }
-const schema158 = {
+const schema162 = {
   "type": "string",
   "minLength": 1,
   "maxLength": 4096,
   "nullable": true
 };
-function validate369(data, {
+function validate379(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -10332,10 +10628,10 @@ function validate369(data, {
       errors++;
     }
   }
-  validate369.errors = vErrors;
+  validate379.errors = vErrors;
   return errors === 0;
 }
-function validate367(data, {
+function validate377(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -10388,21 +10684,21 @@ function validate367(data, {
       }
     }
     if (data.localhostProfile !== undefined) {
-      if (!validate369(data.localhostProfile, {
+      if (!validate379(data.localhostProfile, {
         instancePath: instancePath + "/localhostProfile",
         parentData: data,
         parentDataProperty: "localhostProfile",
         rootData
       })) {
-        vErrors = vErrors === null ? validate369.errors : vErrors.concat(validate369.errors);
+        vErrors = vErrors === null ? validate379.errors : vErrors.concat(validate379.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate367.errors = vErrors;
+  validate377.errors = vErrors;
   return errors === 0;
 }
-const schema159 = {
+const schema163 = {
   "type": "object",
   "required": ["type"],
   "properties": {
@@ -10415,13 +10711,13 @@ const schema159 = {
   },
   "nullable": true
 };
-const schema160 = {
+const schema164 = {
   "type": "string",
   "minLength": 1,
   "maxLength": 4095,
   "nullable": true
 };
-function validate374(data, {
+function validate384(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -10479,10 +10775,10 @@ function validate374(data, {
       errors++;
     }
   }
-  validate374.errors = vErrors;
+  validate384.errors = vErrors;
   return errors === 0;
 }
-function validate372(data, {
+function validate382(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -10535,21 +10831,21 @@ function validate372(data, {
       }
     }
     if (data.localhostProfile !== undefined) {
-      if (!validate374(data.localhostProfile, {
+      if (!validate384(data.localhostProfile, {
         instancePath: instancePath + "/localhostProfile",
         parentData: data,
         parentDataProperty: "localhostProfile",
         rootData
       })) {
-        vErrors = vErrors === null ? validate374.errors : vErrors.concat(validate374.errors);
+        vErrors = vErrors === null ? validate384.errors : vErrors.concat(validate384.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate372.errors = vErrors;
+  validate382.errors = vErrors;
   return errors === 0;
 }
-function validate356(data, {
+function validate366(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -10597,13 +10893,13 @@ function validate356(data, {
       }
     }
     if (data.runAsNonRoot !== undefined) {
-      if (!validate111(data.runAsNonRoot, {
+      if (!validate107(data.runAsNonRoot, {
         instancePath: instancePath + "/runAsNonRoot",
         parentData: data,
         parentDataProperty: "runAsNonRoot",
         rootData
       })) {
-        vErrors = vErrors === null ? validate111.errors : vErrors.concat(validate111.errors);
+        vErrors = vErrors === null ? validate107.errors : vErrors.concat(validate107.errors);
         errors = vErrors.length;
       }
     }
@@ -10619,54 +10915,54 @@ function validate356(data, {
       }
     }
     if (data.fsGroupChangePolicy !== undefined) {
-      if (!validate361(data.fsGroupChangePolicy, {
+      if (!validate371(data.fsGroupChangePolicy, {
         instancePath: instancePath + "/fsGroupChangePolicy",
         parentData: data,
         parentDataProperty: "fsGroupChangePolicy",
         rootData
       })) {
-        vErrors = vErrors === null ? validate361.errors : vErrors.concat(validate361.errors);
+        vErrors = vErrors === null ? validate371.errors : vErrors.concat(validate371.errors);
         errors = vErrors.length;
       }
     }
     if (data.supplementalGroups !== undefined) {
-      if (!validate363(data.supplementalGroups, {
+      if (!validate373(data.supplementalGroups, {
         instancePath: instancePath + "/supplementalGroups",
         parentData: data,
         parentDataProperty: "supplementalGroups",
         rootData
       })) {
-        vErrors = vErrors === null ? validate363.errors : vErrors.concat(validate363.errors);
+        vErrors = vErrors === null ? validate373.errors : vErrors.concat(validate373.errors);
         errors = vErrors.length;
       }
     }
     if (data.seccompProfile !== undefined) {
-      if (!validate367(data.seccompProfile, {
+      if (!validate377(data.seccompProfile, {
         instancePath: instancePath + "/seccompProfile",
         parentData: data,
         parentDataProperty: "seccompProfile",
         rootData
       })) {
-        vErrors = vErrors === null ? validate367.errors : vErrors.concat(validate367.errors);
+        vErrors = vErrors === null ? validate377.errors : vErrors.concat(validate377.errors);
         errors = vErrors.length;
       }
     }
     if (data.appArmorProfile !== undefined) {
-      if (!validate372(data.appArmorProfile, {
+      if (!validate382(data.appArmorProfile, {
         instancePath: instancePath + "/appArmorProfile",
         parentData: data,
         parentDataProperty: "appArmorProfile",
         rootData
       })) {
-        vErrors = vErrors === null ? validate372.errors : vErrors.concat(validate372.errors);
+        vErrors = vErrors === null ? validate382.errors : vErrors.concat(validate382.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate356.errors = vErrors;
+  validate366.errors = vErrors;
   return errors === 0;
 }
-function validate222(data, {
+function validate232(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -10703,68 +10999,68 @@ function validate222(data, {
       }
     }
     if (data.tolerations !== undefined) {
-      if (!validate224(data.tolerations, {
+      if (!validate234(data.tolerations, {
         instancePath: instancePath + "/tolerations",
         parentData: data,
         parentDataProperty: "tolerations",
         rootData
       })) {
-        vErrors = vErrors === null ? validate224.errors : vErrors.concat(validate224.errors);
+        vErrors = vErrors === null ? validate234.errors : vErrors.concat(validate234.errors);
         errors = vErrors.length;
       }
     }
     if (data.affinity !== undefined) {
-      if (!validate237(data.affinity, {
+      if (!validate247(data.affinity, {
         instancePath: instancePath + "/affinity",
         parentData: data,
         parentDataProperty: "affinity",
         rootData
       })) {
-        vErrors = vErrors === null ? validate237.errors : vErrors.concat(validate237.errors);
+        vErrors = vErrors === null ? validate247.errors : vErrors.concat(validate247.errors);
         errors = vErrors.length;
       }
     }
     if (data.topologySpreadConstraints !== undefined) {
-      if (!validate254(data.topologySpreadConstraints, {
+      if (!validate264(data.topologySpreadConstraints, {
         instancePath: instancePath + "/topologySpreadConstraints",
         parentData: data,
         parentDataProperty: "topologySpreadConstraints",
         rootData
       })) {
-        vErrors = vErrors === null ? validate254.errors : vErrors.concat(validate254.errors);
+        vErrors = vErrors === null ? validate264.errors : vErrors.concat(validate264.errors);
         errors = vErrors.length;
       }
     }
     if (data.env !== undefined) {
-      if (!validate269(data.env, {
+      if (!validate279(data.env, {
         instancePath: instancePath + "/env",
         parentData: data,
         parentDataProperty: "env",
         rootData
       })) {
-        vErrors = vErrors === null ? validate269.errors : vErrors.concat(validate269.errors);
+        vErrors = vErrors === null ? validate279.errors : vErrors.concat(validate279.errors);
         errors = vErrors.length;
       }
     }
     if (data.volumes !== undefined) {
-      if (!validate282(data.volumes, {
+      if (!validate292(data.volumes, {
         instancePath: instancePath + "/volumes",
         parentData: data,
         parentDataProperty: "volumes",
         rootData
       })) {
-        vErrors = vErrors === null ? validate282.errors : vErrors.concat(validate282.errors);
+        vErrors = vErrors === null ? validate292.errors : vErrors.concat(validate292.errors);
         errors = vErrors.length;
       }
     }
     if (data.volumeMounts !== undefined) {
-      if (!validate340(data.volumeMounts, {
+      if (!validate350(data.volumeMounts, {
         instancePath: instancePath + "/volumeMounts",
         parentData: data,
         parentDataProperty: "volumeMounts",
         rootData
       })) {
-        vErrors = vErrors === null ? validate340.errors : vErrors.concat(validate340.errors);
+        vErrors = vErrors === null ? validate350.errors : vErrors.concat(validate350.errors);
         errors = vErrors.length;
       }
     }
@@ -10780,24 +11076,24 @@ function validate222(data, {
       }
     }
     if (data.imagePullSecrets !== undefined) {
-      if (!validate351(data.imagePullSecrets, {
+      if (!validate361(data.imagePullSecrets, {
         instancePath: instancePath + "/imagePullSecrets",
         parentData: data,
         parentDataProperty: "imagePullSecrets",
         rootData
       })) {
-        vErrors = vErrors === null ? validate351.errors : vErrors.concat(validate351.errors);
+        vErrors = vErrors === null ? validate361.errors : vErrors.concat(validate361.errors);
         errors = vErrors.length;
       }
     }
     if (data.securityContext !== undefined) {
-      if (!validate356(data.securityContext, {
+      if (!validate366(data.securityContext, {
         instancePath: instancePath + "/securityContext",
         parentData: data,
         parentDataProperty: "securityContext",
         rootData
       })) {
-        vErrors = vErrors === null ? validate356.errors : vErrors.concat(validate356.errors);
+        vErrors = vErrors === null ? validate366.errors : vErrors.concat(validate366.errors);
         errors = vErrors.length;
       }
     }
@@ -10813,10 +11109,10 @@ function validate222(data, {
       }
     }
   }
-  validate222.errors = vErrors;
+  validate232.errors = vErrors;
   return errors === 0;
 }
-function validate212(data, {
+function validate222(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -10842,29 +11138,29 @@ function validate212(data, {
   }
   if (data && typeof data == "object" && !Array.isArray(data)) {
     if (data.metadata !== undefined) {
-      if (!validate213(data.metadata, {
+      if (!validate223(data.metadata, {
         instancePath: instancePath + "/metadata",
         parentData: data,
         parentDataProperty: "metadata",
         rootData
       })) {
-        vErrors = vErrors === null ? validate213.errors : vErrors.concat(validate213.errors);
+        vErrors = vErrors === null ? validate223.errors : vErrors.concat(validate223.errors);
         errors = vErrors.length;
       }
     }
     if (data.spec !== undefined) {
-      if (!validate222(data.spec, {
+      if (!validate232(data.spec, {
         instancePath: instancePath + "/spec",
         parentData: data,
         parentDataProperty: "spec",
         rootData
       })) {
-        vErrors = vErrors === null ? validate222.errors : vErrors.concat(validate222.errors);
+        vErrors = vErrors === null ? validate232.errors : vErrors.concat(validate232.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate212.errors = vErrors;
+  validate222.errors = vErrors;
   return errors === 0;
 }
 function validate164(data, {
@@ -11002,14 +11298,25 @@ function validate164(data, {
         errors = vErrors.length;
       }
     }
+    if (data.storage !== undefined) {
+      if (!validate208(data.storage, {
+        instancePath: instancePath + "/storage",
+        parentData: data,
+        parentDataProperty: "storage",
+        rootData
+      })) {
+        vErrors = vErrors === null ? validate208.errors : vErrors.concat(validate208.errors);
+        errors = vErrors.length;
+      }
+    }
     if (data.image !== undefined) {
-      if (!validate208(data.image, {
+      if (!validate218(data.image, {
         instancePath: instancePath + "/image",
         parentData: data,
         parentDataProperty: "image",
         rootData
       })) {
-        vErrors = vErrors === null ? validate208.errors : vErrors.concat(validate208.errors);
+        vErrors = vErrors === null ? validate218.errors : vErrors.concat(validate218.errors);
         errors = vErrors.length;
       }
     }
@@ -11036,13 +11343,13 @@ function validate164(data, {
       }
     }
     if (data.podTemplate !== undefined) {
-      if (!validate212(data.podTemplate, {
+      if (!validate222(data.podTemplate, {
         instancePath: instancePath + "/podTemplate",
         parentData: data,
         parentDataProperty: "podTemplate",
         rootData
       })) {
-        vErrors = vErrors === null ? validate212.errors : vErrors.concat(validate212.errors);
+        vErrors = vErrors === null ? validate222.errors : vErrors.concat(validate222.errors);
         errors = vErrors.length;
       }
     }
@@ -11065,7 +11372,7 @@ function validate164(data, {
   validate164.errors = vErrors;
   return errors === 0;
 }
-const schema161 = {
+const schema165 = {
   "type": "object",
   "properties": {
     "observedGeneration": {
@@ -11175,12 +11482,12 @@ function validate147(data, {
   validate147.errors = vErrors;
   return errors === 0;
 }
-const schema162 = {
+const schema166 = {
   "type": "string",
   "enum": ["Pending", "Loading", "Ready", "Failed"],
   "nullable": true
 };
-function validate384(data, {
+function validate394(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -11210,7 +11517,7 @@ function validate384(data, {
       schemaPath: "#/enum",
       keyword: "enum",
       params: {
-        allowedValues: schema162.enum
+        allowedValues: schema166.enum
       }
     };
     if (vErrors === null) {
@@ -11220,10 +11527,10 @@ function validate384(data, {
     }
     errors++;
   }
-  validate384.errors = vErrors;
+  validate394.errors = vErrors;
   return errors === 0;
 }
-const schema163 = {
+const schema167 = {
   "type": "array",
   "maxItems": 32,
   "items": {
@@ -11231,7 +11538,7 @@ const schema163 = {
   },
   "nullable": true
 };
-const schema164 = {
+const schema168 = {
   "type": "object",
   "required": ["type", "status", "lastTransitionTime", "reason", "message"],
   "properties": {
@@ -11255,13 +11562,13 @@ const schema164 = {
     }
   }
 };
-const schema165 = {
+const schema169 = {
   "type": "string",
   "maxLength": 316,
   "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
 };
-const pattern18 = new RegExp("^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$", "u");
-function validate388(data, {
+const pattern20 = new RegExp("^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$", "u");
+function validate398(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -11286,7 +11593,7 @@ function validate388(data, {
       }
       errors++;
     }
-    if (!pattern18.test(data)) {
+    if (!pattern20.test(data)) {
       const err1 = {
         instancePath,
         schemaPath: "#/pattern",
@@ -11318,14 +11625,14 @@ function validate388(data, {
     }
     errors++;
   }
-  validate388.errors = vErrors;
+  validate398.errors = vErrors;
   return errors === 0;
 }
-const schema166 = {
+const schema170 = {
   "type": "string",
   "enum": ["True", "False", "Unknown"]
 };
-function validate390(data, {
+function validate400(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -11355,7 +11662,7 @@ function validate390(data, {
       schemaPath: "#/enum",
       keyword: "enum",
       params: {
-        allowedValues: schema166.enum
+        allowedValues: schema170.enum
       }
     };
     if (vErrors === null) {
@@ -11365,15 +11672,15 @@ function validate390(data, {
     }
     errors++;
   }
-  validate390.errors = vErrors;
+  validate400.errors = vErrors;
   return errors === 0;
 }
-const schema167 = {
+const schema171 = {
   "type": "string",
   "format": "date-time"
 };
 const formats10 = formats["date-time"];
-function validate393(data, {
+function validate403(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -11414,17 +11721,17 @@ function validate393(data, {
     }
     errors++;
   }
-  validate393.errors = vErrors;
+  validate403.errors = vErrors;
   return errors === 0;
 }
-const schema168 = {
+const schema172 = {
   "type": "string",
   "minLength": 1,
   "maxLength": 1024,
   "pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 };
-const pattern19 = new RegExp("^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", "u");
-function validate395(data, {
+const pattern21 = new RegExp("^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", "u");
+function validate405(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -11465,7 +11772,7 @@ function validate395(data, {
       }
       errors++;
     }
-    if (!pattern19.test(data)) {
+    if (!pattern21.test(data)) {
       const err2 = {
         instancePath,
         schemaPath: "#/pattern",
@@ -11497,14 +11804,14 @@ function validate395(data, {
     }
     errors++;
   }
-  validate395.errors = vErrors;
+  validate405.errors = vErrors;
   return errors === 0;
 }
-const schema169 = {
+const schema173 = {
   "type": "string",
   "maxLength": 32768
 };
-function validate397(data, {
+function validate407(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -11545,10 +11852,10 @@ function validate397(data, {
     }
     errors++;
   }
-  validate397.errors = vErrors;
+  validate407.errors = vErrors;
   return errors === 0;
 }
-function validate387(data, {
+function validate397(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -11638,24 +11945,24 @@ function validate387(data, {
       errors++;
     }
     if (data.type !== undefined) {
-      if (!validate388(data.type, {
+      if (!validate398(data.type, {
         instancePath: instancePath + "/type",
         parentData: data,
         parentDataProperty: "type",
         rootData
       })) {
-        vErrors = vErrors === null ? validate388.errors : vErrors.concat(validate388.errors);
+        vErrors = vErrors === null ? validate398.errors : vErrors.concat(validate398.errors);
         errors = vErrors.length;
       }
     }
     if (data.status !== undefined) {
-      if (!validate390(data.status, {
+      if (!validate400(data.status, {
         instancePath: instancePath + "/status",
         parentData: data,
         parentDataProperty: "status",
         rootData
       })) {
-        vErrors = vErrors === null ? validate390.errors : vErrors.concat(validate390.errors);
+        vErrors = vErrors === null ? validate400.errors : vErrors.concat(validate400.errors);
         errors = vErrors.length;
       }
     }
@@ -11671,35 +11978,35 @@ function validate387(data, {
       }
     }
     if (data.lastTransitionTime !== undefined) {
-      if (!validate393(data.lastTransitionTime, {
+      if (!validate403(data.lastTransitionTime, {
         instancePath: instancePath + "/lastTransitionTime",
         parentData: data,
         parentDataProperty: "lastTransitionTime",
         rootData
       })) {
-        vErrors = vErrors === null ? validate393.errors : vErrors.concat(validate393.errors);
+        vErrors = vErrors === null ? validate403.errors : vErrors.concat(validate403.errors);
         errors = vErrors.length;
       }
     }
     if (data.reason !== undefined) {
-      if (!validate395(data.reason, {
+      if (!validate405(data.reason, {
         instancePath: instancePath + "/reason",
         parentData: data,
         parentDataProperty: "reason",
         rootData
       })) {
-        vErrors = vErrors === null ? validate395.errors : vErrors.concat(validate395.errors);
+        vErrors = vErrors === null ? validate405.errors : vErrors.concat(validate405.errors);
         errors = vErrors.length;
       }
     }
     if (data.message !== undefined) {
-      if (!validate397(data.message, {
+      if (!validate407(data.message, {
         instancePath: instancePath + "/message",
         parentData: data,
         parentDataProperty: "message",
         rootData
       })) {
-        vErrors = vErrors === null ? validate397.errors : vErrors.concat(validate397.errors);
+        vErrors = vErrors === null ? validate407.errors : vErrors.concat(validate407.errors);
         errors = vErrors.length;
       }
     }
@@ -11719,10 +12026,10 @@ function validate387(data, {
     }
     errors++;
   }
-  validate387.errors = vErrors;
+  validate397.errors = vErrors;
   return errors === 0;
 }
-function validate386(data, {
+function validate396(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -11765,18 +12072,18 @@ function validate386(data, {
     }
     const len0 = data.length;
     for (let i0 = 0; i0 < len0; i0++) {
-      if (!validate387(data[i0], {
+      if (!validate397(data[i0], {
         instancePath: instancePath + "/" + i0,
         parentData: data,
         parentDataProperty: i0,
         rootData
       })) {
-        vErrors = vErrors === null ? validate387.errors : vErrors.concat(validate387.errors);
+        vErrors = vErrors === null ? validate397.errors : vErrors.concat(validate397.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate386.errors = vErrors;
+  validate396.errors = vErrors;
   return errors === 0;
 }
 const schema69 = {
@@ -11897,7 +12204,7 @@ function validate148(data, {
   validate148.errors = vErrors;
   return errors === 0;
 }
-const schema170 = {
+const schema174 = {
   "type": "object",
   "properties": {
     "uri": {
@@ -11983,7 +12290,7 @@ function validate150(data, {
   validate150.errors = vErrors;
   return errors === 0;
 }
-const schema171 = {
+const schema175 = {
   "type": "object",
   "properties": {
     "kind": {
@@ -11995,12 +12302,12 @@ const schema171 = {
   },
   "nullable": true
 };
-const schema172 = {
+const schema176 = {
   "type": "string",
   "enum": ["TrainingJob", "FederatedRound"],
   "nullable": true
 };
-function validate408(data, {
+function validate418(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12030,7 +12337,7 @@ function validate408(data, {
       schemaPath: "#/enum",
       keyword: "enum",
       params: {
-        allowedValues: schema172.enum
+        allowedValues: schema176.enum
       }
     };
     if (vErrors === null) {
@@ -12040,7 +12347,7 @@ function validate408(data, {
     }
     errors++;
   }
-  validate408.errors = vErrors;
+  validate418.errors = vErrors;
   return errors === 0;
 }
 const schema71 = {
@@ -12093,7 +12400,7 @@ function validate151(data, {
   validate151.errors = vErrors;
   return errors === 0;
 }
-function validate407(data, {
+function validate417(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12119,13 +12426,13 @@ function validate407(data, {
   }
   if (data && typeof data == "object" && !Array.isArray(data)) {
     if (data.kind !== undefined) {
-      if (!validate408(data.kind, {
+      if (!validate418(data.kind, {
         instancePath: instancePath + "/kind",
         parentData: data,
         parentDataProperty: "kind",
         rootData
       })) {
-        vErrors = vErrors === null ? validate408.errors : vErrors.concat(validate408.errors);
+        vErrors = vErrors === null ? validate418.errors : vErrors.concat(validate418.errors);
         errors = vErrors.length;
       }
     }
@@ -12141,7 +12448,7 @@ function validate407(data, {
       }
     }
   }
-  validate407.errors = vErrors;
+  validate417.errors = vErrors;
   return errors === 0;
 }
 const schema72 = {
@@ -12194,7 +12501,7 @@ function validate152(data, {
   validate152.errors = vErrors;
   return errors === 0;
 }
-function validate404(data, {
+function validate414(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12242,13 +12549,13 @@ function validate404(data, {
       }
     }
     if (data.source !== undefined) {
-      if (!validate407(data.source, {
+      if (!validate417(data.source, {
         instancePath: instancePath + "/source",
         parentData: data,
         parentDataProperty: "source",
         rootData
       })) {
-        vErrors = vErrors === null ? validate407.errors : vErrors.concat(validate407.errors);
+        vErrors = vErrors === null ? validate417.errors : vErrors.concat(validate417.errors);
         errors = vErrors.length;
       }
     }
@@ -12264,10 +12571,10 @@ function validate404(data, {
       }
     }
   }
-  validate404.errors = vErrors;
+  validate414.errors = vErrors;
   return errors === 0;
 }
-const schema173 = {
+const schema177 = {
   "type": "object",
   "properties": {
     "model": {
@@ -12282,7 +12589,7 @@ const schema173 = {
   },
   "nullable": true
 };
-const schema174 = {
+const schema178 = {
   "type": "object",
   "properties": {
     "uri": {
@@ -12294,7 +12601,7 @@ const schema174 = {
   },
   "nullable": true
 };
-function validate415(data, {
+function validate425(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12342,17 +12649,17 @@ function validate415(data, {
       }
     }
   }
-  validate415.errors = vErrors;
+  validate425.errors = vErrors;
   return errors === 0;
 }
-const schema175 = {
+const schema179 = {
   "type": "integer",
   "format": "int32",
   "minimum": 0,
   "maximum": 100,
   "nullable": true
 };
-function validate419(data, {
+function validate429(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12428,10 +12735,10 @@ function validate419(data, {
       errors++;
     }
   }
-  validate419.errors = vErrors;
+  validate429.errors = vErrors;
   return errors === 0;
 }
-function validate414(data, {
+function validate424(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12457,24 +12764,24 @@ function validate414(data, {
   }
   if (data && typeof data == "object" && !Array.isArray(data)) {
     if (data.model !== undefined) {
-      if (!validate415(data.model, {
+      if (!validate425(data.model, {
         instancePath: instancePath + "/model",
         parentData: data,
         parentDataProperty: "model",
         rootData
       })) {
-        vErrors = vErrors === null ? validate415.errors : vErrors.concat(validate415.errors);
+        vErrors = vErrors === null ? validate425.errors : vErrors.concat(validate425.errors);
         errors = vErrors.length;
       }
     }
     if (data.trafficPercent !== undefined) {
-      if (!validate419(data.trafficPercent, {
+      if (!validate429(data.trafficPercent, {
         instancePath: instancePath + "/trafficPercent",
         parentData: data,
         parentDataProperty: "trafficPercent",
         rootData
       })) {
-        vErrors = vErrors === null ? validate419.errors : vErrors.concat(validate419.errors);
+        vErrors = vErrors === null ? validate429.errors : vErrors.concat(validate429.errors);
         errors = vErrors.length;
       }
     }
@@ -12490,10 +12797,10 @@ function validate414(data, {
       }
     }
   }
-  validate414.errors = vErrors;
+  validate424.errors = vErrors;
   return errors === 0;
 }
-const schema176 = {
+const schema180 = {
   "type": "object",
   "properties": {
     "reason": {
@@ -12514,12 +12821,12 @@ const schema176 = {
   },
   "nullable": true
 };
-const schema177 = {
+const schema181 = {
   "type": "string",
   "maxLength": 128,
   "nullable": true
 };
-function validate424(data, {
+function validate434(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12561,15 +12868,15 @@ function validate424(data, {
       errors++;
     }
   }
-  validate424.errors = vErrors;
+  validate434.errors = vErrors;
   return errors === 0;
 }
-const schema178 = {
+const schema182 = {
   "type": "string",
   "maxLength": 32768,
   "nullable": true
 };
-function validate426(data, {
+function validate436(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12611,15 +12918,15 @@ function validate426(data, {
       errors++;
     }
   }
-  validate426.errors = vErrors;
+  validate436.errors = vErrors;
   return errors === 0;
 }
-const schema179 = {
+const schema183 = {
   "type": "integer",
   "format": "int32",
   "nullable": true
 };
-function validate429(data, {
+function validate439(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12661,10 +12968,10 @@ function validate429(data, {
       errors++;
     }
   }
-  validate429.errors = vErrors;
+  validate439.errors = vErrors;
   return errors === 0;
 }
-function validate423(data, {
+function validate433(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12690,24 +12997,24 @@ function validate423(data, {
   }
   if (data && typeof data == "object" && !Array.isArray(data)) {
     if (data.reason !== undefined) {
-      if (!validate424(data.reason, {
+      if (!validate434(data.reason, {
         instancePath: instancePath + "/reason",
         parentData: data,
         parentDataProperty: "reason",
         rootData
       })) {
-        vErrors = vErrors === null ? validate424.errors : vErrors.concat(validate424.errors);
+        vErrors = vErrors === null ? validate434.errors : vErrors.concat(validate434.errors);
         errors = vErrors.length;
       }
     }
     if (data.message !== undefined) {
-      if (!validate426(data.message, {
+      if (!validate436(data.message, {
         instancePath: instancePath + "/message",
         parentData: data,
         parentDataProperty: "message",
         rootData
       })) {
-        vErrors = vErrors === null ? validate426.errors : vErrors.concat(validate426.errors);
+        vErrors = vErrors === null ? validate436.errors : vErrors.concat(validate436.errors);
         errors = vErrors.length;
       }
     }
@@ -12723,13 +13030,13 @@ function validate423(data, {
       }
     }
     if (data.exitCode !== undefined) {
-      if (!validate429(data.exitCode, {
+      if (!validate439(data.exitCode, {
         instancePath: instancePath + "/exitCode",
         parentData: data,
         parentDataProperty: "exitCode",
         rootData
       })) {
-        vErrors = vErrors === null ? validate429.errors : vErrors.concat(validate429.errors);
+        vErrors = vErrors === null ? validate439.errors : vErrors.concat(validate439.errors);
         errors = vErrors.length;
       }
     }
@@ -12745,10 +13052,10 @@ function validate423(data, {
       }
     }
   }
-  validate423.errors = vErrors;
+  validate433.errors = vErrors;
   return errors === 0;
 }
-const schema180 = {
+const schema184 = {
   "type": "object",
   "properties": {
     "strategy": {
@@ -12763,12 +13070,12 @@ const schema180 = {
   },
   "nullable": true
 };
-const schema181 = {
+const schema185 = {
   "type": "string",
   "enum": ["Surge", "InPlace"],
   "nullable": true
 };
-function validate434(data, {
+function validate444(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12798,7 +13105,7 @@ function validate434(data, {
       schemaPath: "#/enum",
       keyword: "enum",
       params: {
-        allowedValues: schema181.enum
+        allowedValues: schema185.enum
       }
     };
     if (vErrors === null) {
@@ -12808,10 +13115,10 @@ function validate434(data, {
     }
     errors++;
   }
-  validate434.errors = vErrors;
+  validate444.errors = vErrors;
   return errors === 0;
 }
-function validate433(data, {
+function validate443(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -12837,13 +13144,13 @@ function validate433(data, {
   }
   if (data && typeof data == "object" && !Array.isArray(data)) {
     if (data.strategy !== undefined) {
-      if (!validate434(data.strategy, {
+      if (!validate444(data.strategy, {
         instancePath: instancePath + "/strategy",
         parentData: data,
         parentDataProperty: "strategy",
         rootData
       })) {
-        vErrors = vErrors === null ? validate434.errors : vErrors.concat(validate434.errors);
+        vErrors = vErrors === null ? validate444.errors : vErrors.concat(validate444.errors);
         errors = vErrors.length;
       }
     }
@@ -12859,21 +13166,21 @@ function validate433(data, {
       }
     }
     if (data.inProgress !== undefined) {
-      if (!validate111(data.inProgress, {
+      if (!validate107(data.inProgress, {
         instancePath: instancePath + "/inProgress",
         parentData: data,
         parentDataProperty: "inProgress",
         rootData
       })) {
-        vErrors = vErrors === null ? validate111.errors : vErrors.concat(validate111.errors);
+        vErrors = vErrors === null ? validate107.errors : vErrors.concat(validate107.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate433.errors = vErrors;
+  validate443.errors = vErrors;
   return errors === 0;
 }
-const schema182 = {
+const schema186 = {
   "type": "object",
   "properties": {
     "desiredReplicas": {
@@ -12941,7 +13248,7 @@ function validate154(data, {
   validate154.errors = vErrors;
   return errors === 0;
 }
-function validate439(data, {
+function validate449(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -13011,10 +13318,10 @@ function validate439(data, {
       }
     }
   }
-  validate439.errors = vErrors;
+  validate449.errors = vErrors;
   return errors === 0;
 }
-const schema183 = {
+const schema187 = {
   "type": "object",
   "properties": {
     "uri": {
@@ -13035,12 +13342,12 @@ const schema183 = {
   },
   "nullable": true
 };
-const schema184 = {
+const schema188 = {
   "type": "string",
   "maxLength": 71,
   "nullable": true
 };
-function validate447(data, {
+function validate457(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -13082,10 +13389,10 @@ function validate447(data, {
       errors++;
     }
   }
-  validate447.errors = vErrors;
+  validate457.errors = vErrors;
   return errors === 0;
 }
-const schema185 = {
+const schema189 = {
   "type": "object",
   "properties": {
     "kind": {
@@ -13097,7 +13404,7 @@ const schema185 = {
   },
   "nullable": true
 };
-function validate449(data, {
+function validate459(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -13145,10 +13452,10 @@ function validate449(data, {
       }
     }
   }
-  validate449.errors = vErrors;
+  validate459.errors = vErrors;
   return errors === 0;
 }
-function validate445(data, {
+function validate455(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -13185,24 +13492,24 @@ function validate445(data, {
       }
     }
     if (data.digest !== undefined) {
-      if (!validate447(data.digest, {
+      if (!validate457(data.digest, {
         instancePath: instancePath + "/digest",
         parentData: data,
         parentDataProperty: "digest",
         rootData
       })) {
-        vErrors = vErrors === null ? validate447.errors : vErrors.concat(validate447.errors);
+        vErrors = vErrors === null ? validate457.errors : vErrors.concat(validate457.errors);
         errors = vErrors.length;
       }
     }
     if (data.source !== undefined) {
-      if (!validate449(data.source, {
+      if (!validate459(data.source, {
         instancePath: instancePath + "/source",
         parentData: data,
         parentDataProperty: "source",
         rootData
       })) {
-        vErrors = vErrors === null ? validate449.errors : vErrors.concat(validate449.errors);
+        vErrors = vErrors === null ? validate459.errors : vErrors.concat(validate459.errors);
         errors = vErrors.length;
       }
     }
@@ -13229,10 +13536,10 @@ function validate445(data, {
       }
     }
   }
-  validate445.errors = vErrors;
+  validate455.errors = vErrors;
   return errors === 0;
 }
-function validate382(data, {
+function validate392(data, {
   instancePath = "",
   parentData,
   parentDataProperty,
@@ -13269,24 +13576,24 @@ function validate382(data, {
       }
     }
     if (data.phase !== undefined) {
-      if (!validate384(data.phase, {
+      if (!validate394(data.phase, {
         instancePath: instancePath + "/phase",
         parentData: data,
         parentDataProperty: "phase",
         rootData
       })) {
-        vErrors = vErrors === null ? validate384.errors : vErrors.concat(validate384.errors);
+        vErrors = vErrors === null ? validate394.errors : vErrors.concat(validate394.errors);
         errors = vErrors.length;
       }
     }
     if (data.conditions !== undefined) {
-      if (!validate386(data.conditions, {
+      if (!validate396(data.conditions, {
         instancePath: instancePath + "/conditions",
         parentData: data,
         parentDataProperty: "conditions",
         rootData
       })) {
-        vErrors = vErrors === null ? validate386.errors : vErrors.concat(validate386.errors);
+        vErrors = vErrors === null ? validate396.errors : vErrors.concat(validate396.errors);
         errors = vErrors.length;
       }
     }
@@ -13324,73 +13631,73 @@ function validate382(data, {
       }
     }
     if (data.model !== undefined) {
-      if (!validate404(data.model, {
+      if (!validate414(data.model, {
         instancePath: instancePath + "/model",
         parentData: data,
         parentDataProperty: "model",
-        rootData
-      })) {
-        vErrors = vErrors === null ? validate404.errors : vErrors.concat(validate404.errors);
-        errors = vErrors.length;
-      }
-    }
-    if (data.canary !== undefined) {
-      if (!validate414(data.canary, {
-        instancePath: instancePath + "/canary",
-        parentData: data,
-        parentDataProperty: "canary",
         rootData
       })) {
         vErrors = vErrors === null ? validate414.errors : vErrors.concat(validate414.errors);
         errors = vErrors.length;
       }
     }
-    if (data.lastFailureInfo !== undefined) {
-      if (!validate423(data.lastFailureInfo, {
-        instancePath: instancePath + "/lastFailureInfo",
+    if (data.canary !== undefined) {
+      if (!validate424(data.canary, {
+        instancePath: instancePath + "/canary",
         parentData: data,
-        parentDataProperty: "lastFailureInfo",
+        parentDataProperty: "canary",
         rootData
       })) {
-        vErrors = vErrors === null ? validate423.errors : vErrors.concat(validate423.errors);
+        vErrors = vErrors === null ? validate424.errors : vErrors.concat(validate424.errors);
         errors = vErrors.length;
       }
     }
-    if (data.rollout !== undefined) {
-      if (!validate433(data.rollout, {
-        instancePath: instancePath + "/rollout",
+    if (data.lastFailureInfo !== undefined) {
+      if (!validate433(data.lastFailureInfo, {
+        instancePath: instancePath + "/lastFailureInfo",
         parentData: data,
-        parentDataProperty: "rollout",
+        parentDataProperty: "lastFailureInfo",
         rootData
       })) {
         vErrors = vErrors === null ? validate433.errors : vErrors.concat(validate433.errors);
         errors = vErrors.length;
       }
     }
+    if (data.rollout !== undefined) {
+      if (!validate443(data.rollout, {
+        instancePath: instancePath + "/rollout",
+        parentData: data,
+        parentDataProperty: "rollout",
+        rootData
+      })) {
+        vErrors = vErrors === null ? validate443.errors : vErrors.concat(validate443.errors);
+        errors = vErrors.length;
+      }
+    }
     if (data.autoscaler !== undefined) {
-      if (!validate439(data.autoscaler, {
+      if (!validate449(data.autoscaler, {
         instancePath: instancePath + "/autoscaler",
         parentData: data,
         parentDataProperty: "autoscaler",
         rootData
       })) {
-        vErrors = vErrors === null ? validate439.errors : vErrors.concat(validate439.errors);
+        vErrors = vErrors === null ? validate449.errors : vErrors.concat(validate449.errors);
         errors = vErrors.length;
       }
     }
     if (data.rejectedModel !== undefined) {
-      if (!validate445(data.rejectedModel, {
+      if (!validate455(data.rejectedModel, {
         instancePath: instancePath + "/rejectedModel",
         parentData: data,
         parentDataProperty: "rejectedModel",
         rootData
       })) {
-        vErrors = vErrors === null ? validate445.errors : vErrors.concat(validate445.errors);
+        vErrors = vErrors === null ? validate455.errors : vErrors.concat(validate455.errors);
         errors = vErrors.length;
       }
     }
   }
-  validate382.errors = vErrors;
+  validate392.errors = vErrors;
   return errors === 0;
 }
 function validate155(data, {
@@ -13496,13 +13803,13 @@ function validate155(data, {
       }
     }
     if (data.status !== undefined) {
-      if (!validate382(data.status, {
+      if (!validate392(data.status, {
         instancePath: instancePath + "/status",
         parentData: data,
         parentDataProperty: "status",
         rootData
       })) {
-        vErrors = vErrors === null ? validate382.errors : vErrors.concat(validate382.errors);
+        vErrors = vErrors === null ? validate392.errors : vErrors.concat(validate392.errors);
         errors = vErrors.length;
       }
     }

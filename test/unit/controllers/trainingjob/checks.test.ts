@@ -239,7 +239,7 @@ describe('§2 the per-pod configuration is bounded', () => {
 describe('§api §evaluation spec.evaluationDataset.uri is checked as spec.dataset.uri is', () => {
   it.each([
     ['credentials', 'https://alice:s3cr3t@data.example.com/test.csv', 'CredentialsInURI'],
-    ['a scheme the runtime cannot read', 's3://bucket/test.csv', 'UnsupportedURIScheme'],
+    ['a scheme the runtime cannot read', 'gs://bucket/test.csv', 'UnsupportedURIScheme'],
   ])('§evaluation %s in spec.evaluationDataset.uri are refused', (_case, uri, reason) => {
     const found = problems(job({ evaluationDataset: { uri } }));
     expect(found).toEqual([{ field: 'spec.evaluationDataset.uri', reason }]);

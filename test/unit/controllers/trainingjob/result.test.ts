@@ -166,3 +166,33 @@ describe('progress and messages', () => {
     expect(sanitizeMessage('x'.repeat(2000))).toHaveLength(1024);
   });
 });
+
+describe('§lineage the dataset a chief says it read', () => {
+  const dataset = {
+    uri: 's3://lake/fashion/',
+    digest: `sha256:${'b'.repeat(64)}`,
+    rows: 60000,
+    files: 8,
+    bytes: 1234567,
+  };
+
+  it('reaches the status when it names spec.dataset.uri and fits the schema', () => {
+    const verdict = parseResult(result({ dataset }), 'pvc://models/iris', dataset.uri);
+    expect(verdict).toMatchObject({ ok: true, result: { dataset } });
+    expect(parseProgress({ epoch: 1, epochs: 2, dataset }, dataset.uri)?.dataset).toEqual(dataset);
+  });
+
+  it.each([
+    ['another dataset', { ...dataset, uri: 's3://other/x' }],
+    ['a short digest', { ...dataset, digest: 'sha256:ab' }],
+    ['negative rows', { ...dataset, rows: -1 }],
+    ['fractional files', { ...dataset, files: 1.5 }],
+  ])('is refused as InvalidResult with %s', (_why, bad) => {
+    const verdict = parseResult(result({ dataset: bad }), 'pvc://models/iris', dataset.uri);
+    expect(verdict).toMatchObject({ ok: false, reason: 'InvalidResult' });
+    // In progress it is left out; the metrics still count.
+    const p = parseProgress({ epoch: 1, epochs: 2, loss: 0.5, dataset: bad }, dataset.uri);
+    expect(p).toMatchObject({ epoch: 1, loss: 0.5 });
+    expect(p?.dataset).toBeUndefined();
+  });
+});

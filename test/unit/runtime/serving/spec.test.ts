@@ -33,7 +33,7 @@ describe('parseServingSpec', () => {
     ['a modelName with a colon', { ...full, modelName: 'a:b' }, /modelName "a:b" does not match/],
     ['an unknown variant', { ...full, variant: 'shadow' }, /variant must be one of/],
     ['a modelUri without scheme', { ...full, modelUri: '/models/x' }, /modelUri/],
-    ['an s3:// modelUri', { ...full, modelUri: 's3://b/x' }, /modelUri "s3:\/\/b\/x"/],
+    ['a gs:// modelUri', { ...full, modelUri: 'gs://b/x' }, /modelUri "gs:\/\/b\/x"/],
     ['an unknown format', { ...full, format: 'onnx' }, /format must be one of/],
     ['a digest that is not sha256', { ...full, digest: 'md5:00' }, /digest "md5:00"/],
     ['without quantization', without('quantization'), /quantization must be one of/],

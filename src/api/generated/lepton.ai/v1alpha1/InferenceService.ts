@@ -28,7 +28,7 @@ export interface IInferenceService {
      */
     "model": {
       /**
-       * URI of a TensorFlow.js model: its model.json or the directory that holds it (pvc://CLAIM/PATH, file:///PATH, http(s)://). KServe calls this storageUri.
+       * URI of a TensorFlow.js model: its model.json or the directory that holds it (pvc://CLAIM/PATH, file:///PATH, http(s)://, s3://BUCKET/PREFIX with storage.s3). KServe calls this storageUri.
        */
       "uri"?: string;
       /**
@@ -169,7 +169,7 @@ export interface IInferenceService {
        */
       "model": {
         /**
-         * URI of a TensorFlow.js model: its model.json or the directory that holds it (pvc://CLAIM/PATH, file:///PATH, http(s)://). KServe calls this storageUri.
+         * URI of a TensorFlow.js model: its model.json or the directory that holds it (pvc://CLAIM/PATH, file:///PATH, http(s)://, s3://BUCKET/PREFIX with storage.s3). KServe calls this storageUri.
          */
         "uri"?: string;
         /**
@@ -229,6 +229,37 @@ export interface IInferenceService {
        * Replicas of the canary Deployment (not autoscaled).
        */
       "replicas"?: number;
+    };
+    /**
+     * Object storage that the s3:// URIs of this InferenceService name (the models of spec.model and canary), with the settings of KServe's and Kubeflow Trainer's S3 initializers. The credentials stay in a Secret: the operator mounts it read-only into the pods, never into their environment.
+     */
+    "storage"?: {
+      /**
+       * An S3-compatible service. Without it, s3:// URIs go to AWS S3 in us-east-1 with anonymous requests.
+       */
+      "s3"?: {
+        /**
+         * URL of the S3 API, e.g. http://versitygw.storage:7070 or https://s3.eu-west-1.amazonaws.com. Defaults to AWS's endpoint for the region. No credentials or path in it.
+         */
+        "endpoint"?: string;
+        /**
+         * Region of the buckets (AWS_REGION). Defaults to us-east-1.
+         */
+        "region"?: string;
+        /**
+         * Address buckets in the path (http://host/bucket/key) rather than as a host name (http://bucket.host/key), as most S3-compatible servers need. Defaults to true when endpoint is set, false otherwise.
+         */
+        "forcePathStyle"?: boolean;
+        /**
+         * A Secret in the same namespace with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN). Without it, requests are anonymous (public buckets). A Secret that is missing or lacks a key is reported in the Accepted condition before any pod starts.
+         */
+        "secretRef"?: {
+          /**
+           * Name of the Secret.
+           */
+          "name": string;
+        };
+      };
     };
     /**
      * Runtime image of the pods; defaults to the operator's runtime image (flag --runtime-image).

@@ -32,7 +32,7 @@ export interface ITrainingJob {
        */
       "preset"?: "linear" | "mlp" | "cnn";
       /**
-       * URI of a TensorFlow.js layers model: its model.json, or the directory that holds it. Schemes: pvc://CLAIM/PATH (the operator mounts the claim), file:///PATH (inside the pod), http(s)://. No credentials in the URI (user:password@ is refused): keep them in a Secret.
+       * URI of a TensorFlow.js layers model: its model.json, or the directory that holds it. Schemes: pvc://CLAIM/PATH (the operator mounts the claim), file:///PATH (inside the pod), http(s)://, s3://BUCKET/PREFIX (see storage.s3). No credentials in the URI (user:password@ is refused): keep them in a Secret.
        */
       "uri"?: string;
       /**
@@ -65,13 +65,13 @@ export interface ITrainingJob {
      */
     "dataset"?: {
       /**
-       * URI of the data file: pvc://CLAIM/PATH, file:///PATH or http(s)://. A directory is read as the concatenation of its files of the chosen format, in name order. No credentials in the URI (user:password@ is refused): keep them in a Secret.
+       * URI of the data: a file, or a directory or s3:// prefix of many files (read recursively in key order; Hive-style partition folders such as date=2026-11-30/ are allowed, see partitionFilter). Schemes: pvc://CLAIM/PATH, file:///PATH, http(s):// (one file), s3://BUCKET/PREFIX (see storage.s3). Parquet datasets are streamed with bounded memory, data-parallel workers each reading a disjoint range of rows; csv, jsonl and idx are read whole into memory. No credentials in the URI (user:password@ is refused): keep them in a Secret.
        */
       "uri"?: string;
       /**
-       * csv (a header row, then one example per line), jsonl (one JSON object per line) or idx (the binary IDX files of MNIST and Fashion-MNIST, gzip or not: uri names the images file, e.g. train-images-idx3-ubyte.gz, and the labels are read from the file the IDX convention names next to it, train-labels-idx1-ubyte.gz; unsigned-byte pixels are scaled to [0, 1], the classes are the label values). Defaults to the name of uri (.csv, .jsonl, .ndjson; -idx3-ubyte, with or without .gz, is idx). A directory cannot be idx. Only with uri.
+       * csv (a header row, then one example per line), jsonl (one JSON object per line) parquet (columns of numbers, booleans or strings; only labelColumn and featureColumns are read, row group by row group with ranged reads) or idx (the binary IDX files of MNIST and Fashion-MNIST, gzip or not: uri names the images file, e.g. train-images-idx3-ubyte.gz, and the labels are read from the file the IDX convention names next to it, train-labels-idx1-ubyte.gz; unsigned-byte pixels are scaled to [0, 1], the classes are the label values). Defaults to the name of uri (.csv, .jsonl, .ndjson, .parquet; -idx3-ubyte, with or without .gz, is idx). A directory cannot be idx. Only with uri.
        */
-      "format"?: "csv" | "jsonl" | "idx";
+      "format"?: "csv" | "jsonl" | "idx" | "parquet";
       /**
        * Column (csv) or key (jsonl) that holds the label. Defaults to label. Only with uri.
        */
@@ -88,6 +88,23 @@ export interface ITrainingJob {
        * Shuffle the training examples before each epoch.
        */
       "shuffle"?: boolean;
+      /**
+       * Keeps only the files under Hive-style partition folders (key=value/) that match every expression, as a Kubernetes label selector's matchExpressions do: In and NotIn compare the value with values, Exists and DoesNotExist test the key, Gt and Lt compare with the one value in values (as numbers when both are numbers, else as text, so ISO dates compare in order). Only with uri.
+       */
+      "partitionFilter"?: Array<{
+        /**
+         * Name of the partition folder level, e.g. date.
+         */
+        "key": string;
+        /**
+         * In, NotIn, Exists, DoesNotExist, Gt or Lt.
+         */
+        "operator": "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt";
+        /**
+         * Values to compare with; one for Gt and Lt, at least one for In and NotIn, none for Exists and DoesNotExist.
+         */
+        "values"?: Array<string>;
+      }>;
       /**
        * Keeps one of count disjoint parts of the data, for federated experiments on one shared data set: every pod that loads the same data with the same count, alpha and seed computes the same split, so participants that set index 0 to count - 1 hold disjoint parts that together cover the data. Applied after loading, before validationSplit and before the shard of a data-parallel worker.
        */
@@ -144,13 +161,13 @@ export interface ITrainingJob {
      */
     "evaluationDataset"?: {
       /**
-       * URI of the data file: pvc://CLAIM/PATH, file:///PATH or http(s)://. A directory is read as the concatenation of its files of the chosen format, in name order. No credentials in the URI (user:password@ is refused): keep them in a Secret.
+       * URI of the data: a file, or a directory or s3:// prefix of many files (read recursively in key order; Hive-style partition folders such as date=2026-11-30/ are allowed, see partitionFilter). Schemes: pvc://CLAIM/PATH, file:///PATH, http(s):// (one file), s3://BUCKET/PREFIX (see storage.s3). Parquet datasets are streamed with bounded memory, data-parallel workers each reading a disjoint range of rows; csv, jsonl and idx are read whole into memory. No credentials in the URI (user:password@ is refused): keep them in a Secret.
        */
       "uri"?: string;
       /**
-       * csv (a header row, then one example per line), jsonl (one JSON object per line) or idx (the binary IDX files of MNIST and Fashion-MNIST, gzip or not: uri names the images file, e.g. train-images-idx3-ubyte.gz, and the labels are read from the file the IDX convention names next to it, train-labels-idx1-ubyte.gz; unsigned-byte pixels are scaled to [0, 1], the classes are the label values). Defaults to the name of uri (.csv, .jsonl, .ndjson; -idx3-ubyte, with or without .gz, is idx). A directory cannot be idx. Only with uri.
+       * csv (a header row, then one example per line), jsonl (one JSON object per line) parquet (columns of numbers, booleans or strings; only labelColumn and featureColumns are read, row group by row group with ranged reads) or idx (the binary IDX files of MNIST and Fashion-MNIST, gzip or not: uri names the images file, e.g. train-images-idx3-ubyte.gz, and the labels are read from the file the IDX convention names next to it, train-labels-idx1-ubyte.gz; unsigned-byte pixels are scaled to [0, 1], the classes are the label values). Defaults to the name of uri (.csv, .jsonl, .ndjson, .parquet; -idx3-ubyte, with or without .gz, is idx). A directory cannot be idx. Only with uri.
        */
-      "format"?: "csv" | "jsonl" | "idx";
+      "format"?: "csv" | "jsonl" | "idx" | "parquet";
       /**
        * Column (csv) or key (jsonl) that holds the label. Defaults to label. Only with uri.
        */
@@ -167,6 +184,23 @@ export interface ITrainingJob {
        * Shuffle the training examples before each epoch.
        */
       "shuffle"?: boolean;
+      /**
+       * Keeps only the files under Hive-style partition folders (key=value/) that match every expression, as a Kubernetes label selector's matchExpressions do: In and NotIn compare the value with values, Exists and DoesNotExist test the key, Gt and Lt compare with the one value in values (as numbers when both are numbers, else as text, so ISO dates compare in order). Only with uri.
+       */
+      "partitionFilter"?: Array<{
+        /**
+         * Name of the partition folder level, e.g. date.
+         */
+        "key": string;
+        /**
+         * In, NotIn, Exists, DoesNotExist, Gt or Lt.
+         */
+        "operator": "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt";
+        /**
+         * Values to compare with; one for Gt and Lt, at least one for In and NotIn, none for Exists and DoesNotExist.
+         */
+        "values"?: Array<string>;
+      }>;
       /**
        * Keeps one of count disjoint parts of the data, for federated experiments on one shared data set: every pod that loads the same data with the same count, alpha and seed computes the same split, so participants that set index 0 to count - 1 hold disjoint parts that together cover the data. Applied after loading, before validationSplit and before the shard of a data-parallel worker.
        */
@@ -295,6 +329,37 @@ export interface ITrainingJob {
       "memory"?: number | string;
     };
     /**
+     * Object storage that the s3:// URIs of this TrainingJob name (dataset, model, output, checkpoints), with the settings of KServe's and Kubeflow Trainer's S3 initializers. The credentials stay in a Secret: the operator mounts it read-only into the pods, never into their environment.
+     */
+    "storage"?: {
+      /**
+       * An S3-compatible service. Without it, s3:// URIs go to AWS S3 in us-east-1 with anonymous requests.
+       */
+      "s3"?: {
+        /**
+         * URL of the S3 API, e.g. http://versitygw.storage:7070 or https://s3.eu-west-1.amazonaws.com. Defaults to AWS's endpoint for the region. No credentials or path in it.
+         */
+        "endpoint"?: string;
+        /**
+         * Region of the buckets (AWS_REGION). Defaults to us-east-1.
+         */
+        "region"?: string;
+        /**
+         * Address buckets in the path (http://host/bucket/key) rather than as a host name (http://bucket.host/key), as most S3-compatible servers need. Defaults to true when endpoint is set, false otherwise.
+         */
+        "forcePathStyle"?: boolean;
+        /**
+         * A Secret in the same namespace with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN). Without it, requests are anonymous (public buckets). A Secret that is missing or lacks a key is reported in the Accepted condition before any pod starts.
+         */
+        "secretRef"?: {
+          /**
+           * Name of the Secret.
+           */
+          "name": string;
+        };
+      };
+    };
+    /**
      * How the runtime computes. When omitted, the defaults of its fields apply.
      */
     "runtime"?: {
@@ -308,7 +373,7 @@ export interface ITrainingJob {
      */
     "output"?: {
       /**
-       * Directory that receives the model (model.json, weight files and lepton.json with its metrics and lineage): pvc://CLAIM/PATH, or file:///PATH on a volume of podTemplate (the root filesystem of the pods is read-only; /tmp is an emptyDir that ends with the pod).
+       * Directory or s3:// prefix that receives the model (model.json, weight files and lepton.json with its metrics and lineage, the dataset's files and their versions included): pvc://CLAIM/PATH, s3://BUCKET/PREFIX (see storage.s3), or file:///PATH on a volume of podTemplate (the root filesystem of the pods is read-only; /tmp is an emptyDir that ends with the pod).
        */
       "uri": string;
       /**
@@ -321,7 +386,7 @@ export interface ITrainingJob {
      */
     "checkpoint"?: {
       /**
-       * Directory for checkpoints: pvc://CLAIM/PATH, or file:///PATH on a volume of podTemplate (the root filesystem of the pods is read-only). Defaults to output.uri/checkpoints.
+       * Directory or s3:// prefix for checkpoints: pvc://CLAIM/PATH, s3://BUCKET/PREFIX, or file:///PATH on a volume of podTemplate (the root filesystem of the pods is read-only). Defaults to output.uri/checkpoints.
        */
       "uri"?: string;
       /**
@@ -1859,6 +1924,31 @@ export interface ITrainingJob {
        * When the progress was last read.
        */
       "lastUpdateTime"?: string;
+    };
+    /**
+     * The data the model was trained on, identified exactly: the files read (their keys below uri) with their sizes and versions (the S3 ETag, else a sha256 of the bytes) are listed in lepton.json next to the model; digest is a sha256 over that list. Set once the data are read (while training, from the chief's progress) and kept when the job ends.
+     */
+    "dataset"?: {
+      /**
+       * spec.dataset.uri as read.
+       */
+      "uri"?: string;
+      /**
+       * sha256 over the sorted lines "key TAB size TAB version" of the files read, as sha256:HEX.
+       */
+      "digest"?: string;
+      /**
+       * Number of files read (after partitionFilter).
+       */
+      "files"?: number;
+      /**
+       * Rows of the dataset (training and validation together).
+       */
+      "rows"?: number;
+      /**
+       * Bytes of the files read.
+       */
+      "bytes"?: number;
     };
     /**
      * Metrics of the final model on spec.evaluationDataset, which the chief measures once training ends; set when the job succeeds.
