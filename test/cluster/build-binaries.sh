@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, helm to test the chart, and promtool and prometheus to check
-# and scrape the operator's metrics) from the Go module proxy and caches them by version
-# outside the repository. Skips whatever already exists. Needs Go >= 1.26.
+# kube-scheduler, kubectl, kwok, helm to test the chart, promtool and prometheus to check and
+# scrape the operator's metrics, and versitygw, the cluster's S3 server) from the Go module
+# proxy and caches them by version outside the repository. Skips whatever already exists.
+# Needs Go >= 1.26.
 #
 #   LEPTON_BIN_DIR   where to put them (default: ~/.cache/lepton/bin/k8s-<version>)
 #
@@ -17,6 +18,7 @@ KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 # The Go module version of Prometheus 3.16.0 (Prometheus tags each release twice).
 PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v0.316.0}
+VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
 OUT=${LEPTON_BIN_DIR:-$HOME/.cache/lepton/bin/k8s-$K8S_VERSION}
 mkdir -p "$OUT"
 export GOFLAGS=${GOFLAGS:--mod=mod}
@@ -116,10 +118,22 @@ build_prometheus() {
   "$OUT/promtool" --version 2>&1 | head -1 >&2
 }
 
+# The cluster's S3 server. versitygw: Apache-2.0, maintained, and POSIX-backed (a bucket is a
+# folder, an object a file), so tests can look at what a job wrote; MinIO's server is AGPL.
+build_versitygw() {
+  have versitygw && { log "versitygw $VERSITYGW_VERSION: cached"; return; }
+  log "versitygw $VERSITYGW_VERSION: building (cold: ~2 min)"
+  local v="-X main.Version=$VERSITYGW_VERSION"
+  with_heartbeat versitygw env GOBIN="$OUT" go install -trimpath -ldflags "-s -w $v" \
+    "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+  "$OUT/versitygw" --version 2>&1 | head -1 >&2
+}
+
 build_etcd
 build_kwok
 build_kubernetes
 build_helm
 build_prometheus
+build_versitygw
 log "all binaries ready in $OUT"
 echo "$OUT"

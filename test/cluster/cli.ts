@@ -1,7 +1,8 @@
 // npm run cluster -- <command>
 //
 //   build                 build the cluster binaries (skipped when they are cached)
-//   up [--state DIR]      start the local cluster in the background (builds binaries first if needed)
+//   up [--state DIR]      start the local cluster and its S3 server in the background (builds
+//                         binaries first if needed)
 //   down [--state DIR]    stop it; no process is left behind
 //   status [--state DIR]  show whether it runs and how to reach it
 //   kubectl ARGS...       run the project's kubectl against it
@@ -14,6 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
+  type ClusterState,
   LocalCluster,
   binDir,
   isAlive,
@@ -74,7 +76,7 @@ async function foreground(stateDir: string, parentPid: number | undefined): Prom
 async function up(stateDir: string): Promise<void> {
   const existing = readState(stateDir);
   if (existing?.ready && isAlive(existing.supervisorPid)) {
-    printHowTo(existing.kubeconfig);
+    printHowTo(existing);
     return;
   }
   ensureBinaries();
@@ -99,16 +101,24 @@ async function up(stateDir: string): Promise<void> {
     },
     180_000,
   );
-  printHowTo(join(stateDir, 'kubeconfig'));
+  const state = readState(stateDir);
+  if (state) printHowTo(state);
 }
 
-function printHowTo(kubeconfig: string): void {
+function printHowTo(state: ClusterState): void {
   const kubectl = join(binDir(), 'kubectl');
+  const s3 = state.s3
+    ? [
+        `S3 server: ${state.s3.endpoint} (region ${state.s3.region}, path-style; buckets are the folders of ${state.s3.root})`,
+        `  credentials: ${state.s3.settingsFile}`,
+      ]
+    : [];
   process.stdout.write(
     [
       'The local cluster is running.',
-      `  export KUBECONFIG=${kubeconfig}`,
+      `  export KUBECONFIG=${state.kubeconfig}`,
       `  ${kubectl} get nodes -L nvidia.com/gpu.product`,
+      ...s3,
       'Stop it with: npm run cluster -- down',
       '',
     ].join('\n'),
@@ -192,7 +202,7 @@ async function main(): Promise<void> {
       return down(stateDir);
     case 'status': {
       const s = readState(stateDir);
-      if (s?.ready && isAlive(s.supervisorPid)) printHowTo(s.kubeconfig);
+      if (s?.ready && isAlive(s.supervisorPid)) printHowTo(s);
       else process.stdout.write('The local cluster is not running.\n');
       return;
     }

@@ -1,8 +1,9 @@
 // A real Kubernetes control plane on loopback: etcd, kube-apiserver (TLS, client-certificate
-// authentication, RBAC), kube-controller-manager, kube-scheduler, and kwok with simulated GPU
-// nodes. The binaries come from build-binaries.sh. Everything a run writes (certificates, etcd
-// data, logs, kubeconfig) lives in one state folder; the components' process ids are recorded
-// there so that a later `up` or `down` can clean up after a supervisor that was killed.
+// authentication, RBAC), kube-controller-manager, kube-scheduler, kwok with simulated GPU
+// nodes, the local node, and an S3 server (s3.ts). The binaries come from build-binaries.sh.
+// Everything a run writes (certificates, etcd data, logs, kubeconfig, buckets) lives in one
+// state folder; the components' process ids are recorded there so that a later `up` or `down`
+// can clean up after a supervisor that was killed.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import {
   createWriteStream,
@@ -21,6 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type NetworkRecord, removeNetwork } from './localnode/network.ts';
 import { ensurePki, type Pki } from './pki.ts';
+import { type S3Server, startS3Server } from './s3.ts';
 
 export const K8S_VERSION = 'v1.36.3';
 const here = dirname(fileURLToPath(import.meta.url));
@@ -48,6 +50,7 @@ export const REQUIRED_BINARIES = [
   'kwok',
   'kubectl',
   'helm',
+  'versitygw',
 ];
 /** The node that really runs pods as processes (test/cluster/localnode). */
 export const LOCAL_NODE = 'lepton-local-0';
@@ -65,7 +68,12 @@ export interface ClusterState {
   supervisorPid: number;
   pids: Record<string, number>;
   ready: boolean;
+  /** The S3 server; its credentials are in `settingsFile` (readable by the owner only). */
+  s3?: { endpoint: string; region: string; root: string; settingsFile: string };
 }
+
+/** The S3 server's settings with its credentials (S3Settings in s3.ts), next to the kubeconfig. */
+export const S3_SETTINGS_FILE = 's3.json';
 
 export function readState(stateDir: string): ClusterState | undefined {
   const file = join(stateDir, 'state.json');
@@ -199,6 +207,7 @@ function killPodGroups(stateDir: string): void {
 
 /** Kills the components a previous supervisor left behind (it may have been SIGKILLed). */
 export function killLeftovers(stateDir: string): void {
+  rmSync(join(stateDir, S3_SETTINGS_FILE), { force: true });
   const old = readState(stateDir);
   if (!old) return;
   const pids = [old.supervisorPid, ...Object.values(old.pids)].filter((p) => p !== process.pid);
@@ -206,6 +215,28 @@ export function killLeftovers(stateDir: string): void {
     if (isAlive(pid) && ownedProcess(pid, [stateDir, old.binDir])) process.kill(pid, 'SIGKILL');
   }
   killPodGroups(stateDir);
+}
+
+/**
+ * The address pods on the local node reach this machine at: in netns mode the node's bridge
+ * (a pod's 127.0.0.1 is its own namespace's loopback), else 127.0.0.1. This machine reaches the
+ * bridge's address too, so one endpoint serves the tests, the operator and the pods.
+ */
+function podReachableHost(stateDir: string): string {
+  try {
+    const rec = JSON.parse(
+      readFileSync(join(stateDir, 'localnode', 'network.json'), 'utf8'),
+    ) as NetworkRecord;
+    const out = execFileSync('ip', ['-4', '-o', 'addr', 'show', 'dev', rec.bridge], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const address = /\binet (\d+\.\d+\.\d+\.\d+)\//.exec(out)?.[1];
+    if (address) return address;
+  } catch {
+    // loopback mode: no network record, or its bridge is gone
+  }
+  return '127.0.0.1';
 }
 
 /**
@@ -246,6 +277,7 @@ export class LocalCluster {
   private readonly keepData: boolean;
   private stopping = false;
   private server = '';
+  private s3: S3Server | undefined;
 
   constructor(opts: ClusterOptions) {
     this.stateDir = resolve(opts.stateDir);
@@ -264,7 +296,7 @@ export class LocalCluster {
     }
     killLeftovers(this.stateDir);
     if (!this.keepData) {
-      for (const d of ['etcd', 'pki', 'logs', 'apiserver-certs'])
+      for (const d of ['etcd', 'pki', 'logs', 'apiserver-certs', 's3', 's3-iam'])
         rmSync(join(this.stateDir, d), { recursive: true, force: true });
     }
     mkdirSync(join(this.stateDir, 'logs'), { recursive: true });
@@ -377,8 +409,32 @@ export class LocalCluster {
     ]);
     await waitFor('kwok nodes Ready', () => this.nodesReady('type=kwok'), 60_000);
     await waitFor('the local node Ready', () => this.nodesReady('type=local'), 60_000);
+    await this.startS3();
     this.log(`control plane and kwok nodes ready after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return this.writeState(true);
+  }
+
+  /** After the local node: in netns mode the S3 server listens on the node's bridge. */
+  private async startS3(): Promise<void> {
+    if (this.stopping) throw new Error('The cluster is stopping; not starting the S3 server');
+    const s3 = await startS3Server({
+      root: join(this.stateDir, 's3'),
+      host: podReachableHost(this.stateDir),
+      logFile: join(this.stateDir, 'logs', 's3.log'),
+    });
+    // stop() may have run while the server was starting; it could not stop what it did not know.
+    if (this.stopping) {
+      await s3.stop();
+      throw new Error('The cluster is stopping; stopped the S3 server it had started');
+    }
+    this.s3 = s3;
+    const { endpoint, region, accessKeyId, secretAccessKey } = this.s3;
+    writeFileSync(
+      join(this.stateDir, S3_SETTINGS_FILE),
+      JSON.stringify({ endpoint, region, accessKeyId, secretAccessKey }, null, 2),
+      { mode: 0o600 },
+    );
+    this.log(`S3 server ready at ${endpoint} (buckets in ${this.s3.root})`);
   }
 
   /** Runs the project's kubectl against this cluster and returns its standard output. */
@@ -427,6 +483,7 @@ export class LocalCluster {
   private writeState(ready: boolean): ClusterState {
     const pids: Record<string, number> = {};
     for (const [name, p] of this.procs) if (p.pid) pids[name] = p.pid;
+    if (this.s3) pids.s3 = this.s3.pid;
     const state: ClusterState = {
       stateDir: this.stateDir,
       kubeconfig: this.kubeconfig,
@@ -435,6 +492,12 @@ export class LocalCluster {
       supervisorPid: process.pid,
       pids,
       ready,
+      s3: this.s3 && {
+        endpoint: this.s3.endpoint,
+        region: this.s3.region,
+        root: this.s3.root,
+        settingsFile: join(this.stateDir, S3_SETTINGS_FILE),
+      },
     };
     // Written to a temporary file and renamed, so a reader never sees half a file.
     const file = join(this.stateDir, 'state.json');
@@ -445,13 +508,16 @@ export class LocalCluster {
 
   /** Whether every component is still running. */
   healthy(): boolean {
-    return COMPONENTS.every((c) => this.procs.has(c));
+    return (
+      COMPONENTS.every((c) => this.procs.has(c)) && this.s3 !== undefined && isAlive(this.s3.pid)
+    );
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    // The local node first (it stops its pods), then the other clients together, etcd last;
-    // each gets 5 s after SIGTERM, so the whole stop stays well under the callers' 30 s.
+    // The local node first (it stops its pods), then the other clients and the S3 server
+    // together, etcd last; each gets 5 s after SIGTERM, so the whole stop stays well under the
+    // callers' 30 s.
     const stopOne = async (name: string) => {
       const p = this.procs.get(name);
       if (!p || p.exitCode !== null || p.signalCode !== null) return;
@@ -462,11 +528,13 @@ export class LocalCluster {
       clearTimeout(timer);
     };
     await stopOne('localnode');
-    await Promise.all(
-      ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver'].map(stopOne),
-    );
+    await Promise.all([
+      ...['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver'].map(stopOne),
+      this.s3?.stop(),
+    ]);
     await stopOne('etcd');
     killPodGroups(this.stateDir);
+    rmSync(join(this.stateDir, S3_SETTINGS_FILE), { force: true });
     rmSync(join(this.stateDir, 'state.json'), { force: true });
   }
 }

@@ -36,6 +36,7 @@ async function startSupervisor(
     'kube-scheduler',
     'kwok',
     'localnode',
+    's3',
   ]);
   for (const pid of Object.values(state.pids)) expect(isAlive(pid)).toBe(true);
   return { supervisor, state };

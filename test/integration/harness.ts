@@ -8,6 +8,9 @@ import { parse, stringify } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/core/client.ts';
 import { binDir, freePort, repoRoot, waitFor } from '../cluster/cluster.ts';
+import type { S3Settings } from '../cluster/s3.ts';
+import { S3_SECRET_KEYS } from '../../src/contract/storage.ts';
+import { Resources } from '../../src/core/resources.ts';
 
 export { waitFor, repoRoot };
 
@@ -327,4 +330,40 @@ export async function stopNamespacedOperator(
 ): Promise<void> {
   await op?.stop();
   if (ns) kubectl(['delete', 'namespace', ns, '--wait=false']);
+}
+
+/** The test cluster's S3 server, as test/cluster/global-setup.js published it. */
+export function testS3(): S3Settings {
+  const env = process.env;
+  const endpoint = env.LEPTON_TEST_S3_ENDPOINT;
+  const accessKeyId = env.LEPTON_TEST_S3_ACCESS_KEY_ID;
+  const secretAccessKey = env.LEPTON_TEST_S3_SECRET_ACCESS_KEY;
+  if (!endpoint || !accessKeyId || !secretAccessKey)
+    throw new Error(
+      `LEPTON_TEST_S3_* is not set: the cluster of ${kubeconfigPath()} wrote no s3.json (started before it had an S3 server?)`,
+    );
+  return {
+    endpoint,
+    region: env.LEPTON_TEST_S3_REGION ?? 'us-east-1',
+    accessKeyId,
+    secretAccessKey,
+  };
+}
+
+/**
+ * Creates Secret `name` in `namespace` holding the test S3 server's credentials under the keys
+ * that spec.storage.s3.secretRef expects.
+ */
+export async function s3Secret(namespace: string, name: string): Promise<void> {
+  const s3 = testS3();
+  await kubeClient().create(Resources.Secret, {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace },
+    type: 'Opaque',
+    stringData: {
+      [S3_SECRET_KEYS.accessKeyId]: s3.accessKeyId,
+      [S3_SECRET_KEYS.secretAccessKey]: s3.secretAccessKey,
+    },
+  });
 }

@@ -17,7 +17,11 @@ import type { KubeObject } from '../../../src/core/resources.ts';
 
 interface Pod {
   spec: {
-    volumes: { name: string; secret?: { secretName: string; defaultMode?: number } }[];
+    volumes: {
+      name: string;
+      secret?: { secretName: string; defaultMode?: number };
+      persistentVolumeClaim?: { claimName: string };
+    }[];
     containers: {
       env: { name: string; value?: string; valueFrom?: unknown }[];
       volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
