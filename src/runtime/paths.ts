@@ -1,11 +1,12 @@
 // Where the runtime finds what a URI names. pvc://CLAIM/PATH is the claim the operator mounts at
 // pvcMountPath(CLAIM); file:///PATH is a path inside the pod. On the local node there is no mount
 // namespace, so both go through LEPTON_PATH_MAP (mount path -> folder on the machine).
-import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV, PVC_MOUNT_ROOT } from '../contract/runtime.ts';
 import { PermanentError } from './errors.ts';
+import { request } from './storage/http.ts';
+import { storeFor } from './storage/index.ts';
 
 /** Mount path -> folder on this machine, as the local node sets it in LEPTON_PATH_MAP. */
 export type PathMap = Record<string, string>;
@@ -72,8 +73,8 @@ export function localPath(uri: string, env: NodeJS.ProcessEnv = process.env): st
   return mapPath(path, parsePathMap(env[ENV.pathMap]));
 }
 
-/** A download that stalls this long fails (as a transient error), rather than hanging the pod. */
-const HTTP_TIMEOUT_MS = 10 * 60_000;
+/** A request that stalls this long fails (as a transient error), rather than hanging the pod. */
+export const HTTP_TIMEOUT_MS = 10 * 60_000;
 
 const MISSING = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM']);
 
@@ -84,40 +85,18 @@ export function isMissingPathError(err: unknown): boolean {
 }
 
 /**
- * Reads a file:// or pvc:// file, or GETs an http(s):// URL. A missing file or a 4xx answer is
- * permanent; a 5xx answer, 408/429 or a network failure may pass and is thrown as is.
+ * Reads a file:// or pvc:// file, GETs an http(s):// URL or an s3:// object, whole. A missing
+ * file or object, a 4xx answer or bad S3 credentials are permanent; a 5xx answer, 408/429 or a
+ * network failure may pass and is thrown as is.
  */
 export async function readUri(uri: string, env: NodeJS.ProcessEnv = process.env): Promise<Buffer> {
-  if (isHttpUri(uri)) return Buffer.from(await (await httpGet(uri)).arrayBuffer());
-  const path = localPath(uri, env);
-  try {
-    return await readFile(path);
-  } catch (err) {
-    if (isMissingPathError(err))
-      throw new PermanentError(`Cannot read ${uri} (${path}): ${(err as Error).message}`);
-    throw err;
-  }
+  const bytes = await storeFor(uri, env).read(uri);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** GETs an http(s):// URL: the response of a 2xx answer, its body unread; errors as readUri's. */
-export async function httpGet(uri: string): Promise<Response> {
-  const shown = withoutCredentials(uri);
-  let res: Response;
-  try {
-    res = await fetch(uri, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
-  } catch (err) {
-    // fetch says only "fetch failed"; the cause (ECONNREFUSED, ENOTFOUND, a timeout) is what
-    // a person can act on.
-    throw new Error(`GET ${shown} failed: ${networkCause(err).split(uri).join(shown)}`, {
-      cause: err,
-    });
-  }
-  if (!res.ok) {
-    const message = `GET ${shown} answered ${res.status} ${res.statusText}`;
-    const transient = res.status >= 500 || res.status === 408 || res.status === 429;
-    throw transient ? new Error(message) : new PermanentError(message);
-  }
-  return res;
+export function httpGet(uri: string): Promise<Response> {
+  return request(uri, 'GET');
 }
 
 /** `uri` without a user name or password, for messages (the operator refuses such URIs anyway). */

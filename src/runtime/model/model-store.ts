@@ -1,16 +1,17 @@
 // Saves and loads TensorFlow.js layers models as a folder of model.json and one weights file,
-// with node:fs (tfjs-node's file:// handler is absent when tfjs-node is), and computes the
-// digest the operator reports for a saved model.
+// through the object store (a local folder, a claim, an http(s) URL to read, an s3:// prefix;
+// tfjs-node's file:// handler is absent when tfjs-node is), and computes the digest the
+// operator reports for a saved model.
 //
 // Digest: "sha256:" + the lowercase hex SHA-256 of the bytes of model.json followed by the bytes
 // of every weight file it lists, in the order of its weightsManifest (groups, then paths). It
 // identifies exactly what a server downloads; lepton.json, next to the model, is not part of it.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs';
 import { PermanentError } from '../errors.ts';
-import { isHttpUri, isMissingPathError, readUri } from '../paths.ts';
+import { isHttpUri, isMissingPathError } from '../paths.ts';
+import { childUri, isUri, locate, storeFor } from '../storage/index.ts';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_FILE = 'weights.bin';
@@ -18,6 +19,7 @@ export const WEIGHTS_FILE = 'weights.bin';
 export const MODEL_CARD = 'lepton.json';
 
 export interface SavedModel {
+  /** The folder or URI it was saved to, as given. */
   dir: string;
   digest: string;
   /** Bytes of model.json. */
@@ -81,39 +83,46 @@ export function modelDigest(modelJson: Uint8Array, weights: readonly Uint8Array[
 }
 
 /**
- * Writes artifacts to folder `dir` (created if missing) as model.json and weights.bin. Each file
- * is written under a temporary name and renamed, weights first, so a reader never sees a
- * model.json whose weights are not complete.
+ * Writes artifacts to `location` (a local folder, created if missing, or a writable URI) as
+ * model.json and weights.bin. Each file is written atomically, the weights first, so a reader
+ * never sees a model.json whose weights are not complete.
  */
 export async function writeArtifacts(
-  dir: string,
+  location: string,
   artifacts: tf.io.ModelArtifacts,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<SavedModel> {
   const weights = weightBytes(artifacts);
   const modelJson = encodeModelJson(artifacts);
-  await mkdir(dir, { recursive: true });
-  await writeAtomically(join(dir, WEIGHTS_FILE), weights);
-  await writeAtomically(join(dir, MODEL_JSON), modelJson);
+  const { store, uri: base } = locate(location, env);
+  await store.write(childUri(base, WEIGHTS_FILE), weights);
+  await store.write(childUri(base, MODEL_JSON), modelJson);
   return {
-    dir,
+    dir: location,
     digest: modelDigest(modelJson, [weights]),
     modelJsonBytes: modelJson.byteLength,
     weightBytes: weights.byteLength,
   };
 }
 
-export async function writeAtomically(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
+/** Writes file `name` of the model folder `location` atomically (e.g. its lepton.json). */
+export async function writeBeside(
+  location: string,
+  name: string,
+  data: Uint8Array | string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  const { store, uri: base } = locate(location, env);
+  await store.write(childUri(base, name), data);
 }
 
 export async function saveModel(
   model: tf.LayersModel,
-  dir: string,
+  location: string,
   opts: { includeOptimizer?: boolean } = {},
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<SavedModel> {
-  return writeArtifacts(dir, await modelArtifacts(model, opts));
+  return writeArtifacts(location, await modelArtifacts(model, opts), env);
 }
 
 export interface LoadedArtifacts {
@@ -123,18 +132,18 @@ export interface LoadedArtifacts {
 
 /**
  * Reads a saved model: `location` is a local folder or model.json path, or a URI (file://,
- * pvc://, http(s)://) of model.json or of the folder holding it.
+ * pvc://, http(s)://, s3://) of model.json or of the folder holding it.
  */
 export async function loadArtifacts(
   location: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<LoadedArtifacts> {
-  const isUri = /^[a-z][a-z0-9+.-]*:\/\//i.test(location);
+  const isLocation = isUri(location);
   const base = location.replace(/\/+$/, '');
   const jsonLocation = base.endsWith('.json') ? base : `${base}/${MODEL_JSON}`;
-  const read = (where: string): Promise<Buffer> =>
-    isUri ? readUri(where, env) : readLocal(where, location);
-  const resolve = (path: string): string =>
+  const read = (where: string): Promise<Uint8Array> =>
+    isLocation ? storeFor(where, env).read(where) : readLocal(where, location);
+  const resolveWeights = (path: string): string =>
     isHttpUri(jsonLocation)
       ? new URL(path, jsonLocation).toString()
       : `${jsonLocation.slice(0, jsonLocation.lastIndexOf('/'))}/${path}`;
@@ -142,7 +151,7 @@ export async function loadArtifacts(
   const modelJson = await read(jsonLocation);
   let parsed: tf.io.ModelJSON;
   try {
-    parsed = JSON.parse(modelJson.toString('utf8')) as tf.io.ModelJSON;
+    parsed = JSON.parse(new TextDecoder().decode(modelJson)) as tf.io.ModelJSON;
   } catch (err) {
     throw new PermanentError(`${jsonLocation} is not JSON: ${(err as Error).message}`);
   }
@@ -155,7 +164,7 @@ export async function loadArtifacts(
     const specs: tf.io.WeightsManifestEntry[] = [];
     for (const group of manifest) {
       specs.push(...group.weights);
-      for (const path of group.paths) files.push(await read(resolve(path)));
+      for (const path of group.paths) files.push(await read(resolveWeights(path)));
     }
     return [specs, tf.io.concatenateArrayBuffers(files.map(toArrayBuffer))];
   });

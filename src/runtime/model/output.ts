@@ -1,7 +1,6 @@
 // Writing the trained model to spec.output.uri: quantized if asked, as model.json and
 // weights.bin, with lepton.json (the model card) beside them. Without an output the model is
 // not written, but its digest is still computed, as the result must carry one.
-import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { EpochMetrics } from '../train/early-stopping.ts';
 import type { Evaluation } from '../train/evaluate.ts';
@@ -14,9 +13,8 @@ import {
   modelDigest,
   weightBytes,
   writeArtifacts,
-  writeAtomically,
+  writeBeside,
 } from './model-store.ts';
-import { localPath } from '../paths.ts';
 import { type QuantizationReport, quantizeModel } from './quantize.ts';
 import type { DatasetSpec, Hyperparameters, OutputSpec, Task } from '../spec.ts';
 
@@ -79,15 +77,16 @@ export async function saveOutput(req: OutputRequest): Promise<SavedOutput> {
     quantization = q.report;
     req.log.info('Quantized the weights', { ...q.report });
   }
-  const dir = localPath(req.output.uri, req.env);
-  const saved = await writeArtifacts(dir, artifacts);
+  // Through the object store, so output.uri may be a claim, a folder or an s3:// prefix.
+  const saved = await writeArtifacts(req.output.uri, artifacts, req.env);
   const card: ModelCard = {
     digest: saved.digest,
     createdAt: new Date().toISOString(),
     ...req.card,
     quantization,
   };
-  await writeAtomically(join(dir, MODEL_CARD), JSON.stringify(card, null, 2));
+  // Last: a folder with lepton.json holds a complete model (model.json came after weights.bin).
+  await writeBeside(req.output.uri, MODEL_CARD, JSON.stringify(card, null, 2), req.env);
   req.log.info('Saved the model', { uri: req.output.uri, digest: saved.digest });
   return { digest: saved.digest, saved, quantization };
 }

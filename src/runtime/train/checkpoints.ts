@@ -1,13 +1,15 @@
-// Checkpoints: one folder per epoch (epoch-000003) under the checkpoint URI, holding the model
-// with its optimizer state, checkpoint.json, and with restoreBestWeights the best weights so
-// far. A folder is written under a hidden temporary name and renamed when complete, so a pod
-// killed mid-write leaves nothing a restart would mistake for a checkpoint.
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+// Checkpoints: one folder per epoch (epoch-000003) under the checkpoint URI (a local folder, a
+// claim or an s3:// prefix), holding the model with its optimizer state, checkpoint.json, and
+// with restoreBestWeights the best weights so far. A checkpoint is complete when its
+// checkpoint.json exists: a pod killed mid-write leaves nothing a restart would resume from.
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { EarlyStoppingState, EpochMetrics } from './early-stopping.ts';
-import { isMissingPathError } from '../paths.ts';
+import { isPermanentError } from '../errors.ts';
 import { loadArtifacts, modelArtifacts, writeArtifacts } from '../model/model-store.ts';
+import { type ObjectStore, childUri, isUri, locate } from '../storage/index.ts';
+import { LocalStore } from '../storage/local.ts';
 import { withoutTrainingConfig } from '../model/models.ts';
 
 export const CHECKPOINT_JSON = 'checkpoint.json';
@@ -28,8 +30,11 @@ export interface CheckpointState {
 }
 
 export interface Checkpoint {
+  /** Its folder: a local path, or a URI (pvc://, file://, s3://) below the checkpoint URI. */
   dir: string;
   state: CheckpointState;
+  /** The environment `dir` resolves in (LEPTON_PATH_MAP, the S3 settings); none: a local path. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface NamedTensor {
@@ -51,64 +56,146 @@ export function checkpointFolderName(epoch: number): string {
   return `epoch-${String(epoch).padStart(6, '0')}`;
 }
 
+/** Where checkpoints go: spec.checkpoint.uri and the environment it resolves in. */
+export interface CheckpointRoot {
+  uri: string;
+  env: NodeJS.ProcessEnv;
+}
+
+export function checkpointRoot(uri: string, env: NodeJS.ProcessEnv = process.env): CheckpointRoot {
+  return { uri, env };
+}
+
+/** A local folder path (the same machine's) or a URI with its environment. */
+type Root = string | CheckpointRoot;
+
+function rootOf(root: Root): { location: string; env: NodeJS.ProcessEnv } {
+  return typeof root === 'string'
+    ? { location: root, env: {} }
+    : { location: root.uri, env: root.env };
+}
+
+/** `name` inside the folder or URI `location`, spelled as `location` is. */
+function inside(location: string, name: string): string {
+  return isUri(location) ? childUri(location, name) : join(location, name);
+}
+
 /** Saves a checkpoint of `model` after `state.epoch` and removes all but the `keep` newest. */
 export async function saveCheckpoint(
-  root: string,
+  root: Root,
   model: tf.LayersModel,
   state: CheckpointState,
   opts: { keep: number; bestWeights?: Float32Array[] },
 ): Promise<Checkpoint> {
-  await mkdir(root, { recursive: true });
+  const { location, env } = rootOf(root);
+  const { store, uri } = locate(location, env);
   const name = checkpointFolderName(state.epoch);
+  const artifacts = await modelArtifacts(model, { includeOptimizer: true });
+  const best = opts.bestWeights && concatFloats(opts.bestWeights);
+  const json = JSON.stringify(state, null, 2);
+  if (store instanceof LocalStore) {
+    await saveInFolder(store.pathOf(uri), name, artifacts, best, json);
+  } else {
+    // No rename in an object store: the checkpoint is complete once checkpoint.json exists,
+    // so it is written last, and what a killed pod left of this epoch goes first.
+    const folder = childUri(uri, name);
+    await removeCheckpoint(store, folder);
+    await writeArtifacts(folder, artifacts, env);
+    if (best) await store.write(childUri(folder, BEST_WEIGHTS_FILE), best);
+    await store.write(childUri(folder, CHECKPOINT_JSON), json);
+  }
+  const { complete, incomplete } = await scan(store, uri);
+  for (const old of complete.slice(opts.keep))
+    await removeCheckpoint(store, childUri(uri, old.name));
+  // Only rank 0 writes checkpoints: an incomplete one is what a killed pod left.
+  for (const other of incomplete) await removeCheckpoint(store, childUri(uri, other));
+  return { dir: inside(location, name), state, env };
+}
+
+/**
+ * A checkpoint in a local folder: written under a hidden temporary name and renamed when
+ * complete, so a pod killed mid-write leaves nothing a restart would mistake for a checkpoint.
+ */
+async function saveInFolder(
+  root: string,
+  name: string,
+  artifacts: tf.io.ModelArtifacts,
+  best: Uint8Array | undefined,
+  json: string,
+): Promise<void> {
+  await mkdir(root, { recursive: true });
   const tmp = join(root, `.${name}.tmp-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
-  await writeArtifacts(tmp, await modelArtifacts(model, { includeOptimizer: true }));
-  if (opts.bestWeights)
-    await writeFile(join(tmp, BEST_WEIGHTS_FILE), concatFloats(opts.bestWeights));
-  await writeFile(join(tmp, CHECKPOINT_JSON), JSON.stringify(state, null, 2));
+  await writeArtifacts(tmp, artifacts);
+  if (best) await writeFile(join(tmp, BEST_WEIGHTS_FILE), best);
+  await writeFile(join(tmp, CHECKPOINT_JSON), json);
   const dir = join(root, name);
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
-  const all = await listCheckpoints(root);
-  for (const old of all.slice(opts.keep)) await rm(old.dir, { recursive: true, force: true });
   // Only rank 0 writes checkpoints: another temporary folder is what a killed pod left.
-  for (const name of await readdir(root))
-    if (TEMPORARY.test(name)) await rm(join(root, name), { recursive: true, force: true });
-  return { dir, state };
+  for (const other of await readdir(root))
+    if (TEMPORARY.test(other)) await rm(join(root, other), { recursive: true, force: true });
+}
+
+/** checkpoint.json first, so a removal cut short leaves an incomplete checkpoint, not a broken one. */
+async function removeCheckpoint(store: ObjectStore, folder: string): Promise<void> {
+  await store.removeAll(childUri(folder, CHECKPOINT_JSON));
+  await store.removeAll(folder);
+}
+
+interface Scanned {
+  /** Newest first. */
+  complete: { name: string; state: CheckpointState }[];
+  /** epoch-N folders without a readable checkpoint.json. */
+  incomplete: string[];
+}
+
+async function scan(store: ObjectStore, uri: string): Promise<Scanned> {
+  const folders = new Map<string, boolean>();
+  for (const o of await store.list(uri)) {
+    const [name, file] = o.key.split('/');
+    if (name === undefined || file === undefined || !FOLDER.test(name)) continue;
+    const rest = o.key.slice(name.length + 1);
+    folders.set(name, (folders.get(name) ?? false) || rest === CHECKPOINT_JSON);
+  }
+  const complete: Scanned['complete'] = [];
+  const incomplete: string[] = [];
+  for (const [name, hasJson] of folders) {
+    let state: CheckpointState | undefined;
+    if (hasJson) {
+      try {
+        const bytes = await store.read(childUri(childUri(uri, name), CHECKPOINT_JSON));
+        const parsed = JSON.parse(new TextDecoder().decode(bytes)) as CheckpointState;
+        if (Number.isInteger(parsed.epoch)) state = parsed;
+      } catch (err) {
+        // Removed while listing, or unreadable: not one to resume from. A failing store is not
+        // "no checkpoint" though: resuming from scratch would silently lose the training done.
+        if (!isPermanentError(err) && !(err instanceof SyntaxError)) throw err;
+      }
+    }
+    if (state === undefined) incomplete.push(name);
+    else complete.push({ name, state });
+  }
+  complete.sort((a, b) => b.state.epoch - a.state.epoch);
+  return { complete, incomplete };
 }
 
 /** Complete checkpoints under `root`, newest first; none when `root` does not exist. */
-export async function listCheckpoints(root: string): Promise<Checkpoint[]> {
-  let names: string[];
-  try {
-    names = await readdir(root);
-  } catch (err) {
-    if (isMissingPathError(err)) return [];
-    throw err;
-  }
-  const found: Checkpoint[] = [];
-  for (const name of names) {
-    if (!FOLDER.test(name)) continue;
-    const dir = join(root, name);
-    try {
-      const state = JSON.parse(
-        await readFile(join(dir, CHECKPOINT_JSON), 'utf8'),
-      ) as CheckpointState;
-      if (Number.isInteger(state.epoch)) found.push({ dir, state });
-    } catch {
-      // Not a complete checkpoint (e.g. removed while listing): not one to resume from.
-    }
-  }
-  return found.sort((a, b) => b.state.epoch - a.state.epoch);
+export async function listCheckpoints(root: Root): Promise<Checkpoint[]> {
+  const { location, env } = rootOf(root);
+  const { store, uri } = locate(location, env);
+  const { complete } = await scan(store, uri);
+  return complete.map(({ name, state }) => ({ dir: inside(location, name), state, env }));
 }
 
-export async function latestCheckpoint(root: string): Promise<Checkpoint | undefined> {
+export async function latestCheckpoint(root: Root): Promise<Checkpoint | undefined> {
   return (await listCheckpoints(root))[0];
 }
 
 /** Loads a checkpoint's model (uncompiled), optimizer state and best weights. */
 export async function restoreCheckpoint(checkpoint: Checkpoint): Promise<RestoredCheckpoint> {
-  const { artifacts } = await loadArtifacts(checkpoint.dir);
+  const env = checkpoint.env ?? {};
+  const { artifacts } = await loadArtifacts(checkpoint.dir, env);
   const model = await tf.loadLayersModel(tf.io.fromMemory(withoutTrainingConfig(artifacts)));
   const specs = artifacts.weightSpecs ?? [];
   const decoded =
@@ -118,14 +205,13 @@ export async function restoreCheckpoint(checkpoint: Checkpoint): Promise<Restore
     .map((s) => ({ name: s.name, tensor: decoded[s.name]! }));
   for (const s of specs) if (s.group !== 'optimizer') decoded[s.name]?.dispose();
   let bestWeights: Float32Array[] | undefined;
-  try {
-    const bytes = await readFile(join(checkpoint.dir, BEST_WEIGHTS_FILE));
+  const { store, uri } = locate(checkpoint.dir, env);
+  if ((await store.list(uri)).some((o) => o.key === BEST_WEIGHTS_FILE)) {
+    const bytes = await store.read(childUri(uri, BEST_WEIGHTS_FILE));
     bestWeights = splitFloats(
       bytes,
       model.getWeights().map((w) => w.size),
     );
-  } catch (err) {
-    if (!isMissingPathError(err)) throw err;
   }
   return { model, state: checkpoint.state, optimizerWeights, bestWeights };
 }
