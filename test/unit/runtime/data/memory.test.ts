@@ -372,7 +372,7 @@ describe('§memory loading files and URLs', () => {
         `Dataset ${pathToFileURL(path).href} (${(Buffer.byteLength(text) / 1024).toFixed(1)} KiB) holds more than the 62.5 KiB of float32 data a dataset may take (set by ${DATASET_MAX_BYTES_ENV})`,
       );
       expect(message).toContain('its 1334 rows of 11 values and a label up to line 1335 pass it');
-      expect(message).toContain('streaming large datasets lands (issue 9, the data lake)');
+      expect(message).toContain('Parquet datasets stream (spec.dataset.format: parquet)');
       // The same data under a limit it fits loads.
       const ds = await loadDataset(
         spec(pathToFileURL(path).href),
@@ -443,7 +443,7 @@ describe('§memory loading files and URLs', () => {
       const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
       expect(code).toBe(EXIT.permanent);
       expect(await readFile(terminationLog, 'utf8')).toMatch(
-        /Dataset pvc:\/\/data\/train\.csv \(.* KiB\) holds more than the 62\.5 KiB .*issue 9/,
+        /Dataset pvc:\/\/data\/train\.csv \(.* KiB\) holds more than the 62\.5 KiB .*Parquet datasets stream/,
       );
     });
 
