@@ -53,6 +53,17 @@ export function targetsFor(loss: LossName, outputUnits: number): Targets {
   return loss === 'categoricalCrossentropy' ? { oneHotDepth: outputUnits } : {};
 }
 
+/**
+ * Rows of examples as float32, ready to become a batch's tensors: numFeatures values per row,
+ * row-major, and one label per row (a class index or a target value). The shape of
+ * lake-types.ts PieceRows, so that rows read from Parquet are one without a copy.
+ */
+export interface RowBlock {
+  features: Float32Array;
+  labels: Float32Array;
+  rows: number;
+}
+
 /** The examples at `indices` as x (shaped [n, ...exampleShape]) and y tensors. */
 export function toTensors(
   ds: Dataset,
@@ -60,7 +71,7 @@ export function toTensors(
   exampleShape: number[],
   targets: Targets,
 ): { x: tf.Tensor; y: tf.Tensor } {
-  return gathered(ds, indices, exampleShape, targets, backendCopies());
+  return blockTensors(gatherRows(ds, indices, backendCopies()), exampleShape, targets);
 }
 
 /**
@@ -72,52 +83,64 @@ export function allTensors(
   exampleShape: number[],
   targets: Targets,
 ): { x: tf.Tensor; y: tf.Tensor } {
+  return blockTensors(allRows(ds), exampleShape, targets);
+}
+
+/** All of a dataset as one block, in its order: views on its arrays when its rows are in order. */
+export function allRows(ds: Dataset): RowBlock {
   const n = ds.numExamples;
   if (ds.featureRows !== undefined) {
     // Not into the reusable arrays: a whole dataset's worth would stay allocated after it.
     const all = Uint32Array.from({ length: n }, (_, i) => i);
-    return gathered(ds, all, exampleShape, targets, false);
+    return gatherRows(ds, all, false);
   }
-  const x = tf.tensor(ds.features.subarray(0, n * ds.numFeatures), [n, ...exampleShape]);
-  const labels = ds.labels.subarray(0, n);
-  const depth = targets.oneHotDepth;
-  return { x, y: depth === undefined ? tf.tensor2d(labels, [n, 1]) : oneHot(labels, depth) };
+  return {
+    features: ds.features.subarray(0, n * ds.numFeatures),
+    labels: ds.labels.subarray(0, n),
+    rows: n,
+  };
 }
 
-function gathered(
-  ds: Dataset,
-  indices: ArrayLike<number>,
-  exampleShape: number[],
-  targets: Targets,
-  reuse: boolean,
-): { x: tf.Tensor; y: tf.Tensor } {
+/**
+ * The examples at `indices`, in that order, copied into one block. With `reuse`, into arrays
+ * the next call overwrites (see reusable below): the block must become tensors before then.
+ */
+export function gatherRows(ds: Dataset, indices: ArrayLike<number>, reuse: boolean): RowBlock {
   const n = indices.length;
   const f = ds.numFeatures;
   const rows = ds.featureRows;
-  const xs = floats('features', n * f, reuse);
+  const features = floats('features', n * f, reuse);
+  const labels = floats('labels', n, reuse);
   for (let i = 0; i < n; i++) {
     const k = indices[i]!;
     const row = rows ? rows[k]! : k;
-    xs.set(ds.features.subarray(row * f, (row + 1) * f), i * f);
+    features.set(ds.features.subarray(row * f, (row + 1) * f), i * f);
+    labels[i] = ds.labels[k]!;
   }
-  const x = tf.tensor(xs, [n, ...exampleShape]);
-  const depth = targets.oneHotDepth;
-  if (depth === undefined) {
-    const ys = floats('labels', n, reuse);
-    for (let i = 0; i < n; i++) ys[i] = ds.labels[indices[i]!]!;
-    return { x, y: tf.tensor2d(ys, [n, 1]) };
-  }
-  const ids = reuse ? reusableInts(n) : new Int32Array(n);
-  for (let i = 0; i < n; i++) ids[i] = ds.labels[indices[i]!]!;
-  return { x, y: oneHot(ids, depth) };
+  return { features, labels, rows: n };
 }
 
-function oneHot(classes: Float32Array | Int32Array, depth: number): tf.Tensor {
+/** A block as x (shaped [rows, ...exampleShape]) and y tensors. */
+export function blockTensors(
+  block: RowBlock,
+  exampleShape: number[],
+  targets: Targets,
+): { x: tf.Tensor; y: tf.Tensor } {
+  const n = block.rows;
+  const x = tf.tensor(block.features, [n, ...exampleShape]);
+  const depth = targets.oneHotDepth;
+  return {
+    x,
+    y: depth === undefined ? tf.tensor2d(block.labels, [n, 1]) : oneHot(block.labels, depth),
+  };
+}
+
+function oneHot(classes: Float32Array, depth: number): tf.Tensor {
   return tf.tidy(() => tf.oneHot(tf.tensor1d(classes, 'int32'), depth).toFloat());
 }
 
 /**
- * Arrays reused by the batches of toTensors, grown to the largest batch. A backend that copies
+ * Arrays reused by gatherRows (the batches of in-memory training), grown to the largest batch. A backend that copies
  * the values of a new tensor at once (wasm, into its heap) leaves them free for the next batch;
  * one that keeps the array it is given (cpu does; a probe tells, per backend) gets fresh
  * arrays instead, or the next batch would overwrite this one.
@@ -125,13 +148,12 @@ function oneHot(classes: Float32Array | Int32Array, depth: number): tf.Tensor {
 const reusable = {
   features: new Float32Array(0),
   labels: new Float32Array(0),
-  ids: new Int32Array(0),
 };
 
 /** Per backend name: whether tf.tensor copies the array it is given. */
 const copiesOnCreate = new Map<string, boolean>();
 
-function backendCopies(): boolean {
+export function backendCopies(): boolean {
   const name = tf.getBackend();
   let copies = copiesOnCreate.get(name);
   if (copies === undefined) {
@@ -149,9 +171,4 @@ function floats(key: 'features' | 'labels', n: number, reuse: boolean): Float32A
   if (!reuse) return new Float32Array(n);
   if (reusable[key].length < n) reusable[key] = new Float32Array(n);
   return reusable[key].subarray(0, n);
-}
-
-function reusableInts(n: number): Int32Array {
-  if (reusable.ids.length < n) reusable.ids = new Int32Array(n);
-  return reusable.ids.subarray(0, n);
 }

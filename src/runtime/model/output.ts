@@ -3,6 +3,7 @@
 // not written, but its digest is still computed, as the result must carry one.
 import type * as tf from '@tensorflow/tfjs';
 import type { EpochMetrics } from '../train/early-stopping.ts';
+import type { DatasetIdentity } from '../data/lake-types.ts';
 import type { Evaluation } from '../train/evaluate.ts';
 import type { RuntimeLog } from '../log.ts';
 import {
@@ -35,6 +36,8 @@ export interface ModelCard {
   lineage: {
     baseModel?: { uri: string; digest: string };
     dataset: string | NonNullable<DatasetSpec['synthetic']>;
+    /** The files trained on, with their versions; absent for synthetic data. */
+    datasetIdentity?: DatasetIdentity;
     resumedFromEpoch?: number;
     workers: number;
   };

@@ -1,11 +1,19 @@
 // Loss and accuracy of a model on held-out data: the validation set after every epoch, the
 // model before and after quantization, and the final model on spec.evaluationDataset (the test
-// data, loaded and checked against the training data before training starts).
+// data, opened and checked against the training data before training starts). Held-out data
+// come a block at a time (training-data.ts EvaluationData): a Parquet dataset is streamed.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type * as tf from '@tensorflow/tfjs';
 import type { EvaluationMetrics } from '../../contract/training.ts';
-import { type Targets, allTensors, toTensors } from '../data/batches.ts';
+import { type Targets, allTensors, blockTensors } from '../data/batches.ts';
 import { type Dataset, loadDataset, withClassNames } from '../data/datasets.ts';
+import { isParquetDataset, openLakeDataset } from '../data/lake.ts';
+import { streamBudget, streamedEvaluation } from '../data/stream.ts';
+import {
+  type EvaluationData,
+  type TrainingData,
+  chunkedEvaluation,
+} from '../data/training-data.ts';
 import { PermanentError, isPermanentError } from '../errors.ts';
 import { lossFunction, metricsOf } from '../model/models.ts';
 import type { DatasetSpec, LossName, Task } from '../spec.ts';
@@ -36,13 +44,7 @@ export async function evaluateModel(
   targets: Targets,
   opts: { loss: LossName; task: Task; batchSize: number },
 ): Promise<Evaluation> {
-  // An uncompiled model has no optimizer; evaluation never steps it, so any will do.
-  if (!model.optimizer)
-    model.compile({
-      optimizer: 'sgd',
-      loss: lossFunction(opts.loss),
-      metrics: metricsOf(opts.task),
-    });
+  compileForEvaluation(model, opts);
   const tensors = allTensors(ds, exampleShape, targets);
   try {
     return await evaluateTensors(model, tensors, opts.batchSize);
@@ -52,8 +54,71 @@ export async function evaluateModel(
   }
 }
 
-/** Examples per step of evaluateDataset: bounds the tensors a large test set needs at once. */
-const EVALUATION_CHUNK = 4096;
+/** An uncompiled model has no optimizer; evaluation never steps it, so any will do. */
+function compileForEvaluation(model: tf.LayersModel, opts: { loss?: LossName; task?: Task }) {
+  if (model.optimizer) return;
+  if (opts.loss === undefined || opts.task === undefined)
+    throw new Error('Evaluating a model that is not compiled needs the loss and the task');
+  model.compile({ optimizer: 'sgd', loss: lossFunction(opts.loss), metrics: metricsOf(opts.task) });
+}
+
+/**
+ * Loss and accuracy of `model` on all of `data`, a block at a time, so held-out data several
+ * times the size of a batch never become one tensor; the blocks' means are weighted by their
+ * rows, which gives the mean over the whole set (exactly the block's figures for data of one
+ * block: a float32 times a row count is exact as a double). The event loop turns between blocks.
+ * Compiles a model loaded for evaluation only when given the loss and the task.
+ */
+export async function evaluateData(
+  model: tf.LayersModel,
+  data: EvaluationData,
+  exampleShape: number[],
+  targets: Targets,
+  opts: { batchSize: number; signal?: AbortSignal; loss?: LossName; task?: Task },
+): Promise<Evaluation & { samples: number }> {
+  compileForEvaluation(model, opts);
+  let loss = 0;
+  let accuracy: number | undefined;
+  let samples = 0;
+  for await (const block of data.blocks(opts.signal)) {
+    opts.signal?.throwIfAborted();
+    const tensors = blockTensors(block, exampleShape, targets);
+    try {
+      const e = await evaluateTensors(model, tensors, opts.batchSize);
+      loss += e.loss * block.rows;
+      if (e.accuracy !== undefined) accuracy = (accuracy ?? 0) + e.accuracy * block.rows;
+    } finally {
+      tensors.x.dispose();
+      tensors.y.dispose();
+    }
+    samples += block.rows;
+    await nextTurn();
+  }
+  return {
+    loss: loss / samples,
+    accuracy: accuracy === undefined ? undefined : accuracy / samples,
+    samples,
+  };
+}
+
+/**
+ * An evaluation as the result reports it: a figure that is not finite (a diverged model) is
+ * left out, as the result's metrics are; accuracy for classification only.
+ */
+export function evaluationMetrics(
+  e: Evaluation & { samples: number },
+  task: Task,
+): EvaluationMetrics {
+  const out: EvaluationMetrics = { samples: e.samples };
+  if (Number.isFinite(e.loss)) out.loss = e.loss;
+  // Clamped: the weighted sum of float32 means can pass 1 by a rounding error.
+  if (task === 'classification' && e.accuracy !== undefined && Number.isFinite(e.accuracy))
+    out.accuracy = Math.min(1, Math.max(0, e.accuracy));
+  return out;
+}
+
+/** Examples per block of a test set held in memory: bounds the tensors it needs at once. */
+export const EVALUATION_CHUNK = 4096;
 /** Column names an error message lists before it counts the rest. */
 const NAMES_SHOWN = 8;
 const FIELD = 'spec.evaluationDataset';
@@ -62,18 +127,30 @@ const FIELD = 'spec.evaluationDataset';
  * spec.evaluationDataset, labelled with the training data's class indices, or a PermanentError
  * naming the field when it cannot be the model's test data: its feature columns must be the
  * training data's, in the same order (the model takes them by position), and its classes among
- * the training data's.
+ * the training data's. A Parquet dataset is opened (its footers read and checked), not loaded:
+ * it is streamed when the model is evaluated.
  */
-export async function loadEvaluationData(
+export async function openEvaluationData(
   spec: DatasetSpec,
-  training: Dataset,
+  training: Pick<TrainingData, 'task' | 'featureNames' | 'classNames'>,
   env: NodeJS.ProcessEnv,
-): Promise<Dataset> {
-  const ds = await withField(() => loadDataset(spec, training.task, env));
-  const problem = featureMismatch(ds.featureNames, training.featureNames);
+): Promise<EvaluationData> {
+  const { task } = training;
+  const classNames = task === 'classification' ? training.classNames : undefined;
+  if (await withField(() => isParquetDataset(spec, env))) {
+    const lake = await withField(() => openLakeDataset(spec, task, env));
+    checkFeatures(lake.featureNames, training.featureNames);
+    return withField(() => streamedEvaluation(lake, { classNames, budget: streamBudget(env) }));
+  }
+  const ds = await withField(() => loadDataset(spec, task, env));
+  checkFeatures(ds.featureNames, training.featureNames);
+  const labelled = classNames ? withField(() => withClassNames(ds, classNames)) : ds;
+  return chunkedEvaluation(await labelled, EVALUATION_CHUNK);
+}
+
+function checkFeatures(evaluation: string[], training: string[]): void {
+  const problem = featureMismatch(evaluation, training);
   if (problem) throw new PermanentError(`${FIELD}: ${problem}`);
-  if (training.task !== 'classification') return ds;
-  return withField(() => withClassNames(ds, training.classNames));
 }
 
 /** Says which field a permanent error of the data layer is about. */
@@ -112,43 +189,4 @@ function names(list: string[]): string {
   const shown = list.slice(0, NAMES_SHOWN).join(', ');
   const more = list.length - NAMES_SHOWN;
   return more > 0 ? `${shown} and ${more} more, ${list.length} in all` : shown;
-}
-
-/**
- * Loss and accuracy of `model` on all of `ds`, a chunk of examples at a time, so a test set
- * several times the size of a batch never becomes one tensor; the chunks' means are weighted by
- * their examples, which gives the mean over the whole set. The event loop turns between chunks.
- * A figure that is not finite (a diverged model) is left out, as the result's metrics are.
- */
-export async function evaluateDataset(
-  model: tf.LayersModel,
-  ds: Dataset,
-  exampleShape: number[],
-  targets: Targets,
-  opts: { task: Task; batchSize: number; signal?: AbortSignal },
-): Promise<EvaluationMetrics> {
-  let loss = 0;
-  let accuracy = 0;
-  for (let start = 0; start < ds.numExamples; start += EVALUATION_CHUNK) {
-    opts.signal?.throwIfAborted();
-    const end = Math.min(start + EVALUATION_CHUNK, ds.numExamples);
-    const indices = Uint32Array.from({ length: end - start }, (_, i) => start + i);
-    const tensors = toTensors(ds, indices, exampleShape, targets);
-    try {
-      const e = await evaluateTensors(model, tensors, opts.batchSize);
-      loss += e.loss * indices.length;
-      accuracy += (e.accuracy ?? NaN) * indices.length;
-    } finally {
-      tensors.x.dispose();
-      tensors.y.dispose();
-    }
-    await nextTurn();
-  }
-  const n = ds.numExamples;
-  const out: EvaluationMetrics = { samples: n };
-  if (Number.isFinite(loss / n)) out.loss = loss / n;
-  // Clamped: the weighted sum of float32 means can pass 1 by a rounding error.
-  if (opts.task === 'classification' && Number.isFinite(accuracy / n))
-    out.accuracy = Math.min(1, Math.max(0, accuracy / n));
-  return out;
 }

@@ -5,7 +5,10 @@ import { createWeightSync } from '../averaging/index.ts';
 import { backendChoice, initBackend } from '../backend.ts';
 import { ENV } from '../../contract/runtime.ts';
 import type { Progress, TrainingResult } from '../../contract/training.ts';
-import { loadDataset, splitDataset } from '../data/datasets.ts';
+import { type DataSplit, loadDataset, splitDataset } from '../data/datasets.ts';
+import type { DatasetIdentity, LakeDataset } from '../data/lake-types.ts';
+import { isParquetDataset, openLakeDataset } from '../data/lake.ts';
+import { tableDatasetIdentity } from '../data/lineage.ts';
 import type { createRuntimeLogger } from '../log.ts';
 import { loadBaseModel, taskOf } from '../model/models.ts';
 import type { TrainingJobInput } from './thread.ts';
@@ -34,17 +37,40 @@ export async function runTrainingJob(
     ? await loadBaseModel(spec.model.uri, spec.model.freezeLayers ?? 0, env)
     : undefined;
   const task = taskOf(spec, baseModel?.model);
-  const dataset = await loadDataset(spec.dataset, task, env);
-  const data = splitDataset(dataset, spec.dataset.validationSplit, {
-    shuffle: spec.dataset.shuffle,
-    seed: spec.hyperparameters.seed,
-  });
-  log.info('Loaded the data', {
-    examples: dataset.numExamples,
-    features: dataset.featureNames,
-    classes: dataset.classNames,
-    validation: data.validation?.numExamples ?? 0,
-  });
+  // A Parquet dataset streams: opening it reads the footers and checks the schema of every
+  // file; train() reads the rows epoch by epoch. Other formats are read whole, as before.
+  let data: DataSplit | LakeDataset;
+  let datasetIdentity: DatasetIdentity | undefined;
+  if (await isParquetDataset(spec.dataset, env)) {
+    data = await openLakeDataset(spec.dataset, task, env);
+    log.info('Opened the dataset', {
+      uri: data.uri,
+      files: data.files.length,
+      rowGroups: data.pieces.length,
+      rows: data.totalRows,
+      features: data.featureNames,
+      classes: data.classNames,
+      digest: data.identity.digest,
+    });
+  } else {
+    const dataset = await loadDataset(spec.dataset, task, env);
+    data = splitDataset(dataset, spec.dataset.validationSplit, {
+      shuffle: spec.dataset.shuffle,
+      seed: spec.hyperparameters.seed,
+    });
+    // For the chief's result and model card; the files are read again to hash local ones.
+    datasetIdentity =
+      rank === 0 && spec.dataset.uri !== undefined
+        ? await tableDatasetIdentity(spec.dataset, dataset.numExamples, env)
+        : undefined;
+    log.info('Loaded the data', {
+      examples: dataset.numExamples,
+      features: dataset.featureNames,
+      classes: dataset.classNames,
+      validation: data.validation?.numExamples ?? 0,
+      digest: datasetIdentity?.digest,
+    });
+  }
   signal.throwIfAborted();
 
   // Data-parallel averaging (worldSize > 1): the averaging module connects the ranks through
@@ -64,6 +90,7 @@ export async function runTrainingJob(
     const outcome = await train({
       spec,
       data,
+      datasetIdentity,
       backend,
       rank,
       worldSize,

@@ -1,32 +1,28 @@
 // The training loop of one worker: prepare the model (resume from the newest checkpoint, else
 // the model at spec.model.uri, else a preset), train epoch by epoch with per-batch hooks for
 // data-parallel averaging, evaluate, stop early, checkpoint, and save the final model (rank 0)
-// after evaluating it on spec.evaluationDataset.
+// after evaluating it on spec.evaluationDataset. The data are held in memory or streamed from
+// a Parquet dataset (training-data.ts, stream.ts); the loop is the same for both.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type * as tf from '@tensorflow/tfjs';
 import { backendForTraining } from '../backend.ts';
-import {
-  type BatchPlan,
-  type Targets,
-  allTensors,
-  batchIndices,
-  epochOrder,
-  planBatches,
-  targetsFor,
-  toTensors,
-} from '../data/batches.ts';
+import { type RowBlock, type Targets, blockTensors, targetsFor } from '../data/batches.ts';
 import {
   type RestoredCheckpoint,
+  checkpointRoot,
   latestCheckpoint,
   restoreCheckpoint,
   restoreOptimizer,
   saveCheckpoint,
 } from './checkpoints.ts';
-import type { Progress, TrainingResult } from '../../contract/training.ts';
-import { type DataSplit, type Dataset, shardDataset, withClassNames } from '../data/datasets.ts';
+import type { DatasetSummary, Progress, TrainingResult } from '../../contract/training.ts';
+import type { DataSplit } from '../data/datasets.ts';
+import type { DatasetIdentity, LakeDataset } from '../data/lake-types.ts';
+import { streamBudget, streamedTrainingData } from '../data/stream.ts';
+import { type TrainingData, inMemoryTrainingData } from '../data/training-data.ts';
 import { EarlyStopping, type EpochMetrics } from './early-stopping.ts';
 import { PermanentError } from '../errors.ts';
-import { evaluateDataset, evaluateModel, evaluateTensors, loadEvaluationData } from './evaluate.ts';
+import { evaluateData, evaluationMetrics, openEvaluationData } from './evaluate.ts';
 import { type RuntimeLog, noLog } from '../log.ts';
 import type { SavedModel } from '../model/model-store.ts';
 import {
@@ -39,15 +35,20 @@ import {
   setModelMetadata,
 } from '../model/models.ts';
 import { saveOutput } from '../model/output.ts';
-import { localPath } from '../paths.ts';
 import type { QuantizationReport } from '../model/quantize.ts';
 import type { LossName, TrainingSpec } from '../spec.ts';
 import { type WeightSync, assignFlatWeights, flatWeights } from './weight-sync.ts';
 
 export interface TrainingRun {
   spec: TrainingSpec;
-  /** The whole data set, the same in every worker; train() takes this worker's shard of `train`. */
-  data: DataSplit;
+  /**
+   * The whole data set, the same in every worker: a split held in memory, or a Parquet dataset
+   * of the lake, streamed (split by spec.dataset.validationSplit). train() takes this worker's
+   * shard of the training part.
+   */
+  data: DataSplit | LakeDataset;
+  /** Which files a dataset held in memory came from (lineage.ts); a lake dataset knows its own. */
+  datasetIdentity?: DatasetIdentity;
   /** Name of the TensorFlow.js backend in use, for progress and the result. */
   backend: string;
   /** 0-based; rank 0 (the chief) writes checkpoints and the model. Defaults to 0. */
@@ -96,103 +97,95 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
     throw new Error(`Training with ${worldSize} workers needs a WeightSync`);
 
   // 1. The data: this worker's shard, labelled as the model being fine-tuned knows its classes.
-  let { train: trainAll, validation } = run.data;
-  const task = trainAll.task;
-  const baseClasses = run.baseModel && modelMetadata(run.baseModel.model)?.classNames;
-  if (task === 'classification' && baseClasses && baseClasses.length > 0) {
-    trainAll = withClassNames(trainAll, baseClasses);
-    validation = validation && withClassNames(validation, baseClasses);
-  }
-  const shard = worldSize > 1 ? shardDataset(trainAll, rank, worldSize) : trainAll;
-  // The chief's test data, loaded now so that a file that is missing or does not fit the
+  const data = trainingData(run, rank, worldSize, env);
+  const task = data.task;
+  log.info('Took the shard of this worker', {
+    streamed: isLake(run.data),
+    trainRows: data.trainRows,
+    shardRows: data.shardRows,
+    validationRows: data.validation?.rows ?? 0,
+    stepsPerEpoch: data.plan.stepsPerEpoch,
+  });
+  // The chief's test data, opened now so that a file that is missing or does not fit the
   // training data fails the job before it trains, not after.
   const testSet =
     rank === 0 && spec.evaluationDataset
-      ? await loadEvaluationData(spec.evaluationDataset, trainAll, env)
+      ? await openEvaluationData(spec.evaluationDataset, data, env)
       : undefined;
-  if (testSet) log.info('Loaded the evaluation dataset', { examples: testSet.numExamples });
+  if (testSet) log.info('Loaded the evaluation dataset', { examples: testSet.rows });
   if (spec.earlyStopping?.metric.endsWith('ccuracy') && task === 'regression')
     throw new PermanentError(
       `spec.earlyStopping.metric: ${spec.earlyStopping.metric} needs a classification model`,
     );
 
   // 2. The model: from the newest checkpoint, the base model, or a preset.
-  const { model, loss, restored } = await prepareModel(run, trainAll, env, log);
+  const { model, loss, restored } = await prepareModel(run, data, env, log);
   const { backend, missing } = await backendForTraining(run.backend, model, run.spec);
   if (missing.length > 0)
     log.warn('Switched to the cpu backend to train this model', { from: run.backend, missing });
-  const exampleShape = checkCompatible(model, trainAll, loss);
+  const exampleShape = checkCompatible(model, data, loss);
   const targets = targetsFor(loss, outputUnits(model));
   const earlyStopping =
     spec.earlyStopping && new EarlyStopping(spec.earlyStopping, restored?.state.earlyStopping);
   const restoreBest = spec.earlyStopping?.restoreBestWeights ?? false;
   let best = restoreBest ? bestFromCheckpoint(restored) : undefined;
-  const checkpointDir = spec.checkpoint && localPath(spec.checkpoint.uri, env);
+  const checkpointDir = spec.checkpoint && checkpointRoot(spec.checkpoint.uri, env);
 
   const startEpoch = restored?.state.epoch ?? 0;
   let epochsDone = startEpoch;
   let metrics: EpochMetrics = restored?.state.metrics ?? {};
+  const dataset = data.identity && summaryOf(data.identity);
   const progress: Progress = {
     phase: 'Training',
     backend,
     epoch: startEpoch,
     epochs: hp.epochs,
     ...metrics,
+    ...(dataset && { dataset }),
   };
   run.onProgress?.({ ...progress });
 
-  // 3. The epochs.
-  const plan = planBatches(trainAll.numExamples, worldSize, hp.batchSize);
-  const validationTensors = validation && allTensors(validation, exampleShape, targets);
+  // 3. The epochs. Validation is the same rows on every worker, so early stopping stops them
+  // all at the same epoch.
   const sync = run.weightSync && new SyncState(model, run.weightSync);
-  try {
-    for (let epoch = startEpoch + 1; epoch <= hp.epochs && !earlyStopping?.shouldStop; epoch++) {
-      const started = performance.now();
-      const order = epochOrder(shard.numExamples, {
-        shuffle: spec.dataset.shuffle,
-        seed: hp.seed,
-        rank,
-        epoch,
-      });
-      const batches = { shard, order, plan, exampleShape, targets };
-      const trained = await trainEpoch(model, batches, run.signal, sync);
-      const seconds = (performance.now() - started) / 1000;
-      metrics = {
-        loss: trained.loss,
-        accuracy: task === 'classification' ? trained.accuracy : undefined,
-      };
-      if (validationTensors) {
-        const v = await evaluateTensors(model, validationTensors, hp.batchSize);
-        metrics.valLoss = v.loss;
-        if (task === 'classification') metrics.valAccuracy = v.accuracy;
-      }
-      epochsDone = epoch;
-      if (earlyStopping?.update(epoch, metrics).improved && restoreBest)
-        best = { epoch, metrics, weights: flatWeights(model) };
-      if (rank === 0 && checkpointDir && epoch % spec.checkpoint!.everyEpochs === 0) {
-        const state = {
-          epoch,
-          metrics,
-          earlyStopping: earlyStopping?.state,
-          bestMetrics: best?.metrics,
-          optimizer: model.optimizer.getClassName(),
-          createdAt: new Date().toISOString(),
-        };
-        const opts = { keep: spec.checkpoint!.keep, bestWeights: best?.weights };
-        await saveCheckpoint(checkpointDir, model, state, opts);
-      }
-      Object.assign(progress, {
-        epoch,
-        ...metrics,
-        samplesPerSecond: trained.samples / Math.max(seconds, 1e-9),
-      });
-      run.onProgress?.({ ...progress });
-      log.info('Finished epoch', { epoch, epochs: hp.epochs, ...metrics, seconds });
-      await run.onEpochEnd?.(epoch, model);
+  const evaluation = { batchSize: hp.batchSize, signal: run.signal };
+  for (let epoch = startEpoch + 1; epoch <= hp.epochs && !earlyStopping?.shouldStop; epoch++) {
+    const started = performance.now();
+    const batches = data.epochBatches(epoch, run.signal);
+    const trained = await trainEpoch(model, batches, { exampleShape, targets }, run.signal, sync);
+    const seconds = (performance.now() - started) / 1000;
+    metrics = {
+      loss: trained.loss,
+      accuracy: task === 'classification' ? trained.accuracy : undefined,
+    };
+    if (data.validation) {
+      const v = await evaluateData(model, data.validation, exampleShape, targets, evaluation);
+      metrics.valLoss = v.loss;
+      if (task === 'classification') metrics.valAccuracy = v.accuracy;
     }
-  } finally {
-    validationTensors?.x.dispose();
-    validationTensors?.y.dispose();
+    epochsDone = epoch;
+    if (earlyStopping?.update(epoch, metrics).improved && restoreBest)
+      best = { epoch, metrics, weights: flatWeights(model) };
+    if (rank === 0 && checkpointDir && epoch % spec.checkpoint!.everyEpochs === 0) {
+      const state = {
+        epoch,
+        metrics,
+        earlyStopping: earlyStopping?.state,
+        bestMetrics: best?.metrics,
+        optimizer: model.optimizer.getClassName(),
+        createdAt: new Date().toISOString(),
+      };
+      const opts = { keep: spec.checkpoint!.keep, bestWeights: best?.weights };
+      await saveCheckpoint(checkpointDir, model, state, opts);
+    }
+    Object.assign(progress, {
+      epoch,
+      ...metrics,
+      samplesPerSecond: trained.samples / Math.max(seconds, 1e-9),
+    });
+    run.onProgress?.({ ...progress });
+    log.info('Finished epoch', { epoch, epochs: hp.epochs, ...metrics, seconds });
+    await run.onEpochEnd?.(epoch, model);
   }
 
   // 4. The weights to keep.
@@ -204,7 +197,7 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
     metrics = best.metrics;
     log.info('Restored the best weights', { epoch: best.epoch });
   }
-  const { classNames, featureNames } = trainAll;
+  const { classNames, featureNames } = data;
   setModelMetadata(model, { task, classNames, featureNames });
   const outcome: TrainingOutcome = {
     result: {
@@ -212,6 +205,7 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
       metrics: definedOnly(metrics),
       epochs: epochsDone,
       backend,
+      ...(dataset && { dataset }),
     },
     stoppedEarly,
     resumedFromEpoch: restored?.state.epoch,
@@ -221,18 +215,17 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
 
   // 5. The final model on the test data (rank 0): once, as it is saved.
   if (testSet) {
-    const evaluation = await evaluateDataset(model, testSet, exampleShape, targets, {
+    const tested = evaluationMetrics(
+      await evaluateData(model, testSet, exampleShape, targets, evaluation),
       task,
-      batchSize: hp.batchSize,
-      signal: run.signal,
-    });
-    outcome.result.evaluation = evaluation;
-    log.info('Evaluated the model on the evaluation dataset', { ...evaluation });
+    );
+    outcome.result.evaluation = tested;
+    log.info('Evaluated the model on the evaluation dataset', { ...tested });
   }
 
   // 6. The output (rank 0).
   run.onProgress?.({ ...progress, phase: 'Saving' });
-  const evalSet = validation ?? shard;
+  const evalSet = data.validation ?? data.shard;
   const out = await saveOutput({
     model,
     output: spec.output,
@@ -250,13 +243,14 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
       lineage: {
         baseModel: run.baseModel && { uri: run.baseModel.uri, digest: run.baseModel.digest },
         dataset: spec.dataset.uri ?? spec.dataset.synthetic!,
+        datasetIdentity: data.identity,
         resumedFromEpoch: restored?.state.epoch,
         workers: worldSize,
       },
     },
     evaluate: (m) =>
-      evaluateModel(m, evalSet, exampleShape, targets, { loss, task, batchSize: hp.batchSize }),
-    evaluatedOn: validation ? 'validation' : 'training',
+      evaluateData(m, evalSet, exampleShape, targets, { loss, task, batchSize: hp.batchSize }),
+    evaluatedOn: data.validation ? 'validation' : 'training',
     env,
     log,
   });
@@ -268,18 +262,62 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
 }
 
 /**
+ * This worker's part of run.data, labelled with the classes of the model being fine-tuned when
+ * it has some.
+ */
+function trainingData(
+  run: TrainingRun,
+  rank: number,
+  worldSize: number,
+  env: NodeJS.ProcessEnv,
+): TrainingData {
+  const { spec } = run;
+  const task = isLake(run.data) ? run.data.task : run.data.train.task;
+  const baseClasses = run.baseModel && modelMetadata(run.baseModel.model)?.classNames;
+  const opts = {
+    rank,
+    worldSize,
+    batchSize: spec.hyperparameters.batchSize,
+    shuffle: spec.dataset.shuffle,
+    seed: spec.hyperparameters.seed,
+    classNames:
+      task === 'classification' && baseClasses && baseClasses.length > 0 ? baseClasses : undefined,
+  };
+  if (!isLake(run.data))
+    return inMemoryTrainingData(run.data, { ...opts, identity: run.datasetIdentity });
+  return streamedTrainingData(run.data, {
+    ...opts,
+    validationSplit: spec.dataset.validationSplit,
+    budget: streamBudget(env),
+  });
+}
+
+function isLake(data: DataSplit | LakeDataset): data is LakeDataset {
+  return 'pieces' in data;
+}
+
+/** What of a dataset's identity the result carries: not the list of files. */
+function summaryOf(identity: DatasetIdentity): DatasetSummary {
+  const { uri, digest, rows, bytes } = identity;
+  return { uri, digest, rows, files: identity.files.length, bytes };
+}
+
+/** What the model must fit: the same from data in memory and streamed. */
+type DataShape = Pick<TrainingData, 'numFeatures' | 'numClasses' | 'task'>;
+
+/**
  * The compiled model to train: the newest checkpoint's (with its optimizer state) if there is
  * one, else the base model, else a new preset.
  */
 async function prepareModel(
   run: TrainingRun,
-  data: Dataset,
+  data: DataShape,
   env: NodeJS.ProcessEnv,
   log: RuntimeLog,
 ): Promise<{ model: tf.LayersModel; loss: LossName; restored?: RestoredCheckpoint }> {
   const { spec } = run;
   const hp = spec.hyperparameters;
-  const checkpointDir = spec.checkpoint && localPath(spec.checkpoint.uri, env);
+  const checkpointDir = spec.checkpoint && checkpointRoot(spec.checkpoint.uri, env);
   const latest = checkpointDir === undefined ? undefined : await latestCheckpoint(checkpointDir);
   const restored = latest && (await restoreCheckpoint(latest));
   const model =
@@ -307,7 +345,7 @@ async function prepareModel(
 }
 
 /** The shape of one example the model takes; rejects data or labels it cannot take. */
-function checkCompatible(model: tf.LayersModel, data: Dataset, loss: LossName): number[] {
+function checkCompatible(model: tf.LayersModel, data: DataShape, loss: LossName): number[] {
   const shape = model.inputs[0]?.shape.slice(1) ?? [];
   if (model.inputs.length !== 1 || model.outputs.length !== 1 || shape.some((d) => d === null))
     throw new PermanentError(
@@ -380,29 +418,20 @@ class SyncState {
   }
 }
 
-interface EpochBatches {
-  shard: Dataset;
-  order: Uint32Array;
-  plan: BatchPlan;
-  exampleShape: number[];
-  targets: Targets;
-}
-
 /** One pass over the shard; loss and accuracy are the batch figures averaged by examples. */
 async function trainEpoch(
   model: tf.LayersModel,
-  batches: EpochBatches,
+  batches: AsyncIterable<RowBlock>,
+  shape: { exampleShape: number[]; targets: Targets },
   signal: AbortSignal | undefined,
   sync: SyncState | undefined,
 ): Promise<{ loss: number; accuracy: number; samples: number }> {
-  const { shard, order, plan, exampleShape, targets } = batches;
   let lossSum = 0;
   let accuracySum = 0;
   let samples = 0;
-  for (let step = 0; step < plan.stepsPerEpoch; step++) {
+  for await (const batch of batches) {
     signal?.throwIfAborted();
-    const indices = batchIndices(order, plan, step);
-    const { x, y } = toTensors(shard, indices, exampleShape, targets);
+    const { x, y } = blockTensors(batch, shape.exampleShape, shape.targets);
     let out: number | number[];
     try {
       out = await model.trainOnBatch(x, y);
@@ -411,10 +440,10 @@ async function trainEpoch(
       y.dispose();
     }
     const [batchLoss, batchAccuracy] = Array.isArray(out) ? out : [out];
-    lossSum += (batchLoss ?? NaN) * indices.length;
-    accuracySum += (batchAccuracy ?? 0) * indices.length;
-    samples += indices.length;
-    await sync?.afterStep(indices.length);
+    lossSum += (batchLoss ?? NaN) * batch.rows;
+    accuracySum += (batchAccuracy ?? 0) * batch.rows;
+    samples += batch.rows;
+    await sync?.afterStep(batch.rows);
     // The cpu and wasm backends settle trainOnBatch in microtasks only: without a turn of the
     // event loop, /healthz, /progress and SIGTERM would wait for the end of training.
     await nextTurn();

@@ -13,9 +13,12 @@ import {
   splitDataset,
 } from '../../../../src/runtime/data/datasets.ts';
 import { PermanentError } from '../../../../src/runtime/errors.ts';
+import { chunkedEvaluation } from '../../../../src/runtime/data/training-data.ts';
 import {
-  evaluateDataset,
+  EVALUATION_CHUNK,
+  evaluateData,
   evaluateModel,
+  evaluationMetrics,
   featureMismatch,
 } from '../../../../src/runtime/train/evaluate.ts';
 import { type TrainingSpec, resolveSpec } from '../../../../src/runtime/spec.ts';
@@ -163,7 +166,7 @@ describe('§api §evaluation test data that cannot be the model’s fails the jo
   });
 });
 
-describe('§evaluation evaluateDataset', () => {
+describe('§evaluation evaluateData', () => {
   it('§evaluation over several chunks, gives the mean over the whole set', async () => {
     // 9000 examples: three chunks of evaluation, the last one short.
     const spec = resolveSpec({
@@ -176,10 +179,11 @@ describe('§evaluation evaluateDataset', () => {
     const ds = data.train;
     const opts = { loss: 'sparseCategoricalCrossentropy', task: 'classification' } as const;
     const whole = await evaluateModel(model, ds, [3], {}, { ...opts, batchSize: 32 });
-    const chunked = await evaluateDataset(model, ds, [3], targetsFor(opts.loss, 3), {
-      task: 'classification',
-      batchSize: 32,
-    });
+    const chunks = chunkedEvaluation(ds, EVALUATION_CHUNK);
+    const chunked = evaluationMetrics(
+      await evaluateData(model, chunks, [3], targetsFor(opts.loss, 3), { batchSize: 32 }),
+      'classification',
+    );
     expect(chunked.samples).toBe(9000);
     expect(chunked.loss).toBeCloseTo(whole.loss, 4);
     expect(chunked.accuracy).toBeCloseTo(whole.accuracy!, 5);
