@@ -32,6 +32,11 @@ export const ENV = {
   pathMap: 'LEPTON_PATH_MAP',
   /** Where to write the termination message (the local node sets it; else /dev/termination-log). */
   terminationLog: 'LEPTON_TERMINATION_LOG',
+  /**
+   * The container's memory limit in bytes (the downward API's limits.memory), set when the spec
+   * gives one: the runtime sizes its training thread's heap and its dataset limit from it.
+   */
+  memoryLimit: 'LEPTON_MEMORY_LIMIT',
 } as const;
 
 export const DEFAULT_PORT = 8080;

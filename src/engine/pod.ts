@@ -3,7 +3,7 @@
 // allowed part of the kind's pod template, and the lock-down applied last, so nothing in the
 // template can undo it: no API credentials, non-root, RuntimeDefault (or Localhost) seccomp, no
 // privilege escalation, capabilities dropped, a read-only root file system with /tmp writable.
-import { PVC_MOUNT_ROOT, claimsOf } from '../contract/runtime.ts';
+import { ENV, PVC_MOUNT_ROOT, claimsOf } from '../contract/runtime.ts';
 import { type KubeObject, ownerReference } from '../core/resources.ts';
 import { GPU_PRODUCT_LABEL } from '../scheduling/capacity.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './labels.ts';
@@ -106,6 +106,19 @@ export function podLabels(template: unknown, own: Record<string, string>): Recor
   };
 }
 
+/**
+ * The container's memory limit, in bytes, through the downward API: the runtime sizes its
+ * training thread's heap from it (a kubelet's cgroup tells Node too; the local node has none).
+ */
+function memoryLimitEnv(container: string) {
+  return {
+    name: ENV.memoryLimit,
+    valueFrom: {
+      resourceFieldRef: { containerName: container, resource: 'limits.memory', divisor: '1' },
+    },
+  };
+}
+
 export function lockedDownPod(i: LockedDownPodInput): KubeObject {
   // Only allow-listed keys and values of the template reach the pod; it is never spread whole.
   const { metadata: templateMeta, spec: template } = allowedPodTemplate(i.template);
@@ -142,7 +155,12 @@ export function lockedDownPod(i: LockedDownPodInput): KubeObject {
     name: c.name,
     image: c.image,
     args: c.args,
-    env: [...c.env, ...storageEnv(i.storage), ...(template.env as TemplateEnvVar[])],
+    env: [
+      ...c.env,
+      ...storageEnv(i.storage),
+      ...(i.memory === undefined ? [] : [memoryLimitEnv(c.name)]),
+      ...(template.env as TemplateEnvVar[]),
+    ],
     ports: c.ports,
     readinessProbe: c.readiness && {
       httpGet: { path: c.readiness.path, port: c.readiness.port },

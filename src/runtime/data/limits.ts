@@ -3,6 +3,7 @@
 // permanent error that says so, rather than running the pod out of memory or into a V8 limit,
 // which ended as a transient failure the operator retried for ever.
 import { totalmem } from 'node:os';
+import { ENV } from '../../contract/runtime.ts';
 import { PermanentError } from '../errors.ts';
 
 /** Overrides the limit, in bytes of float32 data (set in the pod's environment). */
@@ -29,13 +30,23 @@ export function datasetLimit(env: NodeJS.ProcessEnv = process.env): DatasetLimit
       throw new PermanentError(`${DATASET_MAX_BYTES_ENV}=${set} is not a number of bytes`);
     return { bytes, reason: `set by ${DATASET_MAX_BYTES_ENV}` };
   }
-  // Without a cgroup limit, Node reports 2^64 (or 0); the machine's memory is the bound then.
-  const constrained = process.constrainedMemory();
-  const memory = constrained > 0 && constrained < totalmem() ? constrained : totalmem();
+  const memory = podMemory(env) ?? totalmem();
   return {
     bytes: Math.floor(memory / MEMORY_FRACTION),
     reason: `a quarter of the pod's ${formatBytes(memory)} of memory; ${DATASET_MAX_BYTES_ENV} sets another`,
   };
+}
+
+/**
+ * The pod's memory limit in bytes: LEPTON_MEMORY_LIMIT (the operator sets it from the downward
+ * API when the spec gives one), else the cgroup's limit; undefined without either (then the
+ * machine's memory is the only bound: Node reports 2^64, or 0, without a cgroup limit).
+ */
+export function podMemory(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const set = Number(env[ENV.memoryLimit]);
+  if (Number.isSafeInteger(set) && set > 0) return set;
+  const constrained = process.constrainedMemory();
+  return constrained > 0 && constrained < totalmem() ? constrained : undefined;
 }
 
 /** Thrown while reading when the values read so far pass the limit. */

@@ -16,6 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
+import { parseQuantity } from '../../../src/scheduling/capacity.ts';
 import { resolveImage } from './images.ts';
 import type { PodAddress, PodNetwork } from './network.ts';
 
@@ -39,7 +40,10 @@ export interface ContainerSpec {
   env?: {
     name: string;
     value?: string;
-    valueFrom?: { fieldRef?: { fieldPath: string } } & Record<string, unknown>;
+    valueFrom?: {
+      fieldRef?: { fieldPath: string };
+      resourceFieldRef?: { containerName?: string; resource: string; divisor?: string | number };
+    } & Record<string, unknown>;
   }[];
   envFrom?: unknown[];
   ports?: { name?: string; containerPort: number }[];
@@ -358,6 +362,28 @@ export class PodRunner {
     return join(this.ctx.podDir, name, `${restart ?? c?.restartCount ?? 0}.log`);
   }
 
+  /**
+   * A container's resource as the downward API gives it: limits.* or requests.* (cpu, memory,
+   * ephemeral-storage) of the named container, divided by divisor and rounded up, as kubelet does.
+   */
+  private resourceValue(
+    c: Container,
+    ref: { containerName?: string; resource: string; divisor?: string | number },
+  ): string | undefined {
+    const container =
+      ref.containerName === undefined
+        ? c.spec
+        : [...(this.pod.spec.initContainers ?? []), ...this.pod.spec.containers].find(
+            (x) => x.name === ref.containerName,
+          );
+    const m = /^(limits|requests)\.(.+)$/.exec(ref.resource);
+    if (!container || !m) return undefined;
+    const quantity = container.resources?.[m[1] as 'limits' | 'requests']?.[m[2]!];
+    if (quantity === undefined) return undefined;
+    const divisor = parseQuantity(ref.divisor ?? 1) || 1;
+    return String(Math.ceil(parseQuantity(quantity) / divisor));
+  }
+
   private fieldValue(path: string): string {
     const { metadata, spec } = this.pod;
     const label = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
@@ -398,8 +424,17 @@ export class PodRunner {
           (m, v: string) => env[v] ?? m,
         );
       else if (e.valueFrom?.fieldRef) env[e.name] = this.fieldValue(e.valueFrom.fieldRef.fieldPath);
-      else if (e.valueFrom)
-        return { error: `env ${e.name}: only value and fieldRef are supported by the local node` };
+      else if (e.valueFrom?.resourceFieldRef) {
+        const value = this.resourceValue(c, e.valueFrom.resourceFieldRef);
+        if (value === undefined)
+          return {
+            error: `env ${e.name}: resourceFieldRef names no limit or request the local node knows`,
+          };
+        env[e.name] = value;
+      } else if (e.valueFrom)
+        return {
+          error: `env ${e.name}: only value, fieldRef and resourceFieldRef are supported by the local node`,
+        };
       else env[e.name] = '';
     }
     return env;

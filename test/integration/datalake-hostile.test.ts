@@ -1,0 +1,302 @@
+// Issue 11 on the local node against the cluster's real S3 server: bad input ends in a clear
+// reason in the job's status without a retry storm (a wrong endpoint, keys the server does not
+// know or that do not match, anonymous access to a private bucket, a bucket that does not exist,
+// a corrupt Parquet file, a column missing in one partition), and a dataset larger than the
+// worker's memory limit trains while the pod's resident memory stays under that limit.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Resources } from '../../src/core/resources.ts';
+import {
+  kubeClient,
+  repoRoot,
+  type OperatorProcess,
+  s3Secret,
+  startNamespacedOperator,
+  stopNamespacedOperator,
+  testS3,
+  waitFor,
+} from './harness.ts';
+import { learnableTable } from './parquet-table.ts';
+
+interface Job {
+  metadata: object;
+  status?: {
+    phase?: string;
+    restarts?: number;
+    dataset?: { rows?: number; files?: number; bytes?: number };
+    progress?: Record<string, unknown>;
+    failure?: { reason?: string; message?: string; exitCode?: number };
+    conditions?: { type: string; status: string; reason: string; message: string }[];
+  };
+}
+
+interface Pod {
+  metadata: { name?: string };
+  status?: { containerStatuses?: { containerID?: string }[] };
+}
+
+const client = kubeClient();
+let ns: string;
+let op: OperatorProcess;
+let s3: S3Client;
+const suffix = Math.random().toString(36).slice(2, 7);
+const lake = `hostile-${suffix}`;
+
+const onLocalNode = {
+  spec: {
+    nodeSelector: { type: 'local' },
+    tolerations: [
+      { key: 'lepton.ai/local-node', operator: 'Exists', effect: 'NoSchedule' },
+      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+    ],
+  },
+};
+
+beforeAll(async () => {
+  ({ ns, op } = await startNamespacedOperator('lake-bad'));
+  const settings = testS3();
+  s3 = new S3Client({
+    endpoint: settings.endpoint,
+    region: settings.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+  });
+  await s3.send(new CreateBucketCommand({ Bucket: lake }));
+  await s3Secret(ns, 'lake-creds');
+  await client.create(Resources.Secret, {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'unknown-key', namespace: ns },
+    stringData: { AWS_ACCESS_KEY_ID: 'AKIANOBODYKNOWS', AWS_SECRET_ACCESS_KEY: 'x'.repeat(40) },
+  });
+  await client.create(Resources.Secret, {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'wrong-secret', namespace: ns },
+    stringData: { AWS_ACCESS_KEY_ID: settings.accessKeyId, AWS_SECRET_ACCESS_KEY: 'y'.repeat(40) },
+  });
+});
+
+afterAll(async () => {
+  s3?.destroy();
+  await stopNamespacedOperator(ns, op);
+});
+
+async function put(key: string, body: Uint8Array | string): Promise<void> {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  await s3.send(
+    new PutObjectCommand({ Bucket: lake, Key: key, Body: bytes, ContentLength: bytes.length }),
+  );
+}
+
+function job(name: string, spec: Record<string, unknown>) {
+  return client.create(Resources.TrainingJob, {
+    apiVersion: 'lepton.ai/v1alpha1',
+    kind: 'TrainingJob',
+    metadata: { name, namespace: ns },
+    spec: {
+      model: { preset: 'mlp', hiddenUnits: [8] },
+      hyperparameters: { epochs: 1, batchSize: 64 },
+      backoffLimit: 1,
+      podTemplate: onLocalNode,
+      ...spec,
+    },
+  });
+}
+
+const storage = (secret?: string, endpoint = testS3().endpoint) => ({
+  s3: { endpoint, ...(secret ? { secretRef: { name: secret } } : {}) },
+});
+
+async function waitForEnd(name: string, ms = 120_000): Promise<Job> {
+  let last: Job | undefined;
+  await waitFor(
+    `TrainingJob ${name} to end`,
+    async () => {
+      last = await client.get<Job>(Resources.TrainingJob, ns, name);
+      return last.status?.phase === 'Succeeded' || last.status?.phase === 'Failed';
+    },
+    ms,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
+  });
+  return last as Job;
+}
+
+describe('§bad-input bad data-lake input is a clear reason in status, without a retry storm', () => {
+  it('§bad-input each case ends with its reason; permanent ones are not retried', async () => {
+    await put('good/part-0.parquet', learnableTable(200, 3));
+    await put('corrupt/part-0.parquet', 'PAR1 this is not a parquet file at all PAR1');
+    await put('partitions/date=2026-11-29/part-0.parquet', learnableTable(200, 3));
+    await put(
+      'partitions/date=2026-11-30/part-0.parquet',
+      learnableTable(200, 3, { label: false }),
+    );
+    const dataset = (path: string) => ({ uri: `s3://${lake}/${path}`, format: 'parquet' });
+    const cases: {
+      name: string;
+      spec: Record<string, unknown>;
+      words: RegExp;
+      permanent: boolean;
+    }[] = [
+      {
+        // Nothing listens there: transient (an endpoint may come back), retried backoffLimit times.
+        name: 'wrong-endpoint',
+        spec: { dataset: dataset('good/'), storage: storage('lake-creds', 'http://127.0.0.1:9') },
+        words: /no answer from S3 at http:\/\/127\.0\.0\.1:9/,
+        permanent: false,
+      },
+      {
+        name: 'unknown-key',
+        spec: { dataset: dataset('good/'), storage: storage('unknown-key') },
+        words: /InvalidAccessKeyId/,
+        permanent: true,
+      },
+      {
+        name: 'wrong-secret',
+        spec: { dataset: dataset('good/'), storage: storage('wrong-secret') },
+        words: /SignatureDoesNotMatch/,
+        permanent: true,
+      },
+      {
+        name: 'anonymous',
+        spec: { dataset: dataset('good/'), storage: storage() },
+        words: /AccessDenied/,
+        permanent: true,
+      },
+      {
+        name: 'no-bucket',
+        spec: {
+          dataset: { uri: `s3://nobucket-${suffix}/data/`, format: 'parquet' },
+          storage: storage('lake-creds'),
+        },
+        words: /NoSuchBucket/,
+        permanent: true,
+      },
+      {
+        name: 'corrupt',
+        spec: { dataset: dataset('corrupt/'), storage: storage('lake-creds') },
+        words: /part-0\.parquet.*(not a readable Parquet|Parquet)/,
+        permanent: true,
+      },
+      {
+        name: 'missing-column',
+        spec: { dataset: dataset('partitions/'), storage: storage('lake-creds') },
+        words:
+          /date=2026-11-30\/part-0\.parquet[\s\S]*label|label[\s\S]*date=2026-11-30\/part-0\.parquet/,
+        permanent: true,
+      },
+    ];
+    for (const c of cases) await job(c.name, c.spec);
+    for (const c of cases) {
+      const ended = await waitForEnd(c.name);
+      const failure = ended.status?.failure;
+      expect({ name: c.name, phase: ended.status?.phase }).toEqual({
+        name: c.name,
+        phase: 'Failed',
+      });
+      expect({ name: c.name, message: failure?.message }).toEqual({
+        name: c.name,
+        message: expect.stringMatching(c.words),
+      });
+      // No retry storm: a permanent error is not retried; a transient one backoffLimit times.
+      expect({ name: c.name, restarts: ended.status?.restarts ?? 0 }).toEqual({
+        name: c.name,
+        restarts: c.permanent ? 0 : 1,
+      });
+      // Never a key in the status.
+      expect(JSON.stringify(ended.status)).not.toMatch(/AKIANOBODYKNOWS|yyyyyyyy/);
+    }
+  });
+});
+
+/** The pid of a local-node container (its containerID is local://PID). */
+function pidOf(pod: Pod): number | undefined {
+  const m = /^local:\/\/(\d+)$/.exec(pod.status?.containerStatuses?.[0]?.containerID ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Peak resident memory (VmHWM) summed over a process group, bytes; 0 once it is gone. */
+function groupPeak(pgid: number): number {
+  let peak = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgrp !== pgid) continue;
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
+      peak += Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return peak;
+}
+
+describe('§bounded a dataset larger than the worker memory limit', () => {
+  it('§bounded trains with the pod resident memory under the limit', async () => {
+    // 18 files of 18,000 rows × 512 float32 features and a label: 634 MiB as float32, more than
+    // the 512 MiB limit (an idle runtime with tfjs and its training thread takes about 250 MiB).
+    const files = 18;
+    const rows = 18_000;
+    const cols = 512;
+    const limit = 512 * 2 ** 20;
+    const t0 = Date.now();
+    const dir = mkdtempSync(join(tmpdir(), 'lepton-big-'));
+    const script = join(repoRoot, 'test', 'integration', 'parquet-table.ts');
+    const made = spawnSync(
+      process.execPath,
+      [script, dir, String(files), String(rows), String(cols)],
+      {
+        stdio: 'inherit',
+      },
+    );
+    expect(made.status).toBe(0);
+    for (let f = 0; f < files; f++)
+      await put(`big/part-${f}.parquet`, readFileSync(join(dir, `part-${f}.parquet`)));
+    rmSync(dir, { recursive: true, force: true });
+    process.stdout.write(`[datalake] wrote ${files} files in ${Date.now() - t0} ms\n`);
+    const floatBytes = files * rows * (cols + 1) * 4;
+    expect(floatBytes).toBeGreaterThan(limit);
+    await job('big', {
+      dataset: { uri: `s3://${lake}/big/`, format: 'parquet', validationSplit: 0.1 },
+      storage: storage('lake-creds'),
+      resources: { memory: '512Mi' },
+    });
+    let pid: number | undefined;
+    let peak = 0;
+    let phase: string | undefined;
+    await waitFor(
+      'the big job to end, its pod sampled',
+      async () => {
+        const j = await client.get<Job>(Resources.TrainingJob, ns, 'big');
+        phase = j.status?.phase;
+        if (pid === undefined) {
+          const pods = (
+            await client.list<Pod & { metadata: object }>(Resources.Pod, {
+              namespace: ns,
+              labelSelector: 'lepton.ai/job-name=big',
+            })
+          ).items;
+          pid = pods[0] && pidOf(pods[0]);
+        }
+        if (pid !== undefined) peak = Math.max(peak, groupPeak(pid));
+        return phase === 'Succeeded' || phase === 'Failed';
+      },
+      300_000,
+    );
+    const ended = await client.get<Job>(Resources.TrainingJob, ns, 'big');
+    expect(ended.status?.failure).toBeUndefined();
+    expect(phase).toBe('Succeeded');
+    expect(ended.status?.dataset).toMatchObject({ rows: files * rows, files });
+    process.stdout.write(
+      `[datalake] ${(floatBytes / 2 ** 20).toFixed(0)} MiB of float32 data trained in ${Date.now() - t0} ms with a peak RSS of ${(peak / 2 ** 20).toFixed(0)} MiB (limit ${(limit / 2 ** 20).toFixed(0)} MiB)\n`,
+    );
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThan(limit);
+  }, 600_000);
+});
