@@ -12,17 +12,20 @@ import {
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { Resources, type ResourceType } from '../../src/core/resources.ts';
 import {
   kubeClient,
+  localPid,
+  onLocalNode,
   type OperatorProcess,
   s3Secret,
   startNamespacedOperator,
   stopNamespacedOperator,
   testS3,
+  testS3Client,
   waitFor,
 } from './harness.ts';
 
@@ -65,30 +68,13 @@ const suffix = Math.random().toString(36).slice(2, 7);
 const lake = `lake-${suffix}`;
 const models = `models-${suffix}`;
 
-/** CPU pods on the local node: it carries the local-node and simulated-GPU taints. */
-const onLocalNode = {
-  spec: {
-    nodeSelector: { type: 'local' },
-    tolerations: [
-      { key: 'lepton.ai/local-node', operator: 'Exists', effect: 'NoSchedule' },
-      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
-    ],
-  },
-};
-
 const storage = () => ({
   s3: { endpoint: testS3().endpoint, forcePathStyle: true, secretRef: { name: 'lake-creds' } },
 });
 
 beforeAll(async () => {
   ({ ns, op } = await startNamespacedOperator('lake-e2e'));
-  const settings = testS3();
-  s3 = new S3Client({
-    endpoint: settings.endpoint,
-    region: settings.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
-  });
+  s3 = await testS3Client();
   for (const bucket of [lake, models]) await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   await s3Secret(ns, 'lake-creds');
 });
@@ -179,13 +165,6 @@ async function podsOf(job: string): Promise<Pod[]> {
   ).items;
 }
 
-/** The pid of a local-node container (its containerID is local://PID). */
-function pidOf(pod: Pod): number | undefined {
-  const id = pod.status?.containerStatuses?.[0]?.containerID;
-  const m = /^local:\/\/(\d+)$/.exec(id ?? '');
-  return m ? Number(m[1]) : undefined;
-}
-
 /** The tfjs model digest (model-store.ts): model.json then the weight files in manifest order. */
 async function digestInS3(bucket: string, prefix: string): Promise<string> {
   const modelJson = await get(bucket, `${prefix}/model.json`);
@@ -265,7 +244,7 @@ describe('§e2e a TrainingJob on a partitioned Parquet dataset in S3', () => {
     const chief = (await podsOf(name)).find(
       (p) => p.metadata.labels?.['lepton.ai/role'] === 'chief',
     );
-    const pid = chief && pidOf(chief);
+    const pid = chief && localPid(chief);
     expect(pid).toBeDefined();
     process.kill(-pid!, 'SIGKILL');
 

@@ -4,19 +4,23 @@
 // a corrupt Parquet file, a column missing in one partition), and a dataset larger than the
 // worker's memory limit trains while the pod's resident memory stays under that limit.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Resources } from '../../src/core/resources.ts';
 import {
   kubeClient,
+  localPid,
+  onLocalNode,
+  processGroupPeak,
   repoRoot,
   type OperatorProcess,
   s3Secret,
   startNamespacedOperator,
   stopNamespacedOperator,
   testS3,
+  testS3Client,
   waitFor,
 } from './harness.ts';
 import { learnableTable } from './parquet-table.ts';
@@ -45,25 +49,10 @@ let s3: S3Client;
 const suffix = Math.random().toString(36).slice(2, 7);
 const lake = `hostile-${suffix}`;
 
-const onLocalNode = {
-  spec: {
-    nodeSelector: { type: 'local' },
-    tolerations: [
-      { key: 'lepton.ai/local-node', operator: 'Exists', effect: 'NoSchedule' },
-      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
-    ],
-  },
-};
-
 beforeAll(async () => {
   ({ ns, op } = await startNamespacedOperator('lake-bad'));
   const settings = testS3();
-  s3 = new S3Client({
-    endpoint: settings.endpoint,
-    region: settings.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
-  });
+  s3 = await testS3Client();
   await s3.send(new CreateBucketCommand({ Bucket: lake }));
   await s3Secret(ns, 'lake-creds');
   await client.create(Resources.Secret, {
@@ -213,30 +202,6 @@ describe('§bad-input bad data-lake input is a clear reason in status, without a
   });
 });
 
-/** The pid of a local-node container (its containerID is local://PID). */
-function pidOf(pod: Pod): number | undefined {
-  const m = /^local:\/\/(\d+)$/.exec(pod.status?.containerStatuses?.[0]?.containerID ?? '');
-  return m ? Number(m[1]) : undefined;
-}
-
-/** Peak resident memory (VmHWM) summed over a process group, bytes; 0 once it is gone. */
-function groupPeak(pgid: number): number {
-  let peak = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-      if (pgrp !== pgid) continue;
-      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
-      peak += Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-    } catch {
-      // The process ended between the listing and the read.
-    }
-  }
-  return peak;
-}
-
 describe('§bounded a dataset larger than the worker memory limit', () => {
   it('§bounded trains with the pod resident memory under the limit', async () => {
     // 18 files of 18,000 rows × 512 float32 features and a label: 634 MiB as float32, more than
@@ -282,9 +247,9 @@ describe('§bounded a dataset larger than the worker memory limit', () => {
               labelSelector: 'lepton.ai/job-name=big',
             })
           ).items;
-          pid = pods[0] && pidOf(pods[0]);
+          pid = pods[0] && localPid(pods[0]);
         }
-        if (pid !== undefined) peak = Math.max(peak, groupPeak(pid));
+        if (pid !== undefined) peak = Math.max(peak, processGroupPeak(pid));
         return phase === 'Succeeded' || phase === 'Failed';
       },
       300_000,

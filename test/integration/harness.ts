@@ -2,13 +2,14 @@
 // namespaces, polling with a deadline, and operator processes started from this checkout.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/core/client.ts';
 import { binDir, freePort, repoRoot, waitFor } from '../cluster/cluster.ts';
-import type { S3Settings } from '../cluster/s3.ts';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { type S3Settings, s3ClientConfig } from '../cluster/s3.ts';
 import { S3_SECRET_KEYS } from '../../src/contract/storage.ts';
 import { Resources } from '../../src/core/resources.ts';
 
@@ -366,4 +367,51 @@ export async function s3Secret(namespace: string, name: string): Promise<void> {
       [S3_SECRET_KEYS.secretAccessKey]: s3.secretAccessKey,
     },
   });
+}
+
+/** An S3 client of the test cluster's server (its owner's keys), for a test to write data with. */
+export async function testS3Client(): Promise<S3Client> {
+  const { S3Client } = await import('@aws-sdk/client-s3');
+  return new S3Client(s3ClientConfig(testS3()));
+}
+
+/** CPU pods on the local node: it carries the local-node and simulated-GPU taints. */
+export const onLocalNode = {
+  spec: {
+    nodeSelector: { type: 'local' },
+    tolerations: [
+      { key: 'lepton.ai/local-node', operator: 'Exists', effect: 'NoSchedule' },
+      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+    ],
+  },
+};
+
+/** The pid of a local-node pod's first container (its containerID is local://PID). */
+export function localPid(pod: {
+  status?: { containerStatuses?: { containerID?: string }[] };
+}): number | undefined {
+  const m = /^local:\/\/(\d+)$/.exec(pod.status?.containerStatuses?.[0]?.containerID ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Peak resident memory (VmHWM) summed over the processes of group `pgid` (a local-node
+ * container: its network wrapper and the runtime), bytes; 0 once they are gone.
+ */
+export function processGroupPeak(pgid: number): number {
+  let peak = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // After the command name "(...)": state, ppid, pgrp.
+      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgrp !== pgid) continue;
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
+      peak += Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return peak;
 }

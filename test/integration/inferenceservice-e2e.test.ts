@@ -9,6 +9,7 @@ import {
   createClaim,
   kubeClient,
   kubectlOk,
+  onLocalNode,
   type OperatorProcess,
   startNamespacedOperator,
   stopNamespacedOperator,
@@ -49,17 +50,6 @@ interface Job {
 const client = kubeClient();
 let ns: string;
 let op: OperatorProcess;
-
-/** CPU pods on the local node: it carries the local-node and simulated-GPU taints. */
-const onLocalNode = {
-  spec: {
-    nodeSelector: { type: 'local' },
-    tolerations: [
-      { key: 'lepton.ai/local-node', operator: 'Exists', effect: 'NoSchedule' },
-      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
-    ],
-  },
-};
 
 beforeAll(async () => {
   ({ ns, op } = await startNamespacedOperator('isvc-e2e'));

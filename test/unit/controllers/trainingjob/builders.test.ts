@@ -261,3 +261,15 @@ describe('§2 the spec is not copied into every pod', () => {
     expect(checkTrainingJob(big).map((p) => p.reason)).toContain('SpecTooLarge');
   });
 });
+
+describe('§bounded the memory limit reaches the runtime', () => {
+  it('§bounded through the downward API, only when the spec gives one', () => {
+    const limited = pod(job({ resources: { memory: '512Mi' } }));
+    const env = limited.spec.containers[0]?.env.find((e) => e.name === ENV.memoryLimit) as
+      { valueFrom?: unknown } | undefined;
+    expect(env?.valueFrom).toEqual({
+      resourceFieldRef: { containerName: 'trainer', resource: 'limits.memory', divisor: '1' },
+    });
+    expect(envOf(pod(job()), ENV.memoryLimit)).toBeUndefined();
+  });
+});
