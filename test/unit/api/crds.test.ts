@@ -353,11 +353,11 @@ describe('§api §evaluation spec.runtime and spec.evaluationDataset of Training
     expect(backend.description).toMatch(/status\.progress\.backend/);
   });
 
-  it('§api §evaluation runtime and evaluationDataset cannot change while workers are active', () => {
+  it('§api §evaluation §s3-operator runtime, evaluationDataset and storage cannot change while workers are active', () => {
     const root = (crd.spec.versions[0]!.schema.openAPIV3Schema['x-kubernetes-validations'] ??
       []) as { rule: string; message: string }[];
     const frozen = root.find((r) => r.message.includes('cannot change while workers are active'));
-    for (const field of ['runtime', 'evaluationDataset']) {
+    for (const field of ['runtime', 'evaluationDataset', 'storage']) {
       expect(frozen?.rule).toContain(`self.spec.${field} == oldSelf.spec.${field}`);
       expect(frozen?.message).toContain(` ${field},`);
     }
