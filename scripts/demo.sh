@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The local demo, from a fresh clone: installs what is missing, starts the local cluster (real
 # control plane + simulated GPU nodes), installs the CRDs, runs the operator from this checkout
-# on free ports, applies the examples and shows the phase and conditions of each, then runs a pod
-# and a TrainingJob for real on the local node. `npm run demo -- down` stops everything.
+# on free ports, applies the examples and shows the phase and conditions of each, then runs a pod,
+# TrainingJobs (one on Parquet in the cluster's S3 server), an InferenceService and a federated
+# campaign for real on the local node. `npm run demo -- down` stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=.cluster
@@ -229,6 +230,45 @@ input=$(curl -s "http://$ep:8080/v2/models/moons" | node -e 'console.log(JSON.pa
 echo "\$ curl -d '{\"inputs\": [{\"name\": \"$input\", \"shape\": [1, 2], \"datatype\": \"FP32\", \"data\": [0.5, -0.2]}]}' http://$ep:8080/v2/models/moons/infer"
 curl -s -d "{\"inputs\": [{\"name\": \"$input\", \"shape\": [1, 2], \"datatype\": \"FP32\", \"data\": [0.5, -0.2]}]}" "http://$ep:8080/v2/models/moons/infer"
 echo
+echo
+
+echo "== A TrainingJob on a data lake: partitioned Parquet in the cluster's S3 server (versitygw), streamed by two workers"
+S3_ENDPOINT=$(node -e 'console.log(JSON.parse(require("node:fs").readFileSync(".cluster/s3.json", "utf8")).endpoint)')
+node scripts/demo-lake.ts write demo-lake moons
+# The keys stay in a Secret; the operator mounts it read-only into the pods.
+kubectl create secret generic demo-lake-creds -n demo --dry-run=client -o yaml \
+  --from-literal=AWS_ACCESS_KEY_ID="$(node -e 'console.log(JSON.parse(require("node:fs").readFileSync(".cluster/s3.json", "utf8")).accessKeyId)')" \
+  --from-literal=AWS_SECRET_ACCESS_KEY="$(node -e 'console.log(JSON.parse(require("node:fs").readFileSync(".cluster/s3.json", "utf8")).secretAccessKey)')" \
+  | kubectl apply --server-side -f - >/dev/null
+kubectl delete trainingjob moons-lake -n demo --ignore-not-found >/dev/null
+kubectl apply --server-side -n demo -f - >/dev/null <<JOB
+apiVersion: lepton.ai/v1alpha1
+kind: TrainingJob
+metadata: { name: moons-lake }
+spec:
+  storage: { s3: { endpoint: "$S3_ENDPOINT", secretRef: { name: demo-lake-creds } } }
+  model: { preset: mlp, hiddenUnits: [16, 16] }
+  dataset:
+    uri: s3://demo-lake/moons/
+    labelColumn: shape
+    partitionFilter: [{ key: date, operator: Gt, values: ["2026-11-29"] }]
+    validationSplit: 0.2
+  hyperparameters: { epochs: 20, learningRate: 0.01 }
+  workers: 2
+  output: { uri: s3://demo-lake/models/moons-lake }
+  podTemplate:
+    spec:
+      nodeSelector: { type: local }
+      tolerations:
+        - { key: lepton.ai/local-node, operator: Exists, effect: NoSchedule }
+        - { key: nvidia.com/gpu, operator: Exists, effect: NoSchedule }
+JOB
+kubectl wait --for=jsonpath='{.status.phase}'=Succeeded trainingjob/moons-lake -n demo --timeout=180s >/dev/null \
+  || { kubectl get trainingjob moons-lake -n demo -o yaml; exit 1; }
+kubectl get trainingjob moons-lake -n demo
+kubectl get trainingjob moons-lake -n demo -o jsonpath='model: {.status.model.uri}  digest: {.status.model.digest}{"\n"}data:  {.status.dataset.uri} {.status.dataset.files} files, {.status.dataset.rows} rows, {.status.dataset.digest}{"\n"}'
+echo "The files the model was trained on, from lepton.json next to it in S3 (the partition filter left date=2026-11-29 out):"
+node scripts/demo-lake.ts card demo-lake models/moons-lake/lepton.json
 echo
 
 echo "== A federated campaign that really trains: three sites on the local node, secure aggregation"
