@@ -153,7 +153,8 @@ export const RESERVED_VOLUME_PREFIXES = ['claim-', 'lepton-'] as const;
 export const RESERVED_ENV_PREFIX = 'LEPTON_';
 /** The operator mounts an emptyDir here: the root filesystem of the pods is read-only. */
 export const TMP_MOUNT_PATH = '/tmp';
-const RESERVED_MOUNT_PATHS = ['/tmp', '/dev/termination-log', '/mnt/pvc'];
+/** With what is below /mnt/pvc (claims) and /var/run/lepton (the S3 and identity Secrets). */
+const RESERVED_MOUNT_PATHS = ['/tmp', '/dev/termination-log', '/mnt/pvc', '/var/run/lepton'];
 const ALLOWED_PROFILES = ['RuntimeDefault', 'Localhost'];
 /** Most bytes the allowed template may take as JSON: it is copied into every pod. */
 export const POD_TEMPLATE_MAX_BYTES = 128 * 1024;
@@ -239,7 +240,11 @@ const sourcesOf = (volume: Record<string, unknown>): string[] =>
 
 const isReservedMountPath = (path: string): boolean => {
   const clean = path.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
-  return RESERVED_MOUNT_PATHS.includes(clean) || clean.startsWith('/mnt/pvc/');
+  return (
+    RESERVED_MOUNT_PATHS.includes(clean) ||
+    clean.startsWith('/mnt/pvc/') ||
+    clean.startsWith('/var/run/lepton/')
+  );
 };
 
 const allowedProfile = (

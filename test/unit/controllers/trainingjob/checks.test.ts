@@ -151,6 +151,14 @@ describe('§2 a pod template cannot loosen the lock-down', () => {
       'spec.podTemplate.spec.volumeMounts[0].mountPath',
     ],
     [
+      '§s3-operator a mount over the S3 credentials the operator mounts',
+      {
+        volumes: [{ name: 'v', secret: { secretName: 'mine' } }],
+        volumeMounts: [{ name: 'v', mountPath: '/var/run/lepton/s3' }],
+      },
+      'spec.podTemplate.spec.volumeMounts[0].mountPath',
+    ],
+    [
       'a container securityContext field at pod level',
       { securityContext: { privileged: true } },
       'spec.podTemplate.spec.securityContext.privileged',

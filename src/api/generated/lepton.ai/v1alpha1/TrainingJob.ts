@@ -1715,7 +1715,7 @@ export interface ITrainingJob {
            */
           "name": string;
           /**
-           * Absolute path in the container. /tmp, /dev/termination-log and /mnt/pvc are reserved for the operator's mounts.
+           * Absolute path in the container. /tmp, /dev/termination-log, /mnt/pvc and /var/run/lepton (credentials and identity Secrets) are reserved for the operator's mounts.
            */
           "mountPath": string;
           /**
