@@ -326,23 +326,17 @@ export interface TextReader {
   end(): void;
 }
 
-const QUOTE = 34;
-const NEWLINE = 10;
-const CR = 13;
-const COMMA = 44;
-
-/** Adds the rows of a CSV text (header row first), given in pieces, to a table. */
-export class CsvReader implements TextReader {
-  private readonly source: string;
-  private readonly table: Table;
+/**
+ * What the CSV and JSONL readers share: the text not yet consumed is kept until the next piece
+ * completes it, and a byte order mark at the very start is dropped. A reader consumes whole
+ * records of `buf` and says where it stopped.
+ */
+abstract class RecordReader implements TextReader {
+  protected readonly source: string;
+  protected readonly table: Table;
   /** The start of a record that the pieces so far do not complete. */
   private pending = '';
   private started = false;
-  /** The line `pending` starts on. */
-  private line = 1;
-  private header: string[] | undefined;
-  /** The table's column of each header field, set at the first row. */
-  private columns: number[] | undefined;
 
   constructor(source: string, table: Table) {
     this.source = source;
@@ -350,20 +344,45 @@ export class CsvReader implements TextReader {
   }
 
   push(text: string): void {
-    this.consume(text, false);
+    this.feed(text, false);
   }
 
   end(): void {
-    this.consume('', true);
+    this.feed('', true);
   }
 
-  private consume(text: string, final: boolean): void {
+  private feed(text: string, final: boolean): void {
     let buf = this.pending.length > 0 ? this.pending + text : text;
     if (!this.started) {
       if (buf.length === 0 && !final) return;
       if (buf.charCodeAt(0) === 0xfeff) buf = buf.slice(1);
       this.started = true;
     }
+    const pos = this.consume(buf, final);
+    this.pending = pos < buf.length ? buf.slice(pos) : '';
+  }
+
+  /**
+   * Consumes the whole records of `buf` (with `final`, the last one also without its newline)
+   * and returns the position of the first character not consumed.
+   */
+  protected abstract consume(buf: string, final: boolean): number;
+}
+
+const QUOTE = 34;
+const NEWLINE = 10;
+const CR = 13;
+const COMMA = 44;
+
+/** Adds the rows of a CSV text (header row first), given in pieces, to a table. */
+export class CsvReader extends RecordReader {
+  /** The line the text not yet consumed starts on. */
+  private line = 1;
+  private header: string[] | undefined;
+  /** The table's column of each header field, set at the first row. */
+  private columns: number[] | undefined;
+
+  protected consume(buf: string, final: boolean): number {
     let pos = 0;
     // The next quote at or after pos (-1: none left), so that a file without quotes is scanned once.
     let quote = -2;
@@ -386,7 +405,7 @@ export class CsvReader implements TextReader {
       this.line += record.lines;
       pos = record.next;
     }
-    this.pending = pos < buf.length ? buf.slice(pos) : '';
+    return pos;
   }
 
   /** A record without quotes: buf[start, end), `end` being its newline or the end of the text. */
@@ -514,33 +533,10 @@ function readQuotedRecord(
 }
 
 /** Adds the rows of a JSONL text (one JSON object per line), given in pieces, to a table. */
-export class JsonlReader implements TextReader {
-  private readonly source: string;
-  private readonly table: Table;
-  private pending = '';
-  private started = false;
+export class JsonlReader extends RecordReader {
   private line = 0;
 
-  constructor(source: string, table: Table) {
-    this.source = source;
-    this.table = table;
-  }
-
-  push(text: string): void {
-    this.consume(text, false);
-  }
-
-  end(): void {
-    this.consume('', true);
-  }
-
-  private consume(text: string, final: boolean): void {
-    let buf = this.pending.length > 0 ? this.pending + text : text;
-    if (!this.started) {
-      if (buf.length === 0 && !final) return;
-      if (buf.charCodeAt(0) === 0xfeff) buf = buf.slice(1);
-      this.started = true;
-    }
+  protected consume(buf: string, final: boolean): number {
     let pos = 0;
     while (pos < buf.length) {
       let end = buf.indexOf('\n', pos);
@@ -551,7 +547,7 @@ export class JsonlReader implements TextReader {
       this.object(buf.slice(pos, end).trim(), ++this.line);
       pos = end + 1;
     }
-    this.pending = pos < buf.length ? buf.slice(pos) : '';
+    return pos;
   }
 
   private object(content: string, line: number): void {
