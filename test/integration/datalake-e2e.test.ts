@@ -28,6 +28,7 @@ import {
   testS3Client,
   waitFor,
 } from './harness.ts';
+import { type Job, trainingJobs } from './trainingjobs.ts';
 
 const EndpointSlice: ResourceType = {
   group: 'discovery.k8s.io',
@@ -37,33 +38,11 @@ const EndpointSlice: ResourceType = {
   namespaced: true,
 };
 
-interface Job {
-  metadata: object;
-  status?: {
-    phase?: string;
-    restarts?: number;
-    model?: { uri?: string; digest?: string };
-    dataset?: { uri?: string; digest?: string; rows?: number; files?: number; bytes?: number };
-    checkpoint?: { uri?: string; epoch?: number };
-    progress?: { epoch?: number; valAccuracy?: number };
-    failure?: { reason?: string; message?: string; exitCode?: number };
-    conditions?: { type: string; status: string; reason: string; message: string }[];
-  };
-}
-
-interface Pod {
-  metadata: { name?: string; labels?: Record<string, string> };
-  status?: {
-    phase?: string;
-    podIP?: string;
-    containerStatuses?: { containerID?: string; state?: { running?: object } }[];
-  };
-}
-
 const client = kubeClient();
 let ns: string;
 let op: OperatorProcess;
 let s3: S3Client;
+let t: ReturnType<typeof trainingJobs>;
 const suffix = Math.random().toString(36).slice(2, 7);
 const lake = `lake-${suffix}`;
 const models = `models-${suffix}`;
@@ -74,6 +53,7 @@ const storage = () => ({
 
 beforeAll(async () => {
   ({ ns, op } = await startNamespacedOperator('lake-e2e'));
+  t = trainingJobs(ns);
   s3 = await testS3Client();
   for (const bucket of [lake, models]) await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   await s3Secret(ns, 'lake-creds');
@@ -140,30 +120,7 @@ async function keys(bucket: string, prefix: string): Promise<string[]> {
   return (out.Contents ?? []).map((o) => o.Key ?? '');
 }
 
-const getJob = (name: string) => client.get<Job>(Resources.TrainingJob, ns, name);
-
-async function waitForJob(name: string, what: string, ok: (j: Job) => boolean, ms = 240_000) {
-  let last: Job | undefined;
-  await waitFor(
-    `TrainingJob ${name} ${what}`,
-    async () => ok((last = await getJob(name))),
-    ms,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
-  });
-  return last as Job;
-}
-
 const finished = (j: Job) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed';
-
-async function podsOf(job: string): Promise<Pod[]> {
-  return (
-    await client.list<Pod & { metadata: object }>(Resources.Pod, {
-      namespace: ns,
-      labelSelector: `lepton.ai/job-name=${job}`,
-    })
-  ).items;
-}
 
 /** The tfjs model digest (model-store.ts): model.json then the weight files in manifest order. */
 async function digestInS3(bucket: string, prefix: string): Promise<string> {
@@ -229,26 +186,27 @@ describe('§e2e a TrainingJob on a partitioned Parquet dataset in S3', () => {
     });
 
     // Kill the chief once it reports epoch 3: the checkpoint of epoch 2 is in S3 by then.
-    await waitForJob(
+    await t.waitForJob(
       name,
       'to reach epoch 3',
       (j) => (j.status?.progress?.epoch ?? 0) >= 3 || finished(j),
+      240_000,
     );
-    const before = await getJob(name);
+    const before = await t.get(name);
     expect(before.status?.phase).toBe('Running');
     expect(before.status?.dataset).toMatchObject({
       uri: `s3://${lake}/blobs/`,
       files: 6,
       rows: 6000,
     });
-    const chief = (await podsOf(name)).find(
+    const chief = (await t.podsOf(name)).find(
       (p) => p.metadata.labels?.['lepton.ai/role'] === 'chief',
     );
     const pid = chief && localPid(chief);
     expect(pid).toBeDefined();
     process.kill(-pid!, 'SIGKILL');
 
-    const job = await waitForJob(name, 'to finish', finished);
+    const job = await t.waitForJob(name, 'to finish', finished, 240_000);
     expect(job.status?.failure).toBeUndefined();
     expect(job.status?.phase).toBe('Succeeded');
     expect(job.status?.restarts).toBe(1);

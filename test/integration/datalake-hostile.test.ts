@@ -24,33 +24,19 @@ import {
   waitFor,
 } from './harness.ts';
 import { learnableTable } from './parquet-table.ts';
-
-interface Job {
-  metadata: object;
-  status?: {
-    phase?: string;
-    restarts?: number;
-    dataset?: { rows?: number; files?: number; bytes?: number };
-    progress?: Record<string, unknown>;
-    failure?: { reason?: string; message?: string; exitCode?: number };
-    conditions?: { type: string; status: string; reason: string; message: string }[];
-  };
-}
-
-interface Pod {
-  metadata: { name?: string };
-  status?: { containerStatuses?: { containerID?: string }[] };
-}
+import { type Job, trainingJobs } from './trainingjobs.ts';
 
 const client = kubeClient();
 let ns: string;
 let op: OperatorProcess;
 let s3: S3Client;
+let jobs: ReturnType<typeof trainingJobs>;
 const suffix = Math.random().toString(36).slice(2, 7);
 const lake = `hostile-${suffix}`;
 
 beforeAll(async () => {
   ({ ns, op } = await startNamespacedOperator('lake-bad'));
+  jobs = trainingJobs(ns);
   const settings = testS3();
   s3 = await testS3Client();
   await s3.send(new CreateBucketCommand({ Bucket: lake }));
@@ -100,20 +86,7 @@ const storage = (secret?: string, endpoint = testS3().endpoint) => ({
   s3: { endpoint, ...(secret ? { secretRef: { name: secret } } : {}) },
 });
 
-async function waitForEnd(name: string, ms = 120_000): Promise<Job> {
-  let last: Job | undefined;
-  await waitFor(
-    `TrainingJob ${name} to end`,
-    async () => {
-      last = await client.get<Job>(Resources.TrainingJob, ns, name);
-      return last.status?.phase === 'Succeeded' || last.status?.phase === 'Failed';
-    },
-    ms,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
-  });
-  return last as Job;
-}
+const isEnd = (j: Job) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed';
 
 describe('§bad-input bad data-lake input is a clear reason in status, without a retry storm', () => {
   it('§bad-input each case ends with its reason; permanent ones are not retried', async () => {
@@ -181,7 +154,7 @@ describe('§bad-input bad data-lake input is a clear reason in status, without a
     ];
     for (const c of cases) await job(c.name, c.spec);
     for (const c of cases) {
-      const ended = await waitForEnd(c.name);
+      const ended = await jobs.waitForJob(c.name, 'to end', isEnd, 120_000);
       const failure = ended.status?.failure;
       expect({ name: c.name, phase: ended.status?.phase }).toEqual({
         name: c.name,
@@ -236,15 +209,10 @@ describe('§bounded a dataset larger than the worker memory limit', () => {
     await waitFor(
       'the big job to end, its pod sampled',
       async () => {
-        const j = await client.get<Job>(Resources.TrainingJob, ns, 'big');
+        const j = await jobs.get('big');
         phase = j.status?.phase;
         if (pid === undefined) {
-          const pods = (
-            await client.list<Pod & { metadata: object }>(Resources.Pod, {
-              namespace: ns,
-              labelSelector: 'lepton.ai/job-name=big',
-            })
-          ).items;
+          const pods = await jobs.podsOf('big');
           pid = pods[0] && localPid(pods[0]);
         }
         if (pid !== undefined) peak = Math.max(peak, processGroupPeak(pid));
@@ -252,7 +220,7 @@ describe('§bounded a dataset larger than the worker memory limit', () => {
       },
       300_000,
     );
-    const ended = await client.get<Job>(Resources.TrainingJob, ns, 'big');
+    const ended = await jobs.get('big');
     expect(ended.status?.failure).toBeUndefined();
     expect(phase).toBe('Succeeded');
     expect(ended.status?.dataset).toMatchObject({ rows: files * rows, files });

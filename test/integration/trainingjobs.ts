@@ -22,6 +22,8 @@ export interface Job {
     workers?: { active?: number; ready?: number; succeeded?: number; failed?: number };
     failure?: { reason?: string; message?: string; worker?: number; exitCode?: number };
     model?: { uri?: string; digest?: string };
+    dataset?: { uri?: string; digest?: string; rows?: number; files?: number; bytes?: number };
+    progress?: { epoch?: number; valAccuracy?: number } & Record<string, unknown>;
     conditions?: Condition[];
     completionTime?: string;
     lastScheduleTime?: string;
@@ -48,7 +50,11 @@ export interface Pod {
       securityContext?: { allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[] } };
     }[];
   };
-  status?: { phase?: string };
+  status?: {
+    phase?: string;
+    podIP?: string;
+    containerStatuses?: { containerID?: string; state?: { running?: object } }[];
+  };
 }
 
 export interface JobOpts {

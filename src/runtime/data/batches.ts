@@ -2,6 +2,7 @@
 // of steps per epoch, or their syncs would not pair up, yet shards differ in size by one example
 // at most: each epoch is cut into positions 0..span-1 with span the size of the largest shard,
 // and a smaller shard wraps around to its first example for the missing position.
+import type { PieceRows } from './lake-types.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from './datasets.ts';
 import { createRng, deriveSeed, permutation } from '../random.ts';
@@ -55,14 +56,9 @@ export function targetsFor(loss: LossName, outputUnits: number): Targets {
 
 /**
  * Rows of examples as float32, ready to become a batch's tensors: numFeatures values per row,
- * row-major, and one label per row (a class index or a target value). The shape of
- * lake-types.ts PieceRows, so that rows read from Parquet are one without a copy.
+ * row-major, and one label per row. The rows a Parquet piece reads are one as they are.
  */
-export interface RowBlock {
-  features: Float32Array;
-  labels: Float32Array;
-  rows: number;
-}
+export type RowBlock = PieceRows;
 
 /** The examples at `indices` as x (shaped [n, ...exampleShape]) and y tensors. */
 export function toTensors(
