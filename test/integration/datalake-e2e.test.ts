@@ -271,11 +271,20 @@ describe('§e2e a TrainingJob on a partitioned Parquet dataset in S3', () => {
     const body = (await res.json()) as { predictions: number[][] };
     const argmax = body.predictions.map((p) => p.indexOf(Math.max(...p)));
     expect(argmax).toEqual([0, 1, 2]);
-    const isvc = await client.get<{ metadata: object; status?: { model?: { digest?: string } } }>(
-      Resources.InferenceService,
-      ns,
-      name,
+    // A ready replica can answer before the status says what it serves: wait for the status.
+    let served: string | undefined;
+    await waitFor(
+      'the InferenceService status to name the served model',
+      async () => {
+        const isvc = await client.get<{
+          metadata: object;
+          status?: { model?: { digest?: string } };
+        }>(Resources.InferenceService, ns, name);
+        served = isvc.status?.model?.digest;
+        return served !== undefined;
+      },
+      60_000,
     );
-    expect(isvc.status?.model?.digest).toBe(job.status?.model?.digest);
+    expect(served).toBe(job.status?.model?.digest);
   });
 });
