@@ -21,6 +21,8 @@ import { ScheduleReconciler, isSchedule } from './trainingjob/schedule-reconcile
 import { isCampaign } from './trainingjob/campaign.ts';
 import { CampaignReconciler } from './trainingjob/campaign-reconciler.ts';
 import { trainingJobWorkload } from './trainingjob/workload.ts';
+import { TuningReconciler } from './trainingjob/tuning-reconciler.ts';
+import { isTuning } from './trainingjob/tuning.ts';
 import { ServingAdmission } from './inferenceservice/admission.ts';
 import { type InferenceService, ISVC_LABEL, deploymentName } from './inferenceservice/builders.ts';
 import { InferenceServiceReconciler } from './inferenceservice/reconciler.ts';
@@ -185,8 +187,9 @@ function registerTrainingJobs(
     }),
     ledger,
     owns: [Resources.Service],
-    // Schedules and campaigns run no pods: their own reconcilers create runs and rounds.
-    skip: (job) => isSchedule(job) || isCampaign(job),
+    // Schedules, campaigns and searches run no pods: their own reconcilers create runs, rounds
+    // and trials.
+    skip: (job) => isSchedule(job) || isCampaign(job) || isTuning(job),
   });
   const deps = { jobs, client: manager.client, clock: manager.clock };
   // The federated role: rounds of a campaign are FederatedRounds it owns.
@@ -197,6 +200,14 @@ function registerTrainingJobs(
     'trainingjob-federated',
     rounds,
     (events) => new CampaignReconciler({ ...deps, rounds, events }),
+  );
+  // The tuning role: trials of a search are TrainingJobs it owns.
+  addRole(
+    manager,
+    jobs,
+    'trainingjob-tuning',
+    jobs,
+    (events) => new TuningReconciler({ ...deps, events }),
   );
   // The cron role: runs of a scheduled job are TrainingJobs it owns.
   addRole(

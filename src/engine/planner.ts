@@ -85,6 +85,21 @@ export function planFinished(
   return plan;
 }
 
+/**
+ * Stopped by its owner (RunPolicy.stop): it succeeds with the owner's reason; every pod still
+ * running goes now, so that its GPUs are free at once, whatever cleanPodPolicy says.
+ */
+export function planStopped(
+  b: StatusBuilder,
+  policy: RunPolicy,
+  stop: NonNullable<RunPolicy['stop']>,
+  pods: Pod[],
+): Plan {
+  b.finish('Succeeded', stop.reason, stop.message);
+  const cleanPodPolicy = policy.cleanPodPolicy === 'All' ? 'All' : 'Running';
+  return { deletePods: cleanupVictims({ ...policy, cleanPodPolicy }, pods), release: true };
+}
+
 /** spec.suspend: pods go, progress stays; resuming goes through admission again. */
 export function planSuspended(b: StatusBuilder, pods: Pod[]): Plan {
   b.set(

@@ -29,6 +29,7 @@ import {
   cleanupVictims,
   planFinished,
   planRun,
+  planStopped,
   planSuspended,
   progressWait,
   settle,
@@ -158,6 +159,8 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
       b.status.phase ??= 'Pending';
     } else if (isFinished(b.status.phase)) {
       plan = planFinished(policy, b.status, pods, now);
+    } else if (policy.stop) {
+      plan = planStopped(b, policy, policy.stop, pods);
     } else if (notImplemented) {
       b.set(COND.admitted, false, 'NotImplemented', notImplemented);
       b.phase('Pending');

@@ -47,6 +47,11 @@ export interface RunPolicy {
   ttlSecondsAfterFinished?: number;
   /** Pods deleted when the workload ends: still running ones (default), all, or none. */
   cleanPodPolicy: 'Running' | 'All' | 'None';
+  /**
+   * Its owner asks it to end now (a tuning job pruning a trial): it succeeds with this reason,
+   * its pods go at once whatever cleanPodPolicy says, and its admission is given back.
+   */
+  stop?: { reason: string; message: string };
 }
 
 /** What a workload owns for one attempt, built purely from its spec. */

@@ -89,6 +89,30 @@ function fromTrainingJob(
       reason: 'NoModelOutput',
       message: `TrainingJob ${name} has no spec.output, so it writes no model to serve`,
     };
+  if (job.spec.tuning) {
+    // The best trial, once the search has ended: serving each new best while the search runs
+    // would roll the service out again and again for models nobody chose yet.
+    const best = job.status?.tuning?.bestTrial?.name;
+    if (job.status?.phase !== 'Succeeded' || !best)
+      return {
+        kind: 'pending',
+        reason: 'NoModelYet',
+        message: `tuning TrainingJob ${name} has not finished its search yet (${job.status?.tuning?.summary ?? 'no trial yet'})`,
+      };
+    const trial = jobs.get(namespace, best);
+    if (
+      !trial ||
+      !controlledBy(trial, job) ||
+      trial.status?.phase !== 'Succeeded' ||
+      !trial.status.model?.uri
+    )
+      return {
+        kind: 'missing',
+        reason: 'BestTrialUnavailable',
+        message: `the best trial ${best} of tuning TrainingJob ${name} no longer exists with a model (deleted, or its TTL passed)`,
+      };
+    return jobCandidate(trial);
+  }
   if (job.spec.schedule) {
     // The latest run that succeeded with a model; runs are the jobs this schedule controls.
     const runs = jobs

@@ -11,6 +11,7 @@ import {
 import type { SpecProblem } from '../../engine/workload.ts';
 import { checkPodTemplate } from '../../engine/pod-template.ts';
 import { checkCronFires } from './schedule.ts';
+import { checkTuning } from './tuning.ts';
 import { checkStorage } from '../../engine/storage.ts';
 import {
   READ_SCHEMES,
@@ -24,7 +25,8 @@ import {
 type Dataset = { uri?: string } | undefined;
 
 /** `now` places the schedule's horizon: a schedule that never fires within it is refused. */
-export function checkTrainingJob({ spec }: ITrainingJob, now = Date.now()): SpecProblem[] {
+export function checkTrainingJob(job: ITrainingJob, now = Date.now()): SpecProblem[] {
+  const { spec } = job;
   const cron = [
     ...checkCron('spec.schedule.cron', spec.schedule?.cron),
     ...checkTimeZone('spec.schedule.timeZone', spec.schedule?.timeZone),
@@ -54,6 +56,7 @@ export function checkTrainingJob({ spec }: ITrainingJob, now = Date.now()): Spec
     ),
     ...checkPodTemplate('spec.podTemplate', spec.podTemplate),
     ...checkRuntimeSpecSize(spec),
+    ...checkTuning(job),
   ];
 }
 

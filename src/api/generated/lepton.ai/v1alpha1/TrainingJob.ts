@@ -716,6 +716,168 @@ export interface ITrainingJob {
       "suspend"?: boolean;
     };
     /**
+     * Automatic hyperparameter search (the names of Kubeflow Trainer's OptimizationJob, Katib's failure budget, Optuna's samplers and pruners). The job then runs no pods itself: it creates trials, TrainingJobs named NAME-trial-N with this spec minus tuning and the sampled values set at the parameters' paths, at most parallelTrials at a time (a ceiling: each trial is admitted like any job and waits for GPUs), until numTrials have ended. status.tuning lists the trials with their parameters and metrics, and the best trial (one objective) or the Pareto front (several). An InferenceService that references this job serves the best trial's model. Cannot be added or removed after creation; objectives, parameters, searchAlgorithm and seed cannot change.
+     */
+    "tuning"?: {
+      /**
+       * Metrics to optimise, each Maximize or Minimize. Per-epoch metrics are the final epoch's: loss, accuracy, valLoss, valAccuracy (these need dataset.validationSplit > 0); evaluationLoss and evaluationAccuracy are the final model's on evaluationDataset; cost metrics: parameters (trainable and not), modelBytes (the saved weights), latencySeconds (median time to predict one example on the training backend), trainingSeconds (from the trial's start to its end) and gpuSeconds (trainingSeconds × the GPUs it held). With more than one objective the search is multi-objective and status.tuning.paretoFront lists the non-dominated trials.
+       */
+      "objectives": Array<{
+        /**
+         * Metric a trial reports.
+         */
+        "metric": "loss" | "accuracy" | "valLoss" | "valAccuracy" | "evaluationLoss" | "evaluationAccuracy" | "parameters" | "modelBytes" | "latencySeconds" | "trainingSeconds" | "gpuSeconds";
+        /**
+         * Maximize or Minimize.
+         */
+        "direction": "Maximize" | "Minimize";
+      }>;
+      /**
+       * The search space: the fields of this spec that trials vary and the values they take.
+       */
+      "parameters": Array<{
+        /**
+         * Path of the field the parameter sets in each trial's spec. model.hiddenUnits takes categorical choices such as "128" or "64,32" (the units of each layer), or an Int that every hidden layer gets; model.\* fields need model.preset.
+         */
+        "name": "hyperparameters.learningRate" | "hyperparameters.batchSize" | "hyperparameters.epochs" | "hyperparameters.momentum" | "hyperparameters.optimizer" | "model.hiddenUnits" | "model.dropout" | "model.activation";
+        /**
+         * Where the values come from; set exactly one of uniform, logUniform or categorical.
+         */
+        "searchSpace": {
+          /**
+           * Uniform over [min, max].
+           */
+          "uniform"?: {
+            /**
+             * Smallest value.
+             */
+            "min": number;
+            /**
+             * Largest value.
+             */
+            "max": number;
+            /**
+             * Float, or Int (whole numbers from min to max).
+             */
+            "type"?: "Float" | "Int";
+            /**
+             * Spacing of the values min, min + step, ... (Katib feasibleSpace.step); needed for a Float parameter of a grid search.
+             */
+            "step"?: number;
+          };
+          /**
+           * Uniform in log space over [min, max], min > 0 (learning rates).
+           */
+          "logUniform"?: {
+            /**
+             * Smallest value, above 0.
+             */
+            "min": number;
+            /**
+             * Largest value.
+             */
+            "max": number;
+            /**
+             * Float, or Int (whole numbers).
+             */
+            "type"?: "Float" | "Int";
+          };
+          /**
+           * One of a list of values, given as strings (Trainer's categorical.choices).
+           */
+          "categorical"?: {
+            /**
+             * The values.
+             */
+            "choices": Array<string>;
+          };
+        };
+      }>;
+      /**
+       * How trials choose their values; set at most one. When omitted, tpe.
+       */
+      "searchAlgorithm"?: {
+        /**
+         * Independent uniform draws.
+         */
+        "random"?: {
+        };
+        /**
+         * Every combination, in order (the first parameter varies slowest); the search ends when the grid is exhausted. Float parameters need uniform.step.
+         */
+        "grid"?: {
+        };
+        /**
+         * Tree-structured Parzen Estimator (Optuna's TPESampler); with several objectives, its multi-objective form (MOTPE).
+         */
+        "tpe"?: {
+          /**
+           * Trials drawn at random before the estimator is used (Optuna n_startup_trials).
+           */
+          "startupTrials"?: number;
+          /**
+           * Candidates drawn from the good trials' density per suggestion, of which the one with the best density ratio is taken (Optuna n_ei_candidates).
+           */
+          "eiCandidates"?: number;
+        };
+      };
+      /**
+       * Seed of the search; the same seed, spec and trial results give the same trials. When omitted, derived from the job's UID. (Trials train with hyperparameters.seed, the same for every trial when set.)
+       */
+      "seed"?: number;
+      /**
+       * Trials to run in total (Trainer numTrials, Katib maxTrialCount); pruned and failed trials count.
+       */
+      "numTrials": number;
+      /**
+       * Most trials that exist unfinished at once (Trainer parallelTrials, Katib parallelTrialCount).
+       */
+      "parallelTrials"?: number;
+      /**
+       * Failed trials the search tolerates; one more fails the job with reason TooManyFailedTrials and stops the trials still running (Katib maxFailedTrialCount). Pruned trials are not failures.
+       */
+      "maxFailedTrials"?: number;
+      /**
+       * Stops trials that are unlikely to win, from the per-epoch metric each running trial reports (its status.progress.history): median (Katib medianstop) or asha (Optuna's SuccessiveHalvingPruner, the pruning form of ASHA). A stopped trial ends Succeeded with reason Pruned and its pods are deleted at once; set exactly one of median or asha.
+       */
+      "earlyStopping"?: {
+        /**
+         * Per-epoch metric to judge trials by. Defaults to the first objective, which must then be loss, accuracy, valLoss or valAccuracy; its direction is that objective's, or Maximize for accuracies and Minimize for losses.
+         */
+        "metric"?: "loss" | "accuracy" | "valLoss" | "valAccuracy";
+        /**
+         * Stop a trial at epoch s when its best value so far is worse than the median of the running averages, up to epoch s, of the completed trials (Katib medianstop, after Google Vizier).
+         */
+        "median"?: {
+          /**
+           * Completed trials needed before any trial is stopped (Katib min_trials_required).
+           */
+          "minTrialsRequired"?: number;
+          /**
+           * Epochs a trial runs before it can be stopped (Katib start_step).
+           */
+          "startStep"?: number;
+        };
+        /**
+         * Rungs at minResource × reductionFactor^(k + minEarlyStoppingRate) epochs; a trial that reaches a rung continues only if its value there is in the top 1/reductionFactor of the trials that reached it (Li et al. 2020).
+         */
+        "asha"?: {
+          /**
+           * Epochs of the first rung (Optuna min_resource).
+           */
+          "minResource"?: number;
+          /**
+           * The factor η between rungs; 1/η of the trials go on at each (Optuna reduction_factor).
+           */
+          "reductionFactor"?: number;
+          /**
+           * Rungs skipped at the start (Optuna min_early_stopping_rate).
+           */
+          "minEarlyStoppingRate"?: number;
+        };
+      };
+    };
+    /**
      * Times the job restarts all workers after a retryable failure before it fails with reason BackoffLimitExceeded (batch/v1 Job, Kubeflow runPolicy). Exit codes 1-127 of the runtime are permanent errors and fail the job at once; 128 and above (signals, OOM kills) and pod evictions are retried.
      */
     "backoffLimit"?: number;
@@ -1924,6 +2086,27 @@ export interface ITrainingJob {
        * When the progress was last read.
        */
       "lastUpdateTime"?: string;
+      /**
+       * Per-epoch metrics so far, history.loss[e-1] after epoch e (the first 1000 epochs); tuning's earlyStopping reads them.
+       */
+      "history"?: {
+        /**
+         * Training loss of each completed epoch.
+         */
+        "loss"?: Array<number>;
+        /**
+         * Training accuracy of each completed epoch.
+         */
+        "accuracy"?: Array<number>;
+        /**
+         * Validation loss of each completed epoch.
+         */
+        "valLoss"?: Array<number>;
+        /**
+         * Validation accuracy of each completed epoch.
+         */
+        "valAccuracy"?: Array<number>;
+      };
     };
     /**
      * The data the model was trained on, identified exactly: the files read (their keys below uri) with their sizes and versions (the S3 ETag, else a sha256 of the bytes) are listed in lepton.json next to the model; digest is a sha256 over that list. Set once the data are read (while training, from the chief's progress) and kept when the job ends.
@@ -1996,6 +2179,18 @@ export interface ITrainingJob {
        * sha256 of the model (model.json and weight files, in manifest order), as sha256:HEX.
        */
       "digest"?: string;
+      /**
+       * Parameters of the model (trainable and not).
+       */
+      "parameters"?: number;
+      /**
+       * Bytes of the saved weights (after output.quantization).
+       */
+      "bytes"?: number;
+      /**
+       * Median time the chief took to predict one example with the trained model, on its backend.
+       */
+      "latencySeconds"?: number;
     };
     /**
      * Why the job failed or why its pods cannot run, in structured form.
@@ -2050,6 +2245,143 @@ export interface ITrainingJob {
        * Differential-privacy ε spent by the committed rounds together (RDP accountant, at delta).
        */
       "epsilonSpent"?: number;
+    };
+    /**
+     * Progress and results of the search (spec.tuning).
+     */
+    "tuning"?: {
+      /**
+       * One line for kubectl, e.g. "7/20 trials, best valAccuracy 0.91".
+       */
+      "summary"?: string;
+      /**
+       * Trials by state.
+       */
+      "counts"?: {
+        /**
+         * Trials created so far.
+         */
+        "created"?: number;
+        /**
+         * Trials created that do not train yet (queued for GPUs, starting).
+         */
+        "pending"?: number;
+        /**
+         * Trials training.
+         */
+        "running"?: number;
+        /**
+         * Trials that ended with their objectives reported.
+         */
+        "succeeded"?: number;
+        /**
+         * Trials that failed or reported no objective; more than maxFailedTrials fail the search.
+         */
+        "failed"?: number;
+        /**
+         * Trials stopped by earlyStopping.
+         */
+        "pruned"?: number;
+      };
+      /**
+       * Every trial of the search, by number; the search resumes from this list and the trials themselves (a deleted trial is remembered here).
+       */
+      "trials"?: Array<{
+        /**
+         * Name of the trial (a TrainingJob).
+         */
+        "name": string;
+        /**
+         * Trial number, from 0.
+         */
+        "number"?: number;
+        /**
+         * Pending (created, not yet training: queued or starting), Running, Succeeded, Failed (the trial failed, or succeeded without reporting an objective: reason MetricsUnavailable) or Pruned.
+         */
+        "state"?: "Pending" | "Running" | "Succeeded" | "Failed" | "Pruned";
+        /**
+         * Why the trial failed or was pruned.
+         */
+        "reason"?: string;
+        /**
+         * The values the trial was given, by parameter name (Katib parameterAssignments).
+         */
+        "parameters"?: {
+          [key: string]: string;
+        };
+        /**
+         * The trial's objectives and cost metrics, by metric name, once it reported them; for a running or pruned trial, the early-stopping metric's latest value.
+         */
+        "metrics"?: {
+          [key: string]: number;
+        };
+      }>;
+      /**
+       * The best succeeded trial: on the objective, or with several, the member of the Pareto front best on the first objective (Katib currentOptimalTrial). An InferenceService that references the job serves its model.
+       */
+      "bestTrial"?: {
+        /**
+         * Name of the trial (a TrainingJob).
+         */
+        "name": string;
+        /**
+         * Trial number, from 0.
+         */
+        "number"?: number;
+        /**
+         * Pending (created, not yet training: queued or starting), Running, Succeeded, Failed (the trial failed, or succeeded without reporting an objective: reason MetricsUnavailable) or Pruned.
+         */
+        "state"?: "Pending" | "Running" | "Succeeded" | "Failed" | "Pruned";
+        /**
+         * Why the trial failed or was pruned.
+         */
+        "reason"?: string;
+        /**
+         * The values the trial was given, by parameter name (Katib parameterAssignments).
+         */
+        "parameters"?: {
+          [key: string]: string;
+        };
+        /**
+         * The trial's objectives and cost metrics, by metric name, once it reported them; for a running or pruned trial, the early-stopping metric's latest value.
+         */
+        "metrics"?: {
+          [key: string]: number;
+        };
+      };
+      /**
+       * With several objectives, the succeeded trials no other succeeded trial dominates (at least as good on every objective, better on one).
+       */
+      "paretoFront"?: Array<{
+        /**
+         * Name of the trial (a TrainingJob).
+         */
+        "name": string;
+        /**
+         * Trial number, from 0.
+         */
+        "number"?: number;
+        /**
+         * Pending (created, not yet training: queued or starting), Running, Succeeded, Failed (the trial failed, or succeeded without reporting an objective: reason MetricsUnavailable) or Pruned.
+         */
+        "state"?: "Pending" | "Running" | "Succeeded" | "Failed" | "Pruned";
+        /**
+         * Why the trial failed or was pruned.
+         */
+        "reason"?: string;
+        /**
+         * The values the trial was given, by parameter name (Katib parameterAssignments).
+         */
+        "parameters"?: {
+          [key: string]: string;
+        };
+        /**
+         * The trial's objectives and cost metrics, by metric name, once it reported them; for a running or pruned trial, the early-stopping metric's latest value.
+         */
+        "metrics"?: {
+          [key: string]: number;
+        };
+      }>;
     };
     /**
      * Last time a run was created (CronJob).
