@@ -211,6 +211,23 @@ class JobBuilder {
     return this.status({ progress: { ...this.j.status?.progress, ...m } });
   }
 
+  /** A search (spec.tuning) whose best trial so far is `best`. */
+  tuning(best?: string): this {
+    this.j.spec.tuning = {
+      objectives: [{ metric: 'accuracy', direction: 'Maximize' }],
+      parameters: [
+        {
+          name: 'hyperparameters.learningRate',
+          searchSpace: { logUniform: { min: 1e-4, max: 1 } },
+        },
+      ],
+      numTrials: 4,
+    };
+    return this.status({
+      tuning: { summary: '2/4 trials', ...(best ? { bestTrial: { name: best } } : {}) },
+    });
+  }
+
   committed(roundName: string): this {
     return this.status({ federated: { lastCommittedRound: roundName } });
   }

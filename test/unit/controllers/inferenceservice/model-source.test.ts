@@ -175,6 +175,68 @@ describe('a model from a scheduled TrainingJob', () => {
   });
 });
 
+describe('a model from a tuning job (spec.tuning): its best trial, once the search ended', () => {
+  const trial = (name: string, owner = 'search') =>
+    job(name).output(OUT).runOf(owner).succeeded(at(100)).model(`${OUT}/${name}`, DIGEST_B);
+
+  it.each<[string, TrainingJob[], Partial<Resolution>]>([
+    [
+      '§tuning-serve the best trial of a finished search is served, with its metrics',
+      [
+        job('search').output(OUT).tuning('search-trial-1').succeeded(at(200)).obj(),
+        trial('search-trial-0').obj(),
+        trial('search-trial-1').metrics({ accuracy: 0.97 }).obj(),
+      ],
+      {
+        kind: 'model',
+        model: {
+          uri: `${OUT}/search-trial-1`,
+          format: 'tfjs-layers',
+          digest: DIGEST_B,
+          source: { kind: 'TrainingJob', name: 'search-trial-1' },
+        },
+      },
+    ],
+    [
+      '§tuning-serve a search still running serves nothing yet, even with a best trial so far',
+      [
+        job('search').output(OUT).tuning('search-trial-1').phase('Running').obj(),
+        trial('search-trial-1').obj(),
+      ],
+      { kind: 'pending', reason: 'NoModelYet' },
+    ],
+    [
+      '§tuning-serve a best trial that is gone is missing, with a reason',
+      [job('search').output(OUT).tuning('search-trial-1').succeeded(at(200)).obj()],
+      { kind: 'missing', reason: 'BestTrialUnavailable' },
+    ],
+    [
+      '§tuning-serve a job of that name the search does not control is not its trial',
+      [
+        job('search').output(OUT).tuning('search-trial-1').succeeded(at(200)).obj(),
+        trial('search-trial-1', 'someone-else').obj(),
+      ],
+      { kind: 'missing', reason: 'BestTrialUnavailable' },
+    ],
+    [
+      '§tuning-serve a search without output writes no model to serve',
+      [job('search').tuning('search-trial-1').succeeded(at(200)).obj()],
+      { kind: 'missing', reason: 'NoModelOutput' },
+    ],
+  ])('%s', (_name, jobs, want) => {
+    expect(resolve(ref(service('s').fromJob('search')), jobs)).toMatchObject(want);
+  });
+
+  it('§tuning-serve the gate reads the best trial’s own metrics', () => {
+    const jobs = [
+      job('search').output(OUT).tuning('search-trial-0').succeeded(at(200)).obj(),
+      trial('search-trial-0').metrics({ accuracy: 0.6 }).obj(),
+    ];
+    const r = resolve(ref(service('s').fromJob('search').minMetric('accuracy', 0.9)), jobs);
+    expect(r).toMatchObject({ kind: 'pending', reason: 'GateNotMet' });
+  });
+});
+
 describe('a model from a federated campaign (a federated TrainingJob)', () => {
   const campaign = () => job('fed').federated().phase('Running');
 
