@@ -51,6 +51,23 @@ export interface Progress {
   samplesPerSecond?: number;
   /** The data being trained on, once read (the chief's). */
   dataset?: DatasetSummary;
+  /** The metrics of every epoch so far; absent before the first. */
+  history?: ProgressHistory;
+}
+
+/** Most epochs a history holds: the first ones (the status schema's maxItems). */
+export const HISTORY_MAX_EPOCHS = 1000;
+
+/**
+ * Per-epoch metrics, loss[e - 1] after epoch e, finite numbers only: a metric the job does not
+ * have is absent, and one stops growing at its first non-finite value (a diverged model), so an
+ * index is always the epoch.
+ */
+export interface ProgressHistory {
+  loss?: number[];
+  accuracy?: number[];
+  valLoss?: number[];
+  valAccuracy?: number[];
 }
 
 /**
@@ -69,7 +86,16 @@ export interface DatasetSummary {
 
 /** The chief's termination message on success: JSON of this shape. */
 export interface TrainingResult {
-  model: { uri: string; digest: string };
+  model: {
+    uri: string;
+    digest: string;
+    /** model.countParams(): trainable and not. */
+    parameters?: number;
+    /** Bytes of the weight files written (after output.quantization); absent without output. */
+    bytes?: number;
+    /** Median seconds to predict one example on the chief's backend; absent without output. */
+    latencySeconds?: number;
+  };
   metrics: { loss?: number; accuracy?: number; valLoss?: number; valAccuracy?: number };
   /** The final model on spec.evaluationDataset; absent without one. */
   evaluation?: EvaluationMetrics;

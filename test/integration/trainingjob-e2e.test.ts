@@ -2,7 +2,7 @@
 // runtime, data-parallel averaging through the chief), and ends Succeeded with the model and
 // its digest in its status; the digest is checked against the files in the claim.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Resources } from '../../src/core/resources.ts';
 import {
@@ -20,7 +20,14 @@ interface Job {
   metadata: object;
   status?: {
     phase?: string;
-    model?: { uri?: string; digest?: string };
+    model?: {
+      uri?: string;
+      digest?: string;
+      parameters?: number;
+      bytes?: number;
+      latencySeconds?: number;
+    };
+    progress?: { epoch?: number; history?: Record<string, number[]> };
     workers?: { succeeded?: number };
     failure?: { reason?: string; message?: string };
   };
@@ -92,6 +99,33 @@ describe('a TrainingJob on the local node', () => {
     };
     // Two moons are not linearly separable: 0.85 needs a trained network.
     expect(card.metrics.valAccuracy).toBeGreaterThanOrEqual(0.85);
+
+    // §trial-metrics the cost metrics tuning can judge the job on: the parameters are those
+    // model.json lists, the bytes those of its weights file.
+    const manifest = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as {
+      weightsManifest: { weights: { shape: number[] }[] }[];
+    };
+    const parameters = manifest.weightsManifest
+      .flatMap((group) => group.weights)
+      .reduce((sum, w) => sum + w.shape.reduce((a, b) => a * b, 1), 0);
+    expect(job?.status?.model?.parameters).toBe(parameters);
+    expect(job?.status?.model?.bytes).toBe(statSync(join(dir, 'weights.bin')).size);
+    expect(job?.status?.model?.latencySeconds).toBeGreaterThan(0);
+    expect(job?.status?.model?.latencySeconds).toBeLessThan(1);
+    // §trial-metrics the per-epoch history, as the last progress poll stored it: complete()
+    // keeps it (the result carries none). Polls are 10 s apart and these 20 epochs take about
+    // 3 s, so the poll may have seen any prefix of them (1 epoch in one run): the length is not
+    // asserted to be 20, only that the lists agree and are epochs' figures.
+    const history = job?.status?.progress?.history;
+    if (history !== undefined) {
+      expect(Object.keys(history).sort()).toEqual(['accuracy', 'loss', 'valAccuracy', 'valLoss']);
+      const lengths = new Set(Object.values(history).map((list) => list.length));
+      expect(lengths.size).toBe(1);
+      const [n] = [...lengths];
+      expect(n).toBeGreaterThanOrEqual(1);
+      expect(n).toBeLessThanOrEqual(20);
+      for (const v of history.valAccuracy ?? []) expect(v).toBeGreaterThanOrEqual(0);
+    }
   });
 
   it('§4 a worker deleted on the local node costs one restart, and the next attempt finishes', async () => {

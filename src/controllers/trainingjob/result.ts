@@ -3,7 +3,13 @@
 // reaches the status unless it fits the status schema, and a model is believed only inside the
 // job's own spec.output.uri. A message that does not fit is refused with a reason, so the job
 // ends with that reason instead of every status write failing with 422.
-import type { DatasetSummary, Progress, TrainingResult } from '../../contract/training.ts';
+import {
+  type DatasetSummary,
+  HISTORY_MAX_EPOCHS,
+  type Progress,
+  type ProgressHistory,
+  type TrainingResult,
+} from '../../contract/training.ts';
 import { sanitizeMessage } from '../../engine/messages.ts';
 import { withinOutput } from '../spec-checks.ts';
 
@@ -25,6 +31,8 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const count = (v: unknown): v is number =>
   Number.isInteger(v) && (v as number) >= 0 && (v as number) <= INT32;
+/** An int64 of the status that a JavaScript number holds exactly. */
+const size = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
 const METRICS = ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const;
 
@@ -81,6 +89,21 @@ export function parseResult(
       evaluation.accuracy = e.accuracy;
     }
   }
+  // The model's cost metrics, which tuning may take as objectives: refused like any other field
+  // that does not fit, so a trial is never judged on a figure the status could not hold.
+  const cost: Pick<TrainingResult['model'], 'parameters' | 'bytes' | 'latencySeconds'> = {};
+  for (const name of ['parameters', 'bytes'] as const) {
+    const v = raw.model[name];
+    if (v === undefined) continue;
+    if (!size(v)) return bad(`has a model.${name} that is not a non-negative integer`);
+    cost[name] = v;
+  }
+  const latency = raw.model.latencySeconds;
+  if (latency !== undefined) {
+    if (!finite(latency) || latency < 0)
+      return bad('has a model.latencySeconds that is not a finite number of at least 0');
+    cost.latencySeconds = latency;
+  }
   let dataset: DatasetSummary | undefined;
   if (raw.dataset !== undefined) {
     dataset = parseDataset(raw.dataset, datasetUri);
@@ -100,7 +123,7 @@ export function parseResult(
   return {
     ok: true,
     result: {
-      model: { uri, digest: typeof digest === 'string' ? digest : '' },
+      model: { uri, digest: typeof digest === 'string' ? digest : '', ...cost },
       metrics,
       ...(evaluation ? { evaluation } : {}),
       epochs: raw.epochs,
@@ -155,8 +178,28 @@ export function parseProgress(raw: unknown, datasetUri?: string): Progress | und
     if (!finite(v) || (name === 'samplesPerSecond' && v < 0)) return undefined;
     p[name] = v;
   }
-  // A summary that does not fit is left out; the metrics still count.
+  // A summary or a history that does not fit is left out; the metrics still count.
   const dataset = raw.dataset === undefined ? undefined : parseDataset(raw.dataset, datasetUri);
   if (dataset) p.dataset = dataset;
+  const history = raw.history === undefined ? undefined : parseHistory(raw.history);
+  if (history) p.history = history;
   return p;
+}
+
+/**
+ * Per-epoch metrics that fit status.progress.history: lists of at most HISTORY_MAX_EPOCHS finite
+ * numbers; else undefined, all of it, since a list with one value removed would shift the epochs
+ * of the rest. Unknown keys are dropped.
+ */
+export function parseHistory(raw: unknown): ProgressHistory | undefined {
+  if (!isObject(raw)) return undefined;
+  const history: ProgressHistory = {};
+  for (const name of METRICS) {
+    const list = raw[name];
+    if (list === undefined) continue;
+    if (!Array.isArray(list) || list.length > HISTORY_MAX_EPOCHS || !list.every(finite))
+      return undefined;
+    history[name] = list;
+  }
+  return history;
 }

@@ -26,6 +26,7 @@ import {
 import { checkTrainingJob } from './checks.ts';
 import type { TrainingJobMetrics } from './metrics.ts';
 import { parseProgress, parseResult } from './result.ts';
+import { pruneRequest } from './trials.ts';
 
 type Status = NonNullable<TrainingJob['status']>;
 
@@ -88,6 +89,7 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
       startupDeadlineSeconds: job.spec.startupDeadlineSeconds,
       ttlSecondsAfterFinished: job.spec.ttlSecondsAfterFinished,
       cleanPodPolicy: job.spec.cleanPodPolicy ?? 'Running',
+      stop: pruneRequest(job),
     }),
     priorityClassName: (job) => job.spec.priorityClassName,
     podSets: (job) => {
@@ -115,9 +117,14 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
       if (!verdict.ok) return verdict;
       const r = verdict.result;
       const status: Partial<Status> = {};
-      if (r?.model.uri) status.model = { uri: r.model.uri, digest: r.model.digest };
-      // The final figures, also when the job ended between two progress polls.
       if (r) {
+        // With the cost metrics tuning may take as objectives (parseResult keeps those present);
+        // parameters come also from a job without spec.output, which names no model.
+        const { uri: _none, digest: _unsaved, ...cost } = r.model;
+        if (r.model.uri) status.model = { ...r.model };
+        else if (Object.keys(cost).length > 0) status.model = cost;
+        // The final figures, also when the job ended between two progress polls. The result
+        // carries no history: the last poll's stays (an epoch that ended after it is missing).
         status.progress = {
           ...job.status?.progress,
           epoch: r.epochs,
@@ -167,6 +174,7 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
           valAccuracy: p.valAccuracy,
           samplesPerSecond: p.samplesPerSecond,
           backend: p.backend,
+          ...(p.history ? { history: p.history } : {}),
         },
       };
     },

@@ -5,10 +5,10 @@
 // worker thread (train/thread.ts), so this thread answers its endpoints and SIGTERM at once.
 import { DEFAULT_PORT, DEFAULT_TERMINATION_LOG, ENV, EXIT } from '../../contract/runtime.ts';
 import { createRuntimeLogger } from '../log.ts';
-import { type Progress } from '../../contract/training.ts';
+import type { Progress, TrainingResult } from '../../contract/training.ts';
 import { PermanentError, isPermanentError } from '../errors.ts';
 import { startRuntimeServer } from '../server.ts';
-import { oneLine, writeTerminationLog } from '../pod.ts';
+import { TERMINATION_MESSAGE_MAX, oneLine, writeTerminationLog } from '../pod.ts';
 import { parseSpecJson } from '../spec.ts';
 import { type TrainingThread, startTrainingThread } from '../train/thread.ts';
 
@@ -69,7 +69,7 @@ export async function runTrain(env: NodeJS.ProcessEnv): Promise<number> {
     const outcome = await thread.outcome;
     if (outcome.kind === 'failed')
       throw outcome.permanent ? new PermanentError(outcome.message) : new Error(outcome.message);
-    if (rank === 0) writeTerminationLog(terminationLog, JSON.stringify(outcome.result));
+    if (rank === 0) writeTerminationLog(terminationLog, resultMessage(outcome.result));
     log.info('Finished training', { ...outcome.result, stoppedEarly: outcome.stoppedEarly });
     return EXIT.ok;
   } catch (err) {
@@ -82,6 +82,18 @@ export async function runTrain(env: NodeJS.ProcessEnv): Promise<number> {
     process.removeListener('SIGTERM', onTerm);
     await server?.close();
   }
+}
+
+/**
+ * The result as JSON within `max` bytes, as Kubernetes keeps no more and a cut JSON would not
+ * parse. Only URIs at their bounds (output.uri and dataset.uri, 2048 characters each) reach it:
+ * the dataset summary is then left out, which the operator has from /progress once it polled.
+ */
+export function resultMessage(result: TrainingResult, max = TERMINATION_MESSAGE_MAX): string {
+  const text = JSON.stringify(result);
+  if (Buffer.byteLength(text) <= max || result.dataset === undefined) return text;
+  const { dataset: _summary, ...rest } = result;
+  return JSON.stringify(rest);
 }
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number | undefined {

@@ -6,6 +6,7 @@ import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { EarlyStoppingState, EpochMetrics } from './early-stopping.ts';
+import type { ProgressHistory } from '../../contract/training.ts';
 import { isPermanentError } from '../errors.ts';
 import { loadArtifacts, modelArtifacts, writeArtifacts } from '../model/model-store.ts';
 import { type ObjectStore, childUri, isUri, locate } from '../storage/index.ts';
@@ -21,6 +22,8 @@ export interface CheckpointState {
   /** Epochs completed (1-based): training resumes with epoch + 1. */
   epoch: number;
   metrics: EpochMetrics;
+  /** The metrics of every epoch so far (history.ts); absent in checkpoints older than it. */
+  history?: ProgressHistory;
   earlyStopping?: EarlyStoppingState;
   /** With restoreBestWeights: the metrics of the best epoch. */
   bestMetrics?: EpochMetrics;

@@ -23,6 +23,8 @@ import { type TrainingData, inMemoryTrainingData } from '../data/training-data.t
 import { EarlyStopping, type EpochMetrics } from './early-stopping.ts';
 import { PermanentError } from '../errors.ts';
 import { evaluateData, evaluationMetrics, openEvaluationData } from './evaluate.ts';
+import { EpochHistory } from './history.ts';
+import { predictLatency } from './latency.ts';
 import { type RuntimeLog, noLog } from '../log.ts';
 import type { SavedModel } from '../model/model-store.ts';
 import {
@@ -135,6 +137,8 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
   let epochsDone = startEpoch;
   let metrics: EpochMetrics = restored?.state.metrics ?? {};
   const dataset = data.identity && summaryOf(data.identity);
+  const history = new EpochHistory(restored?.state);
+  const restoredHistory = history.snapshot();
   const progress: Progress = {
     phase: 'Training',
     backend,
@@ -142,6 +146,7 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
     epochs: hp.epochs,
     ...metrics,
     ...(dataset && { dataset }),
+    ...(restoredHistory && { history: restoredHistory }),
   };
   run.onProgress?.({ ...progress });
 
@@ -164,12 +169,14 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
       if (task === 'classification') metrics.valAccuracy = v.accuracy;
     }
     epochsDone = epoch;
+    history.record(epoch, metrics);
     if (earlyStopping?.update(epoch, metrics).improved && restoreBest)
       best = { epoch, metrics, weights: flatWeights(model) };
     if (rank === 0 && checkpointDir && epoch % spec.checkpoint!.everyEpochs === 0) {
       const state = {
         epoch,
         metrics,
+        history: history.snapshot(),
         earlyStopping: earlyStopping?.state,
         bestMetrics: best?.metrics,
         optimizer: model.optimizer.getClassName(),
@@ -182,6 +189,7 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
       epoch,
       ...metrics,
       samplesPerSecond: trained.samples / Math.max(seconds, 1e-9),
+      history: history.snapshot(),
     });
     run.onProgress?.({ ...progress });
     log.info('Finished epoch', { epoch, epochs: hp.epochs, ...metrics, seconds });
@@ -212,6 +220,7 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
     model,
   };
   if (rank !== 0) return outcome;
+  outcome.result.model.parameters = model.countParams();
 
   // 5. The final model on the test data (rank 0): once, as it is saved.
   if (testSet) {
@@ -257,6 +266,14 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
   outcome.result.model.digest = out.digest;
   outcome.saved = out.saved;
   outcome.quantization = out.quantization;
+  if (out.saved) {
+    outcome.result.model.bytes = out.saved.weightBytes;
+    // The model as trained, not its quantized copy: a server dequantizes the weights it loads,
+    // so it predicts with float32 weights either way.
+    const rows = data.validation ?? testSet ?? data.shard;
+    const latency = await predictLatency(model, rows, exampleShape, run.signal);
+    if (latency !== undefined) outcome.result.model.latencySeconds = latency;
+  }
   run.onProgress?.({ ...progress, phase: 'Done' });
   return outcome;
 }

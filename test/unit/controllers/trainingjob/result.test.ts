@@ -196,3 +196,129 @@ describe('§lineage the dataset a chief says it read', () => {
     expect(p?.dataset).toBeUndefined();
   });
 });
+
+describe('§trial-metrics what tuning judges a trial on', () => {
+  const output = 'pvc://models/iris';
+  const model = { uri: output, digest, parameters: 131, bytes: 524, latencySeconds: 0.00042 };
+  const workload = trainingJobWorkload({ build: { runtimeImage: 'r', runtimeGpuImage: 'g' } });
+  const job = (over: Partial<TrainingJob['spec']> = {}, status?: TrainingJob['status']) =>
+    ({
+      apiVersion: 'lepton.ai/v1alpha1',
+      kind: 'TrainingJob',
+      metadata: { name: 'iris', namespace: 'ns' },
+      spec: {
+        model: { preset: 'mlp' },
+        dataset: { uri: 'pvc://data/train.csv' },
+        output: { uri: output },
+        ...over,
+      },
+      ...(status ? { status } : {}),
+    }) as TrainingJob;
+  const succeeded = (message: string): PodSummary => ({
+    active: 0,
+    ready: 0,
+    succeeded: 1,
+    failed: 0,
+    chiefSucceeded: true,
+    resultMessage: message,
+  });
+  const history = {
+    loss: [0.9, 0.5, 0.3],
+    accuracy: [0.6, 0.8, 0.9],
+    valLoss: [1, 0.6, 0.4],
+    valAccuracy: [0.5, 0.7, 0.85],
+  };
+
+  it("§trial-metrics takes the model's parameters, bytes and latency", () => {
+    expect(parseResult(result({ model }), output)).toMatchObject({ ok: true, result: { model } });
+  });
+
+  it('§trial-metrics takes a result without them (a runtime older than them)', () => {
+    const verdict = parseResult(result(), output);
+    expect(verdict.ok && verdict.result?.model).toEqual({ uri: output, digest });
+  });
+
+  it('§trial-metrics takes parameters from a job without spec.output', () => {
+    const verdict = parseResult(
+      result({ model: { uri: '', digest: '', parameters: 7 } }),
+      undefined,
+    );
+    expect(verdict).toMatchObject({ ok: true, result: { model: { uri: '', parameters: 7 } } });
+  });
+
+  it.each([
+    ['negative parameters', { parameters: -1 }],
+    ['fractional parameters', { parameters: 1.5 }],
+    ['parameters as a string', { parameters: '131' }],
+    ['parameters beyond a safe integer', { parameters: 2 ** 53 }],
+    ['negative bytes', { bytes: -4 }],
+    ['bytes that are null', { bytes: null }],
+    ['a negative latency', { latencySeconds: -0.001 }],
+    ['a latency that is null (NaN or Infinity in JSON)', { latencySeconds: null }],
+    ['a latency as a string', { latencySeconds: '1ms' }],
+  ])('§trial-metrics refuses %s as InvalidResult, naming the field', (_case, over) => {
+    const field = Object.keys(over)[0]!;
+    expect(parseResult(result({ model: { ...model, ...over } }), output)).toMatchObject({
+      ok: false,
+      reason: 'InvalidResult',
+      message: expect.stringContaining(`model.${field}`),
+    });
+  });
+
+  it('§trial-metrics takes a history of finite numbers per metric, only the known metrics', () => {
+    const p = parseProgress({ epoch: 3, epochs: 5, history: { ...history, extra: [1] } });
+    expect(p?.history).toEqual(history);
+    expect(parseProgress({ epoch: 3, epochs: 5, history: { loss: [0.9] } })?.history).toEqual({
+      loss: [0.9],
+    });
+    expect(
+      parseProgress({ epoch: 1000, epochs: 1000, history: { loss: Array(1000).fill(1) } })?.history
+        ?.loss,
+    ).toHaveLength(1000);
+  });
+
+  it.each([
+    ['a history that is a list', [0.9, 0.5]],
+    ['a metric that is not a list', { loss: 0.5 }],
+    ['a value that is null (NaN in JSON)', { loss: [0.9, null, 0.3] }],
+    ['a value that is a string', { accuracy: [0.5, '0.7'] }],
+    ['more than 1000 epochs', { loss: Array(1001).fill(0.5) }],
+  ])('§trial-metrics leaves out %s, and keeps the rest of progress', (_case, bad) => {
+    const p = parseProgress({ epoch: 2, epochs: 5, loss: 0.5, history: bad });
+    expect(p).toMatchObject({ epoch: 2, epochs: 5, loss: 0.5 });
+    expect(p?.history).toBeUndefined();
+  });
+
+  it("§trial-metrics progress copies the chief's history into status.progress", async () => {
+    const polling = trainingJobWorkload({
+      build: { runtimeImage: 'r', runtimeGpuImage: 'g' },
+      fetchProgress: async () => parseProgress({ epoch: 3, epochs: 5, loss: 0.3, history }),
+    });
+    const pods: PodSummary = {
+      active: 1,
+      ready: 1,
+      succeeded: 0,
+      failed: 0,
+      chiefSucceeded: false,
+      chiefIP: '10.0.0.1',
+    };
+    expect(await polling.progress?.(job(), pods)).toEqual({
+      progress: expect.objectContaining({ epoch: 3, loss: 0.3, history }),
+    });
+  });
+
+  it('§trial-metrics complete writes the cost metrics to status.model and keeps the history', () => {
+    const polled = job({}, { progress: { epoch: 3, epochs: 3, loss: 0.3, history } });
+    const done = workload.complete?.(polled, succeeded(result({ model })));
+    expect(done).toMatchObject({ ok: true, status: { model, progress: { epoch: 3, history } } });
+  });
+
+  it('§trial-metrics complete writes parameters of a job without spec.output, naming no model', () => {
+    const done = workload.complete?.(
+      job({ output: undefined }),
+      succeeded(result({ model: { uri: '', digest: '', parameters: 131 } })),
+    );
+    expect(done).toMatchObject({ ok: true, status: { model: { parameters: 131 } } });
+    expect(done?.ok && done.status?.model).toEqual({ parameters: 131 });
+  });
+});

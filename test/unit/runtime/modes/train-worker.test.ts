@@ -265,3 +265,25 @@ describe('§backend spec.runtime.backend', () => {
     });
   });
 });
+
+describe('§trial-metrics the history on /progress', () => {
+  it('§trial-metrics /progress carries one entry per epoch done, through the training thread', async () => {
+    const pod = startPod('history', endless());
+    const port = await pod.port();
+    let progress: Progress | undefined;
+    await waitFor(
+      'three epochs',
+      async () => ((progress = await progressOf(port)).epoch ?? 0) >= 3,
+      120_000,
+    );
+    pod.child.kill('SIGTERM');
+    const p = progress!;
+    // spirals: a classification without validation data, so no val* lists.
+    expect(Object.keys(p.history ?? {}).sort()).toEqual(['accuracy', 'loss']);
+    expect(p.history?.loss).toHaveLength(p.epoch);
+    expect(p.history?.accuracy).toHaveLength(p.epoch);
+    expect(p.history?.loss?.at(-1)).toBe(p.loss);
+    expect(p.history?.accuracy?.at(-1)).toBe(p.accuracy);
+    expect((await pod.exit).code).toBe(EXIT.retryable);
+  });
+});

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BACKENDS } from '../../../../src/runtime/backend.ts';
@@ -10,6 +10,8 @@ import {
   MODEL_JSON,
   digestOfFolder,
 } from '../../../../src/runtime/model/model-store.ts';
+import { resultMessage } from '../../../../src/runtime/modes/train.ts';
+import { TERMINATION_MESSAGE_MAX } from '../../../../src/runtime/pod.ts';
 import { jobSpec } from '../fixtures.ts';
 import type { JobSpec } from '../../../../src/runtime/spec.ts';
 
@@ -114,5 +116,61 @@ describe('node src/runtime/main.ts train', () => {
     expect(signalled).toBe(true);
     expect(exit.code).toBe(EXIT.retryable);
     expect(exit.terminationLog).toBe('Stopped by SIGTERM');
+  });
+});
+
+describe('§trial-metrics the cost metrics in the termination message', () => {
+  it('§trial-metrics the chief reports parameters, the quantized weights file and the latency', async () => {
+    const spec = jobSpec()
+      .preset('mlp', { hiddenUnits: [16] })
+      .synthetic({ generator: 'blobs', samples: 200, classes: 3, seed: 5 }, 0.2)
+      .hyperparameters({ epochs: 2, seed: 1 })
+      .output('pvc://models/cost', 'float16')
+      .raw();
+    const exit = await runMain('cost', spec);
+    expect(exit.code).toBe(EXIT.ok);
+    const { model } = JSON.parse(exit.terminationLog) as TrainingResult;
+    // blobs has 2 features: (2 + 1) * 16 + (16 + 1) * 3 parameters, 2 bytes each in float16.
+    expect(model.parameters).toBe(99);
+    const weights = await stat(join(dir, 'models', 'cost', 'weights.bin'));
+    expect(model.bytes).toBe(weights.size);
+    expect(model.bytes).toBe(99 * 2);
+    expect(model.latencySeconds).toBeGreaterThan(0);
+    expect(Number.isFinite(model.latencySeconds)).toBe(true);
+  });
+
+  it('§trial-metrics a result with URIs at their bounds stays JSON within what Kubernetes keeps', () => {
+    const result: TrainingResult = {
+      model: {
+        uri: `pvc://models/${'m'.repeat(2035)}`,
+        digest: `sha256:${'a'.repeat(64)}`,
+        parameters: Number.MAX_SAFE_INTEGER,
+        bytes: Number.MAX_SAFE_INTEGER,
+        latencySeconds: 1 / 81000,
+      },
+      metrics: { loss: -1 / 81000, accuracy: 1 / 3, valLoss: -1 / 81000, valAccuracy: 1 / 3 },
+      evaluation: {
+        loss: 1 / 81000,
+        accuracy: 1 / 3,
+        samples: 2 ** 31 - 1,
+      },
+      epochs: 2 ** 31 - 1,
+      backend: 'tfjs-node-gpu',
+      dataset: {
+        uri: `s3://${'d'.repeat(2043)}`,
+        digest: `sha256:${'b'.repeat(64)}`,
+        rows: Number.MAX_SAFE_INTEGER,
+        files: Number.MAX_SAFE_INTEGER,
+        bytes: Number.MAX_SAFE_INTEGER,
+      },
+    };
+    expect(Buffer.byteLength(JSON.stringify(result))).toBeGreaterThan(TERMINATION_MESSAGE_MAX);
+    const message = resultMessage(result);
+    expect(Buffer.byteLength(message)).toBeLessThanOrEqual(TERMINATION_MESSAGE_MAX);
+    const { dataset: _left, ...kept } = result;
+    expect(JSON.parse(message)).toEqual(kept);
+    // A result that fits is left whole.
+    const small = { ...result, model: { ...result.model, uri: 'pvc://models/m' } };
+    expect(JSON.parse(resultMessage(small))).toEqual(small);
   });
 });

@@ -38,6 +38,8 @@ function spec(name: string): TrainingSpec {
 
 describe('checkpoints and resume', () => {
   let uninterrupted: TrainingOutcome;
+  let uninterruptedHistory: Progress['history'];
+  const resumedProgress: Progress[] = [];
   let atEpoch3: Float32Array[];
   let killed: unknown;
 
@@ -46,7 +48,12 @@ describe('checkpoints and resume', () => {
     await mkdir(join(dir, 'resumed', 'checkpoints', '.epoch-000001.tmp-99999'), {
       recursive: true,
     });
-    uninterrupted = await train({ spec: spec('straight'), data, backend });
+    uninterrupted = await train({
+      spec: spec('straight'),
+      data,
+      backend,
+      onProgress: (p) => (uninterruptedHistory = p.history),
+    });
     // "Kill" the job once epoch 3 is checkpointed: it stops before the next batch.
     const stop = new AbortController();
     killed = await train({
@@ -82,8 +89,14 @@ describe('checkpoints and resume', () => {
     expect(restored.optimizerWeights.length).toBeGreaterThan(1);
   });
 
+  it('§trial-metrics a checkpoint holds the history of its epochs', async () => {
+    const latest = await latestCheckpoint(join(dir, 'resumed', 'checkpoints'));
+    expect(latest?.state.epoch).toBe(3);
+    expect(latest?.state.history?.loss).toEqual(uninterruptedHistory?.loss?.slice(0, 3));
+  });
+
   it('a restart continues at epoch 4 and ends where the uninterrupted run did', async () => {
-    const progress: Progress[] = [];
+    const progress = resumedProgress;
     const epochs: number[] = [];
     let firstWeights: Float32Array[] | undefined;
     const resumed = await train({
@@ -108,5 +121,15 @@ describe('checkpoints and resume', () => {
       maxDifference(flatWeights(resumed.model), flatWeights(uninterrupted.model)),
     ).toBeLessThan(1e-4);
     expect(resumed.result.metrics.loss).toBeCloseTo(uninterrupted.result.metrics.loss!, 4);
+  });
+
+  it('§trial-metrics a restart reports the epochs before it, then adds its own', () => {
+    // The first three are the killed run's (the uninterrupted run's: the same seed and data).
+    expect(resumedProgress[0]?.history?.loss).toEqual(uninterruptedHistory?.loss?.slice(0, 3));
+    expect(resumedProgress[0]?.history?.valAccuracy).toHaveLength(3);
+    const last = resumedProgress.at(-1)?.history;
+    expect(last?.loss).toHaveLength(6);
+    expect(last?.valLoss).toHaveLength(6);
+    expect(uninterruptedHistory?.loss).toHaveLength(6);
   });
 });

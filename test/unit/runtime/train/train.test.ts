@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -11,6 +11,7 @@ import {
 } from '../../../../src/runtime/data/datasets.ts';
 import {
   MODEL_CARD,
+  MODEL_JSON,
   digestOfFolder,
   loadModel,
 } from '../../../../src/runtime/model/model-store.ts';
@@ -119,6 +120,39 @@ describe('train on iris (examples/trainingjob-iris.yaml, cpu backend)', () => {
     });
   });
 
+  it('§trial-metrics progress carries a history that grows one entry per epoch, as its metrics', () => {
+    const training = progress.filter((p) => p.phase === 'Training');
+    expect(training[0]?.history).toBeUndefined();
+    for (const p of training.slice(1)) {
+      const h = p.history!;
+      expect(Object.keys(h).sort()).toEqual(['accuracy', 'loss', 'valAccuracy', 'valLoss']);
+      for (const name of ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const) {
+        expect(h[name]).toHaveLength(p.epoch);
+        expect(h[name]!.at(-1)).toBe(p[name]);
+      }
+      // The epochs before are those earlier progress reported.
+      expect(h.loss!.slice(0, -1)).toEqual(training[p.epoch - 1]!.history?.loss ?? []);
+    }
+    const done = progress.at(-1)!;
+    expect(done.phase).toBe('Done');
+    expect(done.history?.valLoss).toHaveLength(outcome.result.epochs);
+  });
+
+  it('§trial-metrics the result carries parameters, the bytes of the weight files and the latency', async () => {
+    const { model } = outcome.result;
+    // hiddenUnits [16, 8], 4 features, 3 classes: (4 + 1) * 16 + (16 + 1) * 8 + (8 + 1) * 3.
+    expect(model.parameters).toBe(outcome.model.countParams());
+    expect(model.parameters).toBe(243);
+    const out = join(dir, 'iris-model');
+    const manifest = JSON.parse(await readFile(join(out, MODEL_JSON), 'utf8')) as tf.io.ModelJSON;
+    const files = manifest.weightsManifest.flatMap((group) => group.paths);
+    const sizes = await Promise.all(files.map(async (f) => (await stat(join(out, f))).size));
+    expect(model.bytes).toBe(sizes.reduce((a, b) => a + b, 0));
+    expect(model.bytes).toBe(243 * 4);
+    expect(model.latencySeconds).toBeGreaterThan(0);
+    expect(Number.isFinite(model.latencySeconds)).toBe(true);
+  });
+
   it('saves weights that predict as the trained model does', async () => {
     const saved = await loadModel(join(dir, 'iris-model'));
     expect(maxDifference(flatWeights(saved), flatWeights(outcome.model))).toBe(0);
@@ -148,8 +182,13 @@ describe('early stopping', () => {
     expect([...weightsAt.keys()]).toEqual([1, 2]);
     expect(maxDifference(flatWeights(outcome.model), weightsAt.get(1)!)).toBe(0);
     expect(maxDifference(weightsAt.get(2)!, weightsAt.get(1)!)).toBeGreaterThan(0);
-    // Without output the digest is of the model as it would be saved.
-    expect(outcome.result.model).toEqual({ uri: '', digest: expect.stringMatching(/^sha256:/) });
+    // Without output the digest is of the model as it would be saved; of the cost metrics only
+    // the parameters, as nothing was written to measure or serve.
+    expect(outcome.result.model).toEqual({
+      uri: '',
+      digest: expect.stringMatching(/^sha256:/),
+      parameters: outcome.model.countParams(),
+    });
   });
 });
 

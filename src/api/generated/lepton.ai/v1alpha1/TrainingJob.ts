@@ -720,7 +720,7 @@ export interface ITrainingJob {
      */
     "tuning"?: {
       /**
-       * Metrics to optimise, each Maximize or Minimize. Per-epoch metrics are the final epoch's: loss, accuracy, valLoss, valAccuracy (these need dataset.validationSplit > 0); evaluationLoss and evaluationAccuracy are the final model's on evaluationDataset; cost metrics: parameters (trainable and not), modelBytes (the saved weights), latencySeconds (median time to predict one example on the training backend), trainingSeconds (from the trial's start to its end) and gpuSeconds (trainingSeconds × the GPUs it held). With more than one objective the search is multi-objective and status.tuning.paretoFront lists the non-dominated trials.
+       * Metrics to optimise, each Maximize or Minimize. Per-epoch metrics are the final epoch's: loss, accuracy, valLoss and valAccuracy (the last two need dataset.validationSplit > 0); evaluationLoss and evaluationAccuracy are the final model's on evaluationDataset; cost metrics: parameters (trainable and not), modelBytes (the saved weights), latencySeconds (median time to predict one example on the training backend), trainingSeconds (from the trial's start to its end) and gpuSeconds (trainingSeconds × the GPUs it held). With more than one objective the search is multi-objective and status.tuning.paretoFront lists the non-dominated trials.
        */
       "objectives": Array<{
         /**
