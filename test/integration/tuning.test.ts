@@ -302,4 +302,82 @@ describe('TrainingJob tuning on kwok nodes', () => {
     expect(done.status?.tuning?.counts).toMatchObject({ created: 6, succeeded: 6 });
     await t.remove('restart');
   });
+
+  it('§tuning-kwok a TrainingJob that holds a trial’s name blocks the search with a reason and an Event until it is gone', async () => {
+    // Someone else's job, named as the search's first trial will be.
+    await t.create(t.job('taken-trial-0', { annotations: {} }));
+    await t.create(
+      search(
+        'taken',
+        { numTrials: 2, parallelTrials: 1 },
+        {
+          annotations: {
+            'kwok.lepton.ai/run-duration': '1s',
+            'kwok.lepton.ai/message': RESULT,
+          },
+        },
+      ),
+    );
+    const blocked = await waitForSearch(
+      'taken',
+      'to report the conflict',
+      (j) => cond(j, 'Running')?.reason === 'TrialNameConflict',
+      30_000,
+    );
+    expect(cond(blocked, 'Running')?.message).toContain('taken-trial-0');
+    expect((await t.eventsOf('taken')).some((e) => e.reason === 'TrialNameConflict')).toBe(true);
+    // The impostor is left alone: neither adopted nor changed.
+    const impostor = (await t.get('taken-trial-0')) as Search;
+    expect(impostor.metadata.labels?.['lepton.ai/tuning']).toBeUndefined();
+    expect((impostor.metadata as { ownerReferences?: unknown[] }).ownerReferences).toBeUndefined();
+    await t.remove('taken-trial-0');
+    const done = await waitForSearch('taken', 'to succeed', (j) => j.status?.phase === 'Succeeded');
+    expect(done.status?.tuning?.counts).toMatchObject({ created: 2, succeeded: 2 });
+    await t.remove('taken');
+  });
+
+  it('§tuning-kwok a trial deleted while it runs counts as failed and the search goes on; the objectives cannot change', async () => {
+    await t.create(
+      search(
+        'deleted',
+        { numTrials: 3, parallelTrials: 1, maxFailedTrials: 1 },
+        {
+          annotations: {
+            'kwok.lepton.ai/run-duration': '3s',
+            'kwok.lepton.ai/message': RESULT,
+          },
+        },
+      ),
+    );
+    await waitFor(
+      'the first trial to run',
+      async () =>
+        (await trialsOf('deleted')).some(
+          (j) => j.metadata.name === 'deleted-trial-0' && j.status?.phase === 'Running',
+        ),
+      30_000,
+    );
+    await t.client.delete(Resources.TrainingJob, ns, 'deleted-trial-0');
+    const done = await waitForSearch(
+      'deleted',
+      'to succeed',
+      (j) => j.status?.phase === 'Succeeded',
+    );
+    const first = done.status?.tuning?.trials?.find((e) => e.name === 'deleted-trial-0');
+    expect(first).toMatchObject({ state: 'Failed' });
+    expect(first?.reason).toMatch(/^TrialDeleted/);
+    expect(done.status?.tuning?.counts).toMatchObject({ created: 3, failed: 1, succeeded: 2 });
+    expect(done.status?.tuning?.bestTrial?.name).not.toBe('deleted-trial-0');
+    // A finished search keeps its objectives: the CRD refuses to change them.
+    await expect(
+      t.client.patch(
+        Resources.TrainingJob,
+        ns,
+        'deleted',
+        { spec: { tuning: { objectives: [{ metric: 'loss', direction: 'Minimize' }] } } },
+        'merge',
+      ),
+    ).rejects.toThrow(/objectives cannot change/);
+    await t.remove('deleted');
+  });
 });
