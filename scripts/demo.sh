@@ -2,7 +2,7 @@
 # The local demo, from a fresh clone: installs what is missing, starts the local cluster (real
 # control plane + simulated GPU nodes), installs the CRDs, runs the operator from this checkout
 # on free ports, applies the examples and shows the phase and conditions of each, then runs a pod,
-# TrainingJobs (one on Parquet in the cluster's S3 server), an InferenceService and a federated
+# TrainingJobs (one on Parquet in the cluster's S3 server), an InferenceService, a hyperparameter search and a federated
 # campaign for real on the local node. `npm run demo -- down` stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -269,6 +269,42 @@ kubectl get trainingjob moons-lake -n demo
 kubectl get trainingjob moons-lake -n demo -o jsonpath='model: {.status.model.uri}  digest: {.status.model.digest}{"\n"}data:  {.status.dataset.uri} {.status.dataset.files} files, {.status.dataset.rows} rows, {.status.dataset.digest}{"\n"}'
 echo "The files the model was trained on, from lepton.json next to it in S3 (the partition filter left date=2026-11-29 out):"
 node scripts/demo-lake.ts card demo-lake models/moons-lake/lepton.json
+echo
+
+echo "== A hyperparameter search that really trains: TPE over learning rate and hidden units, ASHA pruning, on the local node"
+kubectl delete trainingjob moons-search -n demo --ignore-not-found >/dev/null
+kubectl apply --server-side -n demo -f - >/dev/null <<'JOB'
+apiVersion: lepton.ai/v1alpha1
+kind: TrainingJob
+metadata: { name: moons-search }
+spec:
+  model: { preset: mlp }
+  dataset: { synthetic: { generator: moons, samples: 600, noise: 0.2 }, validationSplit: 0.25 }
+  hyperparameters: { epochs: 12, seed: 3 }
+  output: { uri: pvc://models/moons-search }
+  tuning:
+    objectives: [{ metric: valAccuracy, direction: Maximize }]
+    parameters:
+      - { name: hyperparameters.learningRate, searchSpace: { logUniform: { min: 0.0005, max: 0.2 } } }
+      - { name: model.hiddenUnits, searchSpace: { categorical: { choices: ["4", "16", "32,32"] } } }
+    searchAlgorithm: { tpe: { startupTrials: 3 } }
+    numTrials: 6
+    parallelTrials: 2
+    seed: 1
+    earlyStopping: { asha: { minResource: 2, reductionFactor: 3 } }
+  podTemplate:
+    spec:
+      nodeSelector: { type: local }
+      tolerations:
+        - { key: lepton.ai/local-node, operator: Exists, effect: NoSchedule }
+        - { key: nvidia.com/gpu, operator: Exists, effect: NoSchedule }
+JOB
+kubectl wait --for=jsonpath='{.status.phase}'=Succeeded trainingjob/moons-search -n demo --timeout=300s >/dev/null \
+  || { kubectl get trainingjob moons-search -n demo -o yaml; exit 1; }
+kubectl get trainingjob moons-search -n demo
+kubectl get trainingjob -n demo -l lepton.ai/tuning=moons-search \
+  -o custom-columns='TRIAL:.metadata.name,PHASE:.status.phase,REASON:.status.conditions[?(@.type=="Succeeded")].reason,LR:.spec.hyperparameters.learningRate,HIDDEN:.spec.model.hiddenUnits,VAL-ACC:.status.progress.valAccuracy'
+kubectl get trainingjob moons-search -n demo -o jsonpath='best trial: {.status.tuning.bestTrial.name} {.status.tuning.bestTrial.parameters}  model: {.status.model.uri}{"\n"}'
 echo
 
 echo "== A federated campaign that really trains: three sites on the local node, secure aggregation"

@@ -154,13 +154,15 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
     let deferStatus = false;
     const notImplemented = w.notImplemented?.(obj);
 
-    if (problems.length > 0 || stillRefused) {
+    if (policy.stop && !isFinished(b.status.phase)) {
+      // Its owner ends it: also while its spec has a problem, which would otherwise keep it
+      // Pending (and its owner's place for it taken) until someone fixes a spec nobody needs.
+      plan = planStopped(b, policy, policy.stop, pods);
+    } else if (problems.length > 0 || stillRefused) {
       // Nothing runs until the spec is fixed; Accepted=False says why.
       b.status.phase ??= 'Pending';
     } else if (isFinished(b.status.phase)) {
       plan = planFinished(policy, b.status, pods, now);
-    } else if (policy.stop) {
-      plan = planStopped(b, policy, policy.stop, pods);
     } else if (notImplemented) {
       b.set(COND.admitted, false, 'NotImplemented', notImplemented);
       b.phase('Pending');

@@ -99,9 +99,10 @@ describe('the operator process', () => {
 
   it.each([
     ['TrainingJob', 'trainingjob-iris.yaml'],
+    ['TrainingJob', 'trainingjob-tuning.yaml'],
     ['FederatedRound', 'federatedround.yaml'],
     ['InferenceService', 'inferenceservice.yaml'],
-  ] as const)('accepts a valid %s and stamps observedGeneration', async (kind, file) => {
+  ] as const)('accepts a valid %s (%s) and stamps observedGeneration', async (kind, file) => {
     const name = kubectlOk([
       'create',
       '-n',

@@ -196,7 +196,7 @@ describe('TrainingJob tuning on kwok nodes', () => {
         {
           numTrials: 3,
           parallelTrials: 3,
-          earlyStopping: { asha: { minResource: 1, reductionFactor: 2 } },
+          earlyStopping: { asha: { minResource: 1, reductionFactor: 2, minEarlyStoppingRate: 0 } },
         },
         { gpus: 4 },
       ),

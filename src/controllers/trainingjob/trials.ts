@@ -49,8 +49,9 @@ export function buildTrial(
   assignment: Record<string, string | number>,
 ): KubeObject {
   const name = trialName(job, n);
-  // A trial never starts suspended: the tuning job's suspend holds back new trials instead.
-  const { tuning: _t, suspend: _s, ...rest } = job.spec;
+  // A trial never starts suspended (the tuning job's suspend holds back new trials instead), and
+  // has no TTL of its own: it goes with the tuning job, whose status needs the best trial's model.
+  const { tuning: _t, suspend: _s, ttlSecondsAfterFinished: _l, ...rest } = job.spec;
   const spec = structuredClone(rest) as Record<string, unknown> & TrainingJob['spec'];
   for (const [path, value] of Object.entries(set)) {
     const [section, field] = path.split('.') as [string, string];

@@ -117,7 +117,13 @@ export function observeTrial(search: Search, t: TrainingJob): Trial {
   const phase = t.status?.phase;
   const pruned = t.metadata.annotations?.[PRUNED_ANNOTATION];
   const ended = t.status?.conditions?.find((c) => c.type === 'Succeeded' && c.status === 'True');
-  if (phase === 'Succeeded' && (ended?.reason === PRUNED_REASON || pruned !== undefined))
+  // Pruned: the engine ended it so, or it is marked and on its way out (the engine stops a
+  // marked trial before anything else). A trial that had ended before its mark ran in full: its
+  // own end counts.
+  if (
+    (phase === 'Succeeded' && ended?.reason === PRUNED_REASON) ||
+    (pruned !== undefined && !isFinished(phase))
+  )
     return {
       ...base,
       state: 'Pruned',
@@ -168,12 +174,20 @@ export function observeTrial(search: Search, t: TrainingJob): Trial {
 function rememberedTrial(search: Search, e: TrialEntry): Trial {
   const params = readAssignment(search, e.parameters);
   const unfinished = e.state === 'Pending' || e.state === 'Running';
+  const metrics = { ...(e.metrics ?? {}) };
+  // An edited status can list a success without its objectives: ranking it would need them.
+  const missing = search.objectives.filter((o) => !Number.isFinite(metrics[o.metric]));
+  const unscored = e.state === 'Succeeded' && missing.length > 0;
   return {
     name: e.name,
     number: e.number ?? -1,
-    state: unfinished ? 'Failed' : (e.state ?? 'Failed'),
-    reason: unfinished ? 'TrialDeleted: the trial was deleted before it finished' : e.reason,
-    metrics: { ...(e.metrics ?? {}) },
+    state: unfinished || unscored ? 'Failed' : (e.state ?? 'Failed'),
+    reason: unfinished
+      ? 'TrialDeleted: the trial was deleted before it finished'
+      : unscored
+        ? `MetricsUnavailable: the trial succeeded without reporting ${missing.map((o) => o.metric).join(', ')}`
+        : e.reason,
+    metrics,
     ...(params ? { params } : {}),
   };
 }
@@ -276,6 +290,7 @@ export function planTuning(job: TrainingJob, objects: TrainingJob[]): TuningPlan
         trial: recordOf(search, t),
         others: records.filter((r) => r.number !== t.number),
         maxResource,
+        metric: es.metric,
       });
       if (why) {
         prune.push({ trial: t.object, message: why });
@@ -349,7 +364,9 @@ export function planTuning(job: TrainingJob, objects: TrainingJob[]): TuningPlan
   if (job.spec.suspend) return plan({ kind: 'run' });
   // Create: up to the ceiling, numbered on from the last trial, so that trial n is created once.
   const create: TuningPlan['create'] = [];
-  const history = trials.map((t) => recordOf(search, t));
+  // A trial whose assignment is unknown (its annotation tampered with) still counts against the
+  // budget, but tells the sampler nothing: not even that it finished.
+  const history = trials.filter((t) => t.params).map((t) => recordOf(search, t));
   for (let n = next, free = search.parallelTrials - active; n < budget && free > 0; n++, free--) {
     const params = suggest({
       algorithm: search.algorithm,

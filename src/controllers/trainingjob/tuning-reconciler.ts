@@ -15,7 +15,7 @@ import { COND, StatusBuilder, isFinished } from '../../engine/status.ts';
 import { writeStatus } from '../../engine/write-status.ts';
 import type { TrainingJob } from './builders.ts';
 import { checkTrainingJob } from './checks.ts';
-import { PRUNED_ANNOTATION } from './trials.ts';
+import { PRUNED_ANNOTATION, TRIAL_PARAMETERS_ANNOTATION } from './trials.ts';
 import { type TuningPlan, planTuning } from './tuning-plan.ts';
 import { formatValue, isTuning } from './tuning.ts';
 
@@ -76,7 +76,7 @@ export class TuningReconciler implements Reconciler {
     const plan = planTuning(job, await this.trials(job));
     status.tuning = plan.tuning;
     status.startTime ??= new Date(b.now).toISOString();
-    for (const p of plan.prune) await this.stopTrial(p.trial, p.message, b, 'TrialPruned');
+    for (const p of plan.prune) await this.stopTrial(job, p.trial, p.message, 'TrialPruned');
     this.reportEnded(job, plan, b);
     switch (plan.decision.kind) {
       case 'succeed':
@@ -87,7 +87,7 @@ export class TuningReconciler implements Reconciler {
         // The search is over: trials still running would hold GPUs for nothing.
         for (const t of plan.trials)
           if (t.object && !isFinished(t.object.status?.phase))
-            await this.stopTrial(t.object, `the tuning job failed: ${plan.decision.reason}`, b);
+            await this.stopTrial(job, t.object, `the tuning job failed: ${plan.decision.reason}`);
         b.fail({ reason: plan.decision.reason, message: plan.decision.message });
         return {};
       case 'run':
@@ -130,10 +130,13 @@ export class TuningReconciler implements Reconciler {
       }
       if (outcome.kind === 'created') {
         req.log.info('Created a trial', { trial: name });
-        b.event(
+        // Recorded now, not with the status: a status write that fails (a stale cache, 409) is
+        // retried, and the retry finds the trial there and creates nothing to tell.
+        await this.o.events.record(
+          job,
           'Normal',
           'TrialCreated',
-          `created trial ${c.number} (${name}): ${c.trial.metadata.annotations?.['lepton.ai/trial-parameters'] ?? ''}`,
+          `created trial ${c.number} (${name}): ${c.trial.metadata.annotations?.[TRIAL_PARAMETERS_ANNOTATION] ?? ''}`,
         );
       }
     }
@@ -170,9 +173,9 @@ export class TuningReconciler implements Reconciler {
 
   /** Marks a trial to stop (the engine ends it, reason Pruned, and deletes its pods at once). */
   private async stopTrial(
+    owner: TrainingJob,
     trial: TrainingJob,
     message: string,
-    b: StatusBuilder,
     event?: string,
   ): Promise<void> {
     if (trial.metadata.annotations?.[PRUNED_ANNOTATION] !== undefined) return;
@@ -189,6 +192,12 @@ export class TuningReconciler implements Reconciler {
       if (isNotFound(err)) return;
       throw err;
     }
-    if (event) b.event('Normal', event, `pruned trial ${trial.metadata.name}: ${message}`);
+    if (event)
+      await this.o.events.record(
+        owner,
+        'Normal',
+        event,
+        `pruned trial ${trial.metadata.name}: ${message}`,
+      );
   }
 }

@@ -94,7 +94,7 @@ export function searchOf(job: ITrainingJob): Search {
           kind: 'asha',
           minResource: es.asha.minResource ?? 1,
           reductionFactor: es.asha.reductionFactor ?? 3,
-          minEarlyStoppingRate: es.asha.minEarlyStoppingRate ?? 0,
+          minEarlyStoppingRate: es.asha.minEarlyStoppingRate ?? 1,
         }
       : {
           kind: 'median',
@@ -194,8 +194,13 @@ export function checkTuning(job: ITrainingJob): SpecProblem[] {
   search.parameters.forEach((p, i) => {
     const path = p.name as ParameterPath;
     const s = p.space;
-    if (path.startsWith('model.') && !job.spec.model.preset)
-      bad(i, `${path} applies only to a preset model (spec.model.preset)`);
+    // The linear preset has no hidden layer: its trials would differ in name only.
+    if (
+      path.startsWith('model.') &&
+      job.spec.model.preset !== 'mlp' &&
+      job.spec.model.preset !== 'cnn'
+    )
+      bad(i, `${path} applies only to the mlp and cnn presets (spec.model.preset)`);
     if (s.kind === 'categorical') {
       for (const c of s.choices) {
         const why = valueProblem(path, c);
@@ -210,10 +215,22 @@ export function checkTuning(job: ITrainingJob): SpecProblem[] {
       const why = valueProblem(path, v);
       if (why) return bad(i, `${v === s.min ? 'min' : 'max'} ${why}`);
     }
+    // The samplers step from min by step (1 for Int) and clamp to the bounds: a fraction in any
+    // of them gives a type Int space values that are not whole.
+    if (s.int) {
+      const ends: [string, number | undefined][] = [
+        ['min', s.min],
+        ['max', s.max],
+        ['step', s.kind === 'uniform' ? s.step : undefined],
+      ];
+      const frac = ends.find(([, v]) => v !== undefined && !Number.isInteger(v));
+      if (frac) return bad(i, `${frac[0]} ${frac[1]} is not a whole number, as type Int needs`);
+    }
     return;
   });
   const tuned = new Set(t.parameters.map((p) => p.name));
-  if (tuned.has('hyperparameters.momentum')) {
+  // The parent's own momentum goes to every trial too, whatever optimizer the trial gets.
+  if (tuned.has('hyperparameters.momentum') || job.spec.hyperparameters?.momentum !== undefined) {
     const optimizers = tuned.has('hyperparameters.optimizer')
       ? (t.parameters.find((p) => p.name === 'hyperparameters.optimizer')?.searchSpace.categorical
           ?.choices ?? [])
@@ -265,11 +282,22 @@ export function readAssignment(search: Search, raw: unknown): Assignment | undef
       out[p.name] = v;
       continue;
     }
-    const n = typeof v === 'string' ? Number(v) : v;
+    // Number('') is 0: a blank string is no value.
+    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
     if (typeof n !== 'number' || !Number.isFinite(n) || n < s.min || n > s.max) return undefined;
+    if (!givenBy(s, n)) return undefined;
     out[p.name] = n;
   }
   return out;
+}
+
+/** Whether a number within a numeric space's bounds is one it gives: whole for Int, on the step. */
+function givenBy(s: Exclude<SearchSpace, { kind: 'categorical' }>, n: number): boolean {
+  if (s.int && !Number.isInteger(n)) return false;
+  if (s.kind !== 'uniform' || s.step === undefined) return true;
+  // Grid points are rounded to 12 significant digits (stepValue): near the step is on it.
+  const k = (n - s.min) / s.step;
+  return Math.abs(k - Math.round(k)) < 1e-6;
 }
 
 /** How a value is written in status (Katib's parameterAssignments are strings). */

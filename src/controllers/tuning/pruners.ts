@@ -6,21 +6,12 @@ import type { Objective, TrialRecord } from './space.ts';
 export type EarlyStopping =
   /** Katib medianstop's defaults: minTrialsRequired 3, startStep 4. */
   | { kind: 'median'; minTrialsRequired: number; startStep: number }
-  /** Defaults in ASHA_DEFAULTS. */
+  /**
+   * Defaults minResource 1, minEarlyStoppingRate 0 (Optuna's) and η = 3 rather than Optuna's 4:
+   * Hyperband's and Katib's default, and over the tens of epochs a trial here runs it gives
+   * more rungs (1, 3, 9 below 27 against 1, 4, 16), keeping a third at each rather than a quarter.
+   */
   | { kind: 'asha'; minResource: number; reductionFactor: number; minEarlyStoppingRate: number };
-
-export const MEDIAN_DEFAULTS = { minTrialsRequired: 3, startStep: 4 } as const;
-
-/**
- * η = 3, not Optuna's 4: it is Hyperband's and Katib's default, and with the tens of epochs a
- * trial here runs it gives more rungs (1, 3, 9, 27 against 1, 4, 16), so a bad trial stops
- * sooner after the first one, while keeping a third rather than a quarter at each rung.
- */
-export const ASHA_DEFAULTS = {
-  minResource: 1,
-  reductionFactor: 3,
-  minEarlyStoppingRate: 0,
-} as const;
 
 export interface PruneInput {
   rule: EarlyStopping;
@@ -111,16 +102,12 @@ function asha(
   maxResource: number,
   metric: string,
 ): string | undefined {
-  const eta = rule.reductionFactor;
+  const rungs = ashaRungs(rule, maxResource);
   let rung = -1;
-  let resource = 0;
-  for (let k = 0; ; k++) {
-    const r = rule.minResource * eta ** (k + rule.minEarlyStoppingRate);
-    if (r > curve.length || r >= maxResource) break;
-    [rung, resource] = [k, r];
-    if (eta <= 1) break;
-  }
+  while (rung + 1 < rungs.length && rungs[rung + 1]! <= curve.length) rung++;
   if (rung < 0) return undefined;
+  const resource = rungs[rung]!;
+  const eta = rule.reductionFactor;
   const own = score(curve[resource - 1], direction);
   const competing = others
     .filter((t) => (t.intermediate?.length ?? 0) >= resource)
@@ -132,6 +119,26 @@ function asha(
   if (own >= threshold && own > -Infinity) return undefined;
   const shown = (v: number): string => fmt(direction === 'Maximize' ? v : -v);
   return `${metric} ${shown(own)} at epoch ${resource} (rung ${rung}) is not in the top ${keep} of the ${competing.length} trials that reached it (the ${ordinal(keep)} best is ${shown(threshold)})`;
+}
+
+/** The rungs' epochs r_k = minResource·η^(k + minEarlyStoppingRate), those below maxResource. */
+export function ashaRungs(
+  rule: Extract<EarlyStopping, { kind: 'asha' }>,
+  maxResource: number,
+): number[] {
+  const rungs: number[] = [];
+  for (let k = 0; ; k++) {
+    // Whole epochs, at least 1: a trial reports after each epoch, never between.
+    const r = Math.max(
+      1,
+      Math.ceil(rule.minResource * rule.reductionFactor ** (k + rule.minEarlyStoppingRate)),
+    );
+    if (r >= maxResource || rungs.includes(r)) break;
+    rungs.push(r);
+    // η = 1 would make every rung the same epoch.
+    if (rule.reductionFactor <= 1) break;
+  }
+  return rungs;
 }
 
 function ordinal(n: number): string {

@@ -1,5 +1,6 @@
 // Random search: each parameter drawn independently from its own distribution. It is also
-// TPE's start-up sampler and its fallback, so its draws depend only on the stream it is given.
+// TPE's start-up sampler, so its draws depend only on the stream it is given (TPE's first
+// trials are random search's own).
 import {
   type Assignment,
   type Draws,
@@ -16,7 +17,7 @@ export function sampleRandom(params: ParameterSpec[], draws: Draws): Assignment 
 }
 
 /** One value: uniform over the domain's internal interval, then rounded or quantized back. */
-export function sampleOne(space: SearchSpace, draws: Draws): ParameterValue {
+function sampleOne(space: SearchSpace, draws: Draws): ParameterValue {
   if (space.kind === 'categorical') {
     return space.choices[
       Math.min(space.choices.length - 1, Math.floor(draws.uniform() * space.choices.length))

@@ -1,7 +1,6 @@
 // The one entry point the tuning reconciler calls: the assignment of trial `number`, computed
 // from the spec, the seed and the trials created so far, never from memory, so an operator
 // restarted mid-search suggests what it would have suggested before.
-// eslint-disable-next-line no-restricted-imports -- random.ts is pure and imports nothing; the seeded streams must be the runtime's own
 import { createRng, deriveSeed, gaussian } from '../../contract/random.ts';
 import { gridPoint } from './grid.ts';
 import { sampleRandom } from './random.ts';

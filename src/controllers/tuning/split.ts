@@ -72,7 +72,7 @@ function rankSingle(complete: TrialRecord[], direction: Direction): TrialRecord[
  * (largest first, keeping the front's ends and spread). Optuna cuts it by hypervolume subset
  * selection instead; crowding distance needs no reference point and costs O(m·k log k) for any
  * number of objectives, and on two objectives keeps a similar spread. Only the first `nGood`
- * places matter; the rest keep front order.
+ * places matter (the bad side is one set): fronts after the cut stay in index order.
  */
 function rankMulti(complete: TrialRecord[], objectives: Objective[], nGood: number): TrialRecord[] {
   const fronts = nondominatedSort(

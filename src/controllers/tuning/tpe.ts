@@ -9,7 +9,7 @@ import {
   pick,
   sampleNumeric,
 } from './parzen.ts';
-import { sampleOne, sampleRandom } from './random.ts';
+import { sampleRandom } from './random.ts';
 import {
   type Assignment,
   type Draws,
@@ -68,12 +68,12 @@ function sampleParameter(
       vs.map((v) => space.choices.indexOf(String(v))).filter((c) => c >= 0);
     const l = categoricalEstimator(index(good), space.choices.length);
     const g = categoricalEstimator(index(bad), space.choices.length);
-    let best = -1;
+    let best = 0;
     let bestScore = -Infinity;
     for (let k = 0; k < candidates; k++) {
       const c = pick(l, draws.uniform());
       const score = Math.log(l[c]!) - Math.log(g[c]!);
-      if (score > bestScore) [best, bestScore] = [c, score];
+      if (k === 0 || score > bestScore) [best, bestScore] = [c, score];
     }
     return space.choices[best]!;
   }
@@ -88,12 +88,12 @@ function sampleParameter(
       .filter((x) => x >= d.low && x <= d.high);
   const l = numericEstimator(internal(good), d.low, d.high);
   const g = numericEstimator(internal(bad), d.low, d.high);
-  let best = Number.NaN;
+  let best = 0;
   let bestScore = -Infinity;
   for (let k = 0; k < candidates; k++) {
     const x = sampleNumeric(l, draws);
     const score = logPdfNumeric(l, x) - logPdfNumeric(g, x);
-    if (score > bestScore || Number.isNaN(best)) [best, bestScore] = [x, score];
+    if (k === 0 || score > bestScore) [best, bestScore] = [x, score];
   }
-  return Number.isNaN(best) ? sampleOne(space, draws) : d.toValue(best);
+  return d.toValue(best);
 }

@@ -7,6 +7,7 @@ import {
   type RunInput,
   planFinished,
   planRun,
+  planStopped,
   planSuspended,
   progressWait,
   settle,
@@ -15,6 +16,7 @@ import type { Pod } from '../../../src/engine/pods.ts';
 import { StatusBuilder } from '../../../src/engine/status.ts';
 import type { WorkloadStatus } from '../../../src/engine/workload.ts';
 import type { TrainingJob } from '../../../src/controllers/trainingjob/builders.ts';
+import { PRUNED_ANNOTATION } from '../../../src/controllers/trainingjob/trials.ts';
 import type { Verdict } from '../../../src/scheduling/ledger.ts';
 import { T0, at, trainingJob, workerPod } from './builders.ts';
 
@@ -390,5 +392,83 @@ describe('planFinished and planSuspended', () => {
     expect(r.cond('Suspended')).toMatchObject({ status: 'False', reason: 'Resumed' });
     expect(r.asked()).toBe(1);
     expect(r.status.phase).toBe('Queued');
+  });
+});
+
+describe('planStopped: a workload its owner stops (a pruned trial)', () => {
+  const pruned = (job: TrainingJob, why = 'accuracy 0.2 at epoch 1'): TrainingJob => {
+    job.metadata.annotations = { ...job.metadata.annotations, [PRUNED_ANNOTATION]: why };
+    return job;
+  };
+  const stop = (job: TrainingJob, pods: Pod[]) => {
+    const b = new StatusBuilder<WorkloadStatus>(job, acceptanceStatus(job, [], T0), T0);
+    const policy = w.runPolicy(job);
+    if (!policy.stop) throw new Error('the TrainingJob adapter gave no stop for a marked job');
+    return { plan: planStopped(b, policy, policy.stop, pods), b };
+  };
+  const pods = () => [
+    workerPod('a', 0).running().obj(),
+    workerPod('a', 1).obj(),
+    workerPod('a', 2).succeeded().obj(),
+  ];
+
+  it('§prune the TrainingJob adapter turns the mark into RunPolicy.stop, and only the mark', () => {
+    expect(w.runPolicy(trainingJob('a').obj()).stop).toBeUndefined();
+    expect(w.runPolicy(pruned(trainingJob('a').obj())).stop).toEqual({
+      reason: 'Pruned',
+      message: 'accuracy 0.2 at epoch 1',
+    });
+  });
+
+  it.each<[string, 'Running' | 'All' | 'None' | undefined, string[]]>([
+    [
+      'default cleanPodPolicy: the pods not yet finished go',
+      undefined,
+      ['a-worker-0', 'a-worker-1'],
+    ],
+    [
+      'cleanPodPolicy None: they go all the same, so the GPUs are free at once',
+      'None',
+      ['a-worker-0', 'a-worker-1'],
+    ],
+    ['cleanPodPolicy All: every pod goes', 'All', ['a-worker-0', 'a-worker-1', 'a-worker-2']],
+  ])('§prune a running gang: %s', (_case, policy, deleted) => {
+    let jb = trainingJob('a').workers(3).gpus(1).admitted().counted(2);
+    if (policy) jb = jb.cleanPodPolicy(policy);
+    const { plan, b } = stop(pruned(jb.obj()), pods());
+    expect(names(plan.deletePods)).toEqual(deleted);
+    expect(plan.release).toBe(true);
+    expect(plan.converge).toBeUndefined();
+    expect(b.status.phase).toBe('Succeeded');
+    expect(b.get('Succeeded')).toMatchObject({
+      status: 'True',
+      reason: 'Pruned',
+      message: 'accuracy 0.2 at epoch 1',
+    });
+    expect(b.get('Running')).toMatchObject({ status: 'False', reason: 'Pruned' });
+    expect(b.status.completionTime).toBe(at(0));
+    expect(b.status.workers).toMatchObject({ active: 0, ready: 0 });
+    // The end is remembered until the cache shows it, like any end.
+    expect(b.expect).toEqual({ restarts: 0, finished: true });
+  });
+
+  it('§prune a queued gang (no pods, never admitted) ends at once too and gives back its place', () => {
+    const job = pruned(trainingJob('a').workers(2).gpus(1).phase('Queued').obj());
+    const { plan, b } = stop(job, []);
+    expect(plan).toEqual({ deletePods: [], release: true });
+    expect(b.status.phase).toBe('Succeeded');
+    expect(b.get('Succeeded')?.reason).toBe('Pruned');
+  });
+
+  it('§prune a stopped job keeps its progress and records no failure', () => {
+    const job = pruned(trainingJob('a').workers(1).admitted().counted(1).obj());
+    job.status = {
+      ...job.status,
+      progress: { epoch: 1, accuracy: 0.2, history: { accuracy: [0.2] } },
+    };
+    const { b } = stop(job, [workerPod('a', 0).running().obj()]);
+    const status = b.status as NonNullable<TrainingJob['status']>;
+    expect(status.progress).toEqual({ epoch: 1, accuracy: 0.2, history: { accuracy: [0.2] } });
+    expect(status.failure).toBeUndefined();
   });
 });

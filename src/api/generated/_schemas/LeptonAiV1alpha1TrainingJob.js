@@ -15,7 +15,7 @@ const schema116 = {
       "$ref": "a6f0oUEaFqHmymdwnqPORTNOTU7GczWAkwGD0uYU"
     },
     "spec": {
-      "$ref": "P8cgB1uKNFWpY72rp6b5GjYBXnVoaxtC4pFqnDlU"
+      "$ref": "lZ4x1BtYuHk55cgfa22v47UD0kxlNKlDqvG6EhgqU"
     },
     "status": {
       "$ref": "7othbSnRZc2NXhyOZO9saGC6WAKGv9fHKLNSNRvaCU"
@@ -192,7 +192,7 @@ const schema121 = {
       "$ref": "6kHLsULJkabMvD7OuXNKonY8lHlUX1qcX1N9ZRS87Y8"
     },
     "tuning": {
-      "$ref": "0YOukQI6qzXQRCegW6nfCjrPc4VPjLsCerVvUaN9k"
+      "$ref": "rt2cj2K54IEy57pJOXh3KiBhixDYgW3171mMQiNfCs"
     },
     "backoffLimit": {
       "$ref": "IGXZcKSNMENn0yOLdIRzUhrxamylVOk0ORok7suVs"
@@ -9393,7 +9393,7 @@ const schema195 = {
       "$ref": "PFQ3lbM0Un9QeUaIEd71kSriuuRaLv4ORS9FkrxXoyY"
     },
     "earlyStopping": {
-      "$ref": "ur9lI2OjBlvzwsHrBpxcYz50FzoP9UxpWPzoTO0MIPs"
+      "$ref": "X1smXD3C3EQaqhjP0bBA0WTi4z7u8mkP2qpQFwuIAu4"
     }
   },
   "nullable": true
@@ -11114,7 +11114,7 @@ const schema217 = {
       "$ref": "y18nAfaTZLTSBCUhNTrrSqiD2f5QHHLgdGjSpE6IFI"
     },
     "asha": {
-      "$ref": "U4c4RKIbkGIGcTkYwVQemTd6u89y1U8Ns9BwEo5apw"
+      "$ref": "knSNUfiPOstYmqvhwPWeOKGctjYAibDyR4aLSFzkDF0"
     }
   },
   "nullable": true
@@ -11414,7 +11414,7 @@ const schema222 = {
       "$ref": "11Dfde3JK1g8oHLonivyHUsq3fjiJzsXkoXmKQR6s"
     },
     "minEarlyStoppingRate": {
-      "$ref": "Wqxl6O34wyCnmg3cCYc46Y47alEdoRWjkhJJQpEfE"
+      "$ref": "0n1hJ59V6bVvqoQeUXL0hljCNAU5qtQSfnpTgXBQQ"
     }
   },
   "nullable": true
@@ -11509,7 +11509,7 @@ function validate475(data, {
 const schema224 = {
   "type": "integer",
   "format": "int32",
-  "default": 0,
+  "default": 1,
   "minimum": 0,
   "maximum": 20,
   "nullable": true
