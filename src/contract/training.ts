@@ -70,6 +70,20 @@ export interface ProgressHistory {
   valAccuracy?: number[];
 }
 
+/** The metrics a history holds, in the order a result writes them. */
+export const HISTORY_METRICS = ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const;
+
+/**
+ * The per-epoch metrics a result carries: loss[i] after epoch start + i + 1, every list of the
+ * same length (a metric whose list stopped early is left out rather than cutting the others).
+ * The termination message holds the tail of the history that fits beside the rest of the
+ * result, so `start` is where that tail begins; the operator joins it to the history it polled.
+ */
+export interface ResultHistory extends ProgressHistory {
+  /** 0-based index of the first entry's epoch; start + length <= HISTORY_MAX_EPOCHS. */
+  start: number;
+}
+
 /**
  * What identifies the data a model was trained on, small enough for a termination message; the
  * model card (lepton.json) lists the files themselves.
@@ -103,6 +117,11 @@ export interface TrainingResult {
   backend: string;
   /** The data trained on; absent for synthetic data. */
   dataset?: DatasetSummary;
+  /**
+   * The epochs' metrics, so that a job ending between two progress polls loses none of them;
+   * absent before the first epoch. resultMessage writes them rounded (and cut to fit).
+   */
+  history?: ResultHistory;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   HISTORY_MAX_EPOCHS,
   type Progress,
   type ProgressHistory,
+  type ResultHistory,
   type TrainingResult,
 } from '../../contract/training.ts';
 import { sanitizeMessage } from '../../engine/messages.ts';
@@ -112,6 +113,9 @@ export function parseResult(
         'has a dataset that is not spec.dataset.uri with a sha256 digest and counts of rows, files and bytes',
       );
   }
+  // A history that does not fit is ignored, not the result: it is what the job's progress
+  // polls had already stored, and the model and final metrics are no less true without it.
+  const history = raw.history === undefined ? undefined : parseResultHistory(raw.history);
   if (outputUri === undefined) {
     if (uri !== '') return untrusted(uri, 'the job has no spec.output');
   } else {
@@ -129,8 +133,56 @@ export function parseResult(
       epochs: raw.epochs,
       backend: sanitizeMessage(raw.backend, MAX_BACKEND),
       ...(dataset ? { dataset } : {}),
+      ...(history ? { history } : {}),
     },
   };
+}
+
+/**
+ * The epochs a result carries, when they can be joined to status.progress.history: `start` a
+ * non-negative integer, lists of finite numbers all of the same length, at least one entry, and
+ * start + length within the first HISTORY_MAX_EPOCHS epochs; else undefined. Unknown keys are
+ * dropped.
+ */
+export function parseResultHistory(raw: unknown): ResultHistory | undefined {
+  if (!isObject(raw) || !count(raw.start)) return undefined;
+  const history: ResultHistory = { start: raw.start };
+  let length: number | undefined;
+  for (const name of METRICS) {
+    const list = raw[name];
+    if (list === undefined) continue;
+    if (!Array.isArray(list) || !list.every(finite) || (length ?? list.length) !== list.length)
+      return undefined;
+    length = list.length;
+    history[name] = list;
+  }
+  if (length === undefined || length === 0 || raw.start + length > HISTORY_MAX_EPOCHS)
+    return undefined;
+  return history;
+}
+
+/**
+ * The history a finished job keeps: per metric, the polled entries before the result's `start`,
+ * then the result's, so that the epochs after the last poll are not lost. Where the polls saw
+ * fewer than `start` epochs the lists cannot be joined (the epochs between are unknown, and
+ * history[e - 1] must be epoch e), so the polled list stays, the one of the two that begins at
+ * epoch 1 (a result from start 0 always joins). A metric the result does not carry keeps its
+ * polled list.
+ */
+export function joinHistory(
+  polled: ProgressHistory | undefined,
+  result: ResultHistory | undefined,
+): ProgressHistory | undefined {
+  if (result === undefined) return polled;
+  const joined: ProgressHistory = {};
+  for (const name of METRICS) {
+    const before = polled?.[name];
+    const tail = result[name];
+    if (tail !== undefined && (before?.length ?? 0) >= result.start)
+      joined[name] = [...(before ?? []).slice(0, result.start), ...tail];
+    else if (before !== undefined) joined[name] = before;
+  }
+  return Object.keys(joined).length > 0 ? joined : undefined;
 }
 
 /**

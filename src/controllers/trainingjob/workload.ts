@@ -25,7 +25,7 @@ import {
 } from './builders.ts';
 import { checkTrainingJob } from './checks.ts';
 import type { TrainingJobMetrics } from './metrics.ts';
-import { parseProgress, parseResult } from './result.ts';
+import { joinHistory, parseProgress, parseResult } from './result.ts';
 import { pruneRequest } from './trials.ts';
 
 type Status = NonNullable<TrainingJob['status']>;
@@ -123,14 +123,17 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
         const { uri: _none, digest: _unsaved, ...cost } = r.model;
         if (r.model.uri) status.model = { ...r.model };
         else if (Object.keys(cost).length > 0) status.model = cost;
-        // The final figures, also when the job ended between two progress polls. The result
-        // carries no history: the last poll's stays (an epoch that ended after it is missing).
+        // The final figures, also when the job ended between two progress polls: the result's
+        // history (its newest epochs when the message could not hold all) completes the polled
+        // one, which tuning's pruners compare running trials against.
+        const history = joinHistory(job.status?.progress?.history, r.history);
         status.progress = {
           ...job.status?.progress,
           epoch: r.epochs,
           epochs: r.epochs,
           ...r.metrics,
           backend: r.backend,
+          ...(history ? { history } : {}),
         };
         if (r.evaluation) status.evaluation = { ...r.evaluation };
         if (r.dataset) status.dataset = { ...r.dataset };

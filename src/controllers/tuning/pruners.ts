@@ -7,7 +7,7 @@ export type EarlyStopping =
   /** Katib medianstop's defaults: minTrialsRequired 3, startStep 4. */
   | { kind: 'median'; minTrialsRequired: number; startStep: number }
   /**
-   * Defaults minResource 1, minEarlyStoppingRate 0 (Optuna's) and η = 3 rather than Optuna's 4:
+   * Defaults (the CRD's) minResource 1, minEarlyStoppingRate 1 (Optuna: 0; see bench/README.md) and η = 3 rather than Optuna's 4:
    * Hyperband's and Katib's default, and over the tens of epochs a trial here runs it gives
    * more rungs (1, 3, 9 below 27 against 1, 4, 16), keeping a third at each rather than a quarter.
    */

@@ -5,7 +5,12 @@
 // worker thread (train/thread.ts), so this thread answers its endpoints and SIGTERM at once.
 import { DEFAULT_PORT, DEFAULT_TERMINATION_LOG, ENV, EXIT } from '../../contract/runtime.ts';
 import { createRuntimeLogger } from '../log.ts';
-import type { Progress, TrainingResult } from '../../contract/training.ts';
+import {
+  HISTORY_METRICS,
+  type Progress,
+  type ResultHistory,
+  type TrainingResult,
+} from '../../contract/training.ts';
 import { PermanentError, isPermanentError } from '../errors.ts';
 import { startRuntimeServer } from '../server.ts';
 import { TERMINATION_MESSAGE_MAX, oneLine, writeTerminationLog } from '../pod.ts';
@@ -70,7 +75,9 @@ export async function runTrain(env: NodeJS.ProcessEnv): Promise<number> {
     if (outcome.kind === 'failed')
       throw outcome.permanent ? new PermanentError(outcome.message) : new Error(outcome.message);
     if (rank === 0) writeTerminationLog(terminationLog, resultMessage(outcome.result));
-    log.info('Finished training', { ...outcome.result, stoppedEarly: outcome.stoppedEarly });
+    // Without the history: up to a thousand epochs' figures in one log line.
+    const { history: _epochs, ...logged } = outcome.result;
+    log.info('Finished training', { ...logged, stoppedEarly: outcome.stoppedEarly });
     return EXIT.ok;
   } catch (err) {
     progress = { ...progress, phase: 'Failed' };
@@ -86,14 +93,64 @@ export async function runTrain(env: NodeJS.ProcessEnv): Promise<number> {
 
 /**
  * The result as JSON within `max` bytes, as Kubernetes keeps no more and a cut JSON would not
- * parse. Only URIs at their bounds (output.uri and dataset.uri, 2048 characters each) reach it:
- * the dataset summary is then left out, which the operator has from /progress once it polled.
+ * parse. The rest of the result comes first: only URIs at their bounds (output.uri and
+ * dataset.uri, 2048 characters each) make it too long, and the dataset summary is then left out,
+ * which the operator has from /progress once it polled. The history gets the bytes left: all of
+ * it when they suffice, else its newest epochs (the operator has the older ones from its polls),
+ * else none.
  */
 export function resultMessage(result: TrainingResult, max = TERMINATION_MESSAGE_MAX): string {
-  const text = JSON.stringify(result);
-  if (Buffer.byteLength(text) <= max || result.dataset === undefined) return text;
-  const { dataset: _summary, ...rest } = result;
-  return JSON.stringify(rest);
+  const { history, ...rest } = result;
+  let kept: TrainingResult = rest;
+  if (Buffer.byteLength(JSON.stringify(kept)) > max && kept.dataset !== undefined) {
+    const { dataset: _summary, ...withoutDataset } = kept;
+    kept = withoutDataset;
+  }
+  const text = JSON.stringify(kept);
+  if (history === undefined) return text;
+  const compact = compactHistory(history);
+  const length = Math.max(0, ...HISTORY_METRICS.map((name) => compact[name]?.length ?? 0));
+  const withTail = (drop: number): string =>
+    JSON.stringify({ ...kept, history: tailOf(compact, drop) });
+  // The smallest number of oldest epochs to drop: the message only shrinks as more are dropped
+  // (each epoch dropped takes at least as many characters as `start` gains), so a binary search
+  // finds it.
+  if (length === 0 || Buffer.byteLength(withTail(length - 1)) > max) return text;
+  let lo = 0;
+  let hi = length - 1;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (Buffer.byteLength(withTail(mid)) <= max) hi = mid;
+    else lo = mid + 1;
+  }
+  return withTail(lo);
+}
+
+/**
+ * Significant digits of a history value in the message: 6, as float32 training holds about 7
+ * and tuning compares trials' metrics far coarser; a value takes at most 13 characters
+ * (-1.23457e-100), 8 for most losses and accuracies (0.123457), against up to 24 at full
+ * precision. The final metrics in `metrics` keep full precision.
+ */
+export const HISTORY_DIGITS = 6;
+
+function compactHistory(history: ResultHistory): ResultHistory {
+  const out: ResultHistory = { start: history.start };
+  for (const name of HISTORY_METRICS) {
+    const list = history[name];
+    if (list) out[name] = list.map((v) => Number(v.toPrecision(HISTORY_DIGITS)));
+  }
+  return out;
+}
+
+/** The history without its `drop` oldest epochs, every list cut at the same epoch. */
+function tailOf(history: ResultHistory, drop: number): ResultHistory {
+  const out: ResultHistory = { start: history.start + drop };
+  for (const name of HISTORY_METRICS) {
+    const list = history[name];
+    if (list) out[name] = list.slice(drop);
+  }
+  return out;
 }
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number | undefined {

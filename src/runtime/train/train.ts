@@ -15,7 +15,14 @@ import {
   restoreOptimizer,
   saveCheckpoint,
 } from './checkpoints.ts';
-import type { DatasetSummary, Progress, TrainingResult } from '../../contract/training.ts';
+import {
+  type DatasetSummary,
+  HISTORY_METRICS,
+  type Progress,
+  type ProgressHistory,
+  type ResultHistory,
+  type TrainingResult,
+} from '../../contract/training.ts';
 import type { DataSplit } from '../data/datasets.ts';
 import type { DatasetIdentity, LakeDataset } from '../data/lake-types.ts';
 import { streamBudget, streamedTrainingData } from '../data/stream.ts';
@@ -207,6 +214,7 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
   }
   const { classNames, featureNames } = data;
   setModelMetadata(model, { task, classNames, featureNames });
+  const epochHistory = resultHistory(history.snapshot());
   const outcome: TrainingOutcome = {
     result: {
       model: { uri: spec.output?.uri ?? '', digest: '' },
@@ -214,6 +222,7 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
       epochs: epochsDone,
       backend,
       ...(dataset && { dataset }),
+      ...(epochHistory && { history: epochHistory }),
     },
     stoppedEarly,
     resumedFromEpoch: restored?.state.epoch,
@@ -311,6 +320,20 @@ function trainingData(
 
 function isLake(data: DataSplit | LakeDataset): data is LakeDataset {
   return 'pieces' in data;
+}
+
+/**
+ * The whole history as a result carries it: the lists as long as the longest. A shorter one
+ * stopped at a non-finite value; it is left out rather than cutting the others to its length,
+ * and the operator keeps what it polled of it.
+ */
+function resultHistory(history: ProgressHistory | undefined): ResultHistory | undefined {
+  const epochs = Math.max(0, ...HISTORY_METRICS.map((name) => history?.[name]?.length ?? 0));
+  if (epochs === 0) return undefined;
+  const out: ResultHistory = { start: 0 };
+  for (const name of HISTORY_METRICS)
+    if (history?.[name]?.length === epochs) out[name] = history[name];
+  return out;
 }
 
 /** What of a dataset's identity the result carries: not the list of files. */

@@ -1,9 +1,16 @@
 import { withinOutput } from '../../../../src/controllers/spec-checks.ts';
 import type { TrainingJob } from '../../../../src/controllers/trainingjob/builders.ts';
-import { parseProgress, parseResult } from '../../../../src/controllers/trainingjob/result.ts';
+import type { ProgressHistory } from '../../../../src/contract/training.ts';
+import {
+  joinHistory,
+  parseProgress,
+  parseResult,
+  parseResultHistory,
+} from '../../../../src/controllers/trainingjob/result.ts';
 import { trainingJobWorkload } from '../../../../src/controllers/trainingjob/workload.ts';
 import { sanitizeMessage } from '../../../../src/engine/messages.ts';
 import type { PodSummary } from '../../../../src/engine/pods.ts';
+import { resultMessage } from '../../../../src/runtime/modes/train.ts';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 const result = (over: Record<string, unknown> = {}) =>
@@ -320,5 +327,105 @@ describe('§trial-metrics what tuning judges a trial on', () => {
     );
     expect(done).toMatchObject({ ok: true, status: { model: { parameters: 131 } } });
     expect(done?.ok && done.status?.model).toEqual({ parameters: 131 });
+  });
+
+  /** n epochs of figures with at most 6 significant digits, so the message holds them exactly. */
+  const epochs = (n: number, from = 0): Required<ProgressHistory> => ({
+    loss: Array.from({ length: n }, (_, i) => 2 - (from + i) * 0.001),
+    accuracy: Array.from({ length: n }, (_, i) => 0.3 + (from + i) * 0.0005),
+    valLoss: Array.from({ length: n }, (_, i) => 2.5 - (from + i) * 0.001),
+    valAccuracy: Array.from({ length: n }, (_, i) => 0.25 + (from + i) * 0.0005),
+  });
+  const first = (h: ProgressHistory, n: number): ProgressHistory =>
+    Object.fromEntries(Object.entries(h).map(([k, list]) => [k, list.slice(0, n)]));
+  const polledAt = (history: ProgressHistory) =>
+    job({}, { progress: { epoch: history.loss?.length ?? 0, epochs: 20, history } });
+
+  it('§trial-metrics a 20-epoch history survives a job that ended between polls', () => {
+    const runtime = epochs(20);
+    // The runtime's message, as the chief writes it after its 20th epoch; the only poll saw one.
+    const message = resultMessage({
+      model: { uri: output, digest },
+      metrics: { loss: runtime.loss[19], accuracy: runtime.accuracy[19] },
+      epochs: 20,
+      backend: 'cpu',
+      history: { start: 0, ...runtime },
+    });
+    const done = workload.complete?.(polledAt(first(runtime, 1)), succeeded(message));
+    expect(done?.ok && done.status?.progress?.history).toEqual(runtime);
+    expect(done?.ok && done.status?.progress?.epoch).toBe(20);
+  });
+
+  it("§trial-metrics joins the polled epochs before the result's tail to it", () => {
+    const whole = epochs(1000);
+    const tail = { start: 600, ...epochs(400, 600) };
+    expect(joinHistory(first(whole, 700), tail)).toEqual(whole);
+    // The result is the final word on the epochs it carries, also over a longer poll (a
+    // previous attempt that got further before it restarted from a checkpoint).
+    const earlier = { loss: [...whole.loss.slice(0, 600), ...Array(300).fill(9)] };
+    expect(joinHistory(earlier, { start: 600, loss: tail.loss })?.loss).toEqual(whole.loss);
+    // Without a history in the result, the polled one stays.
+    expect(joinHistory(first(whole, 3), undefined)).toEqual(first(whole, 3));
+  });
+
+  it('§trial-metrics a gap keeps a contiguous history', () => {
+    const polled = first(epochs(20), 2);
+    const tail = { start: 5, ...epochs(15, 5) };
+    // Epochs 3 to 5 are neither polled nor in the result: the two cannot be joined.
+    expect(joinHistory(polled, tail)).toEqual(polled);
+    // A metric never polled stays absent rather than starting at the wrong epoch.
+    expect(joinHistory({ loss: polled.loss }, tail)).toEqual({ loss: polled.loss });
+    expect(joinHistory(undefined, tail)).toBeUndefined();
+    // A result from epoch 0 has no gap: it is taken whole.
+    expect(joinHistory(polled, { start: 0, ...epochs(20) })).toEqual(epochs(20));
+    // Through complete: the job keeps its polled epochs, with no hole.
+    const message = result({ history: tail });
+    const done = workload.complete?.(polledAt(polled), succeeded(message));
+    expect(done?.ok && done.status?.progress?.history).toEqual(polled);
+  });
+
+  it('§trial-metrics a metric the result does not carry keeps its polled list', () => {
+    const polled = { loss: [0.9, 0.5], valLoss: [1, 0.7] };
+    expect(joinHistory(polled, { start: 1, loss: [0.5, 0.3, 0.2] })).toEqual({
+      loss: [0.9, 0.5, 0.3, 0.2],
+      valLoss: [1, 0.7],
+    });
+  });
+
+  it('§trial-metrics takes a history of equal lists from start, only the known metrics', () => {
+    const raw = { start: 3, loss: [0.5, 0.4], valAccuracy: [0.7, 0.8], extra: 'x' };
+    expect(parseResultHistory(raw)).toEqual({
+      start: 3,
+      loss: [0.5, 0.4],
+      valAccuracy: [0.7, 0.8],
+    });
+    expect(parseResultHistory({ start: 999, loss: [0.1] })).toEqual({ start: 999, loss: [0.1] });
+    const verdict = parseResult(result({ history: raw }), output);
+    expect(verdict.ok && verdict.result?.history).toEqual(parseResultHistory(raw));
+  });
+
+  it.each([
+    ['a history that is a list', [0.9, 0.5]],
+    ['no start', { loss: [0.9] }],
+    ['a negative start', { start: -1, loss: [0.9] }],
+    ['a fractional start', { start: 1.5, loss: [0.9] }],
+    ['a start that is a string', { start: '0', loss: [0.9] }],
+    ['lists of different lengths', { start: 0, loss: [0.9, 0.5], accuracy: [0.6] }],
+    ['a value that is null (NaN in JSON)', { start: 0, loss: [0.9, null] }],
+    ['a value that is a string', { start: 0, accuracy: ['0.7'] }],
+    ['a metric that is not a list', { start: 0, loss: 0.5 }],
+    ['no metric at all', { start: 0 }],
+    ['empty lists', { start: 4, loss: [], accuracy: [] }],
+    ['epochs beyond the first 1000', { start: 999, loss: [0.5, 0.4] }],
+  ])('§trial-metrics ignores %s, and keeps the rest of the result', (_case, bad) => {
+    const verdict = parseResult(result({ model, history: bad }), output);
+    expect(verdict).toMatchObject({ ok: true, result: { model, epochs: 3, backend: 'wasm' } });
+    expect(verdict.ok && verdict.result && 'history' in verdict.result).toBe(false);
+    const polled = first(epochs(3), 2);
+    const done = workload.complete?.(polledAt(polled), succeeded(result({ model, history: bad })));
+    expect(done).toMatchObject({
+      ok: true,
+      status: { model, progress: { epoch: 3, history: polled } },
+    });
   });
 });

@@ -4,13 +4,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BACKENDS } from '../../../../src/runtime/backend.ts';
 import { ENV, EXIT } from '../../../../src/contract/runtime.ts';
-import type { TrainingResult } from '../../../../src/contract/training.ts';
+import {
+  HISTORY_MAX_EPOCHS,
+  HISTORY_METRICS,
+  type ResultHistory,
+  type TrainingResult,
+} from '../../../../src/contract/training.ts';
+import { parseResult } from '../../../../src/controllers/trainingjob/result.ts';
 import {
   MODEL_CARD,
   MODEL_JSON,
   digestOfFolder,
 } from '../../../../src/runtime/model/model-store.ts';
-import { resultMessage } from '../../../../src/runtime/modes/train.ts';
+import { HISTORY_DIGITS, resultMessage } from '../../../../src/runtime/modes/train.ts';
 import { TERMINATION_MESSAGE_MAX } from '../../../../src/runtime/pod.ts';
 import { jobSpec } from '../fixtures.ts';
 import type { JobSpec } from '../../../../src/runtime/spec.ts';
@@ -172,5 +178,121 @@ describe('§trial-metrics the cost metrics in the termination message', () => {
     // A result that fits is left whole.
     const small = { ...result, model: { ...result.model, uri: 'pvc://models/m' } };
     expect(JSON.parse(resultMessage(small))).toEqual(small);
+  });
+});
+
+describe('§trial-metrics the history in the termination message', () => {
+  const round = (v: number) => Number(v.toPrecision(HISTORY_DIGITS));
+  /** Figures of full precision (17 significant digits), as training produces them. */
+  const epochs = (n: number): ResultHistory => ({
+    start: 0,
+    loss: Array.from({ length: n }, (_, i) => 1 / (i + 3)),
+    accuracy: Array.from({ length: n }, (_, i) => 1 - 1 / (i + 7)),
+    valLoss: Array.from({ length: n }, (_, i) => 1.5 / (i + 3)),
+    valAccuracy: Array.from({ length: n }, (_, i) => 1 - 1.3 / (i + 7)),
+  });
+  const atBounds = (history: ResultHistory): TrainingResult => ({
+    model: {
+      uri: `pvc://models/${'m'.repeat(2035)}`,
+      digest: `sha256:${'a'.repeat(64)}`,
+      parameters: Number.MAX_SAFE_INTEGER,
+      bytes: Number.MAX_SAFE_INTEGER,
+      latencySeconds: 1 / 81000,
+    },
+    metrics: { loss: -1 / 81000, accuracy: 1 / 3, valLoss: -1 / 81000, valAccuracy: 1 / 3 },
+    evaluation: { loss: 1 / 81000, accuracy: 1 / 3, samples: 2 ** 31 - 1 },
+    epochs: 2 ** 31 - 1,
+    backend: 'tfjs-node-gpu',
+    dataset: {
+      uri: `s3://${'d'.repeat(2043)}`,
+      digest: `sha256:${'b'.repeat(64)}`,
+      rows: Number.MAX_SAFE_INTEGER,
+      files: Number.MAX_SAFE_INTEGER,
+      bytes: Number.MAX_SAFE_INTEGER,
+    },
+    history,
+  });
+
+  it('§trial-metrics carries the whole history when it fits, rounded to 6 significant digits', () => {
+    const history = epochs(20);
+    const result: TrainingResult = {
+      model: { uri: 'pvc://models/m', digest: `sha256:${'a'.repeat(64)}` },
+      metrics: { loss: 1 / 3 },
+      epochs: 20,
+      backend: 'cpu',
+      history,
+    };
+    const written = JSON.parse(resultMessage(result)) as TrainingResult;
+    expect(written.history).toEqual({
+      start: 0,
+      loss: history.loss!.map(round),
+      accuracy: history.accuracy!.map(round),
+      valLoss: history.valLoss!.map(round),
+      valAccuracy: history.valAccuracy!.map(round),
+    });
+    expect(written.history?.loss?.[0]).toBe(0.333333);
+    // The final metrics keep full precision.
+    expect(written.metrics.loss).toBe(1 / 3);
+  });
+
+  it('§trial-metrics a 1000-epoch history is cut to its tail within 4096 bytes together with 2048-character URIs', () => {
+    const history = epochs(HISTORY_MAX_EPOCHS);
+    const result = atBounds(history);
+    const message = resultMessage(result);
+    expect(Buffer.byteLength(message)).toBeLessThanOrEqual(TERMINATION_MESSAGE_MAX);
+    const written = JSON.parse(message) as TrainingResult;
+    // The rest of the result has priority: all of it is there but the dataset summary, which
+    // does not fit beside the two URIs even without a history.
+    const { dataset: _left, history: _cut, ...rest } = result;
+    expect({ ...written, history: undefined }).toEqual({ ...rest, history: undefined });
+    const tail = written.history!;
+    expect(tail.start).toBeGreaterThan(0);
+    for (const name of HISTORY_METRICS) {
+      expect(tail[name]).toHaveLength(HISTORY_MAX_EPOCHS - tail.start);
+      expect(tail[name]).toEqual(history[name]!.slice(tail.start).map(round));
+    }
+    // The newest epochs that fit, not fewer: one more epoch would not fit.
+    const oneMore = { ...tail, start: tail.start - 1 };
+    for (const name of HISTORY_METRICS)
+      oneMore[name] = history[name]!.slice(oneMore.start).map(round);
+    expect(Buffer.byteLength(JSON.stringify({ ...written, history: oneMore }))).toBeGreaterThan(
+      TERMINATION_MESSAGE_MAX,
+    );
+    // And the operator takes it, tail and all.
+    const verdict = parseResult(message, result.model.uri);
+    expect(verdict).toMatchObject({ ok: true, result: { history: tail } });
+  });
+
+  it('§trial-metrics leaves the history out when not one epoch fits, and never exceeds the bound', () => {
+    const result = atBounds(epochs(5));
+    const { dataset: _left, history: _none, ...rest } = result;
+    const without = JSON.stringify(rest);
+    // Room for the rest and a few bytes: not a single epoch of four figures.
+    const max = Buffer.byteLength(without) + 20;
+    expect(JSON.parse(resultMessage(result, max))).toEqual(rest);
+    for (let room = 0; room < 300; room += 7) {
+      const message = resultMessage(result, Buffer.byteLength(without) + room);
+      expect(Buffer.byteLength(message)).toBeLessThanOrEqual(Buffer.byteLength(without) + room);
+    }
+  });
+
+  it('§trial-metrics a chief that trained 20 epochs reports all 20 in its result, as it logged them', async () => {
+    const spec = jobSpec()
+      .preset('mlp', { hiddenUnits: [8] })
+      .synthetic({ generator: 'blobs', samples: 200, classes: 3, seed: 2 }, 0.2)
+      .hyperparameters({ epochs: 20, seed: 2 })
+      .raw();
+    const exit = await runMain('history', spec);
+    expect(exit.code).toBe(EXIT.ok);
+    const { epochs: trained, history } = JSON.parse(exit.terminationLog) as TrainingResult;
+    expect(trained).toBe(20);
+    const logged = exit.stderr
+      .split('\n')
+      .filter((line) => line.includes('"Finished epoch"'))
+      .map((line) => JSON.parse(line) as Record<string, number>);
+    expect(logged.map((l) => l.epoch)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(history?.start).toBe(0);
+    for (const name of HISTORY_METRICS)
+      expect(history?.[name]).toEqual(logged.map((l) => round(l[name]!)));
   });
 });
