@@ -2,53 +2,28 @@
 // spec.federated runs no pods itself; it creates its FederatedRounds one after another
 // (campaign.ts decides) and reports the campaign in status.federated. The rounds are ordinary
 // FederatedRounds, run by their own controller.
-import type { KubeClient } from '../../core/client.ts';
-import type { Clock } from '../../core/clock.ts';
-import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../core/controller.ts';
-import type { EventRecorder } from '../../core/events.ts';
+import type { ReconcileRequest, ReconcileResult } from '../../core/controller.ts';
 import type { Cache } from '../../core/informer.ts';
 import { Resources } from '../../core/resources.ts';
-import { writeStatus } from '../../engine/write-status.ts';
-import { acceptanceStatus } from '../../engine/acceptance.ts';
 import { REFUSED_RECHECK_MS, controlledBy, createOwned, ownedBy } from '../../engine/children.ts';
-import { COND, StatusBuilder, isFinished } from '../../engine/status.ts';
+import { COND, type StatusBuilder } from '../../engine/status.ts';
 import type { FederatedRound } from '../federatedround/builders.ts';
 import type { TrainingJob } from './builders.ts';
 import { isCampaign, planCampaign } from './campaign.ts';
-import { checkTrainingJob } from './checks.ts';
+import { type RoleOptions, RoleReconciler } from './role.ts';
 
 type Status = NonNullable<TrainingJob['status']>;
 
-export interface CampaignReconcilerOptions {
-  jobs: Cache<TrainingJob>;
+export interface CampaignReconcilerOptions extends RoleOptions {
   rounds: Cache<FederatedRound>;
-  client: KubeClient;
-  events: EventRecorder;
-  clock: Clock;
 }
 
-export class CampaignReconciler implements Reconciler {
-  private readonly o: CampaignReconcilerOptions;
-
-  constructor(opts: CampaignReconcilerOptions) {
-    this.o = opts;
+export class CampaignReconciler extends RoleReconciler<CampaignReconcilerOptions> {
+  protected applies(job: TrainingJob): boolean {
+    return isCampaign(job);
   }
 
-  async reconcile(req: ReconcileRequest): Promise<ReconcileResult> {
-    const job = this.o.jobs.get(req.namespace, req.name);
-    if (!job || job.metadata.deletionTimestamp || !isCampaign(job)) return {};
-    const now = this.o.clock.now();
-    const problems = checkTrainingJob(job, now);
-    const status = acceptanceStatus(job, problems, now) as Status;
-    const b = new StatusBuilder(job, status, now);
-    let result: ReconcileResult = {};
-    if (problems.length > 0) status.phase ??= 'Pending';
-    else if (!isFinished(status.phase)) result = await this.step(job, b, req);
-    await writeStatus({ ...this.o, resource: Resources.TrainingJob }, job, b);
-    return result;
-  }
-
-  private async step(
+  protected async step(
     job: TrainingJob,
     b: StatusBuilder,
     req: ReconcileRequest,

@@ -3,50 +3,24 @@
 // controls, tuning-plan.ts decides which and when), prunes running trials that will not win, and
 // reports the search in status.tuning. The trials are ordinary TrainingJobs, run by the engine:
 // each is admitted like any job, so parallelTrials is a ceiling, not a promise.
-import { type KubeClient, isNotFound } from '../../core/client.ts';
-import type { Clock } from '../../core/clock.ts';
-import type { ReconcileRequest, ReconcileResult, Reconciler } from '../../core/controller.ts';
-import type { EventRecorder } from '../../core/events.ts';
-import type { Cache } from '../../core/informer.ts';
+import { isNotFound } from '../../core/client.ts';
+import type { ReconcileRequest, ReconcileResult } from '../../core/controller.ts';
 import { Resources } from '../../core/resources.ts';
-import { acceptanceStatus } from '../../engine/acceptance.ts';
 import { REFUSED_RECHECK_MS, createOwned, ownedBy } from '../../engine/children.ts';
-import { COND, StatusBuilder, isFinished } from '../../engine/status.ts';
-import { writeStatus } from '../../engine/write-status.ts';
+import { COND, type StatusBuilder, isFinished } from '../../engine/status.ts';
 import type { TrainingJob } from './builders.ts';
-import { checkTrainingJob } from './checks.ts';
+import { type RoleOptions, RoleReconciler } from './role.ts';
 import { PRUNED_ANNOTATION, TRIAL_PARAMETERS_ANNOTATION } from './trials.ts';
 import { type TuningPlan, planTuning } from './tuning-plan.ts';
 import { formatValue, isTuning } from './tuning.ts';
 
 type Status = NonNullable<TrainingJob['status']>;
 
-export interface TuningReconcilerOptions {
-  jobs: Cache<TrainingJob>;
-  client: KubeClient;
-  events: EventRecorder;
-  clock: Clock;
-}
+export type TuningReconcilerOptions = RoleOptions;
 
-export class TuningReconciler implements Reconciler {
-  private readonly o: TuningReconcilerOptions;
-
-  constructor(opts: TuningReconcilerOptions) {
-    this.o = opts;
-  }
-
-  async reconcile(req: ReconcileRequest): Promise<ReconcileResult> {
-    const job = this.o.jobs.get(req.namespace, req.name);
-    if (!job || job.metadata.deletionTimestamp || !isTuning(job)) return {};
-    const now = this.o.clock.now();
-    const problems = checkTrainingJob(job, now);
-    const status = acceptanceStatus(job, problems, now) as Status;
-    const b = new StatusBuilder(job, status, now);
-    let result: ReconcileResult = {};
-    if (problems.length > 0) status.phase ??= 'Pending';
-    else if (!isFinished(status.phase)) result = await this.step(job, b, req);
-    await writeStatus({ ...this.o, resource: Resources.TrainingJob }, job, b);
-    return result;
+export class TuningReconciler extends RoleReconciler<TuningReconcilerOptions> {
+  protected applies(job: TrainingJob): boolean {
+    return isTuning(job);
   }
 
   /** The trials this job controls, from the cache, and those the cache may not show yet. */
@@ -67,7 +41,7 @@ export class TuningReconciler implements Reconciler {
     return owned;
   }
 
-  private async step(
+  protected async step(
     job: TrainingJob,
     b: StatusBuilder,
     req: ReconcileRequest,
