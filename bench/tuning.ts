@@ -44,11 +44,11 @@ out(`  TPE better in ${tpe.filter((t, i) => t < random[i]!).length} of ${nSeeds}
 
 const rules: [string, EarlyStopping][] = [
   [
-    'asha η=3, minResource 1, rate 0 (defaults)',
+    'asha η=3, minResource 1, rate 0 (Optuna’s default)',
     { kind: 'asha', minResource: 1, reductionFactor: 3, minEarlyStoppingRate: 0 },
   ],
   [
-    'asha η=3, minResource 1, rate 1',
+    'asha η=3, minResource 1, rate 1 (the CRD’s default)',
     { kind: 'asha', minResource: 1, reductionFactor: 3, minEarlyStoppingRate: 1 },
   ],
   [
