@@ -381,8 +381,12 @@ export function settle(
  * When to ask a running gang for its progress again: a chief that does not answer (not our
  * runtime, or an address this replica cannot reach) is asked rarely, so polls do not hold workers.
  */
-export function progressWait(settled: Settled, answered: boolean): number | undefined {
-  const poll = settled.poll ? (answered ? PROGRESS_POLL_MS : PROGRESS_RETRY_MS) : undefined;
+export function progressWait(
+  settled: Settled,
+  answered: boolean,
+  everyMs = PROGRESS_POLL_MS,
+): number | undefined {
+  const poll = settled.poll ? (answered ? everyMs : PROGRESS_RETRY_MS) : undefined;
   return minWait([
     poll,
     settled.requeueAfterMs === undefined ? undefined : settled.requeueAfterMs - 50,

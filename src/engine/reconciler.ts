@@ -221,7 +221,7 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
           answered = p !== undefined;
           if (p) Object.assign(b.status, p);
         }
-        plan.requeueAfterMs = progressWait(settled, answered);
+        plan.requeueAfterMs = progressWait(settled, answered, policy.progressEveryMs);
       }
     }
     // A missing reference is looked for again: its creation brings no event of ours.

@@ -52,6 +52,11 @@ export interface RunPolicy {
    * its pods go at once whatever cleanPodPolicy says, and its admission is given back.
    */
   stop?: { reason: string; message: string };
+  /**
+   * How often to ask a running gang for its progress when it answers; 10 s when unset. Shorter
+   * for a job whose owner judges it by its progress (a tuning job pruning trials).
+   */
+  progressEveryMs?: number;
 }
 
 /** What a workload owns for one attempt, built purely from its spec. */

@@ -21,6 +21,21 @@ export const PRUNED_REASON = 'Pruned';
 
 const MAX_PRUNE_MESSAGE = 1024;
 
+/**
+ * How often the engine reads a trial's progress (10 s for other jobs): pruning judges a trial by
+ * the epochs it has reported, so a rule can only act on a trial that runs longer than this. A
+ * status write per read at most, when an epoch ended in between.
+ */
+export const TRIAL_PROGRESS_MS = 2000;
+
+/** A trial: a TrainingJob of a search, labelled so and controlled by a TrainingJob. */
+export function isTrial(job: TrainingJob): boolean {
+  return (
+    job.metadata.labels?.[TUNING_LABEL] !== undefined &&
+    (job.metadata.ownerReferences ?? []).some((r) => r.controller && r.kind === 'TrainingJob')
+  );
+}
+
 export const trialName = (job: TrainingJob, n: number) => `${job.metadata.name}-trial-${n}`;
 
 /** The stop a pruned trial carries, for the engine; undefined for any other job. */

@@ -26,7 +26,7 @@ import {
 import { checkTrainingJob } from './checks.ts';
 import type { TrainingJobMetrics } from './metrics.ts';
 import { joinHistory, parseProgress, parseResult } from './result.ts';
-import { pruneRequest } from './trials.ts';
+import { TRIAL_PROGRESS_MS, isTrial, pruneRequest } from './trials.ts';
 
 type Status = NonNullable<TrainingJob['status']>;
 
@@ -90,6 +90,7 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
       ttlSecondsAfterFinished: job.spec.ttlSecondsAfterFinished,
       cleanPodPolicy: job.spec.cleanPodPolicy ?? 'Running',
       stop: pruneRequest(job),
+      progressEveryMs: isTrial(job) ? TRIAL_PROGRESS_MS : undefined,
     }),
     priorityClassName: (job) => job.spec.priorityClassName,
     podSets: (job) => {

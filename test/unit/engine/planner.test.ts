@@ -336,6 +336,9 @@ describe('settle: after the children were converged', () => {
     // Polled again in 10 s when the chief answers, in 60 s when it does not.
     expect(progressWait(s, true)).toBe(10_050);
     expect(progressWait(s, false)).toBe(60_050);
+    // A workload whose owner judges it by its progress (a trial) is asked more often.
+    expect(progressWait(s, true, 2000)).toBe(2050);
+    expect(progressWait(s, false, 2000)).toBe(60_050);
   });
 
   it('a stuck pod says why at once, and the job is looked at again when the startup deadline ends', () => {

@@ -13,6 +13,7 @@ import {
   TRIAL_PARAMETERS_ANNOTATION,
   TUNING_LABEL,
   buildTrial,
+  isTrial,
   pruneRequest,
   trialName,
 } from '../../../../src/controllers/trainingjob/trials.ts';
@@ -665,5 +666,18 @@ describe('pruneRequest: the stop a pruned trial carries for the engine', () => {
 
   it('§prune a long mark is cut to 1024 characters', () => {
     expect(pruneRequest(trial('x'.repeat(5000)))?.message).toHaveLength(1024);
+  });
+});
+
+describe('isTrial: whose progress the engine reads every 2 s', () => {
+  const search = () => tuningJob('search').obj();
+  it('§prune a trial the search built is one', () => {
+    expect(isTrial(buildTrial(search(), 0, {}, {}) as TrainingJob)).toBe(true);
+  });
+  it('§prune the search itself and a job with the label but no controlling TrainingJob are not', () => {
+    expect(isTrial(search())).toBe(false);
+    const t = buildTrial(search(), 0, {}, {}) as TrainingJob;
+    t.metadata.ownerReferences = [];
+    expect(isTrial(t)).toBe(false);
   });
 });
