@@ -25,7 +25,8 @@
 // profile) and splits its samples into what a batch is made of: wasm kernels, tfjs-core's
 // engine, tfjs-layers, batch assembly (toTensors), disposal, GC, the rest; then, in this
 // process, times the dense layer's products with and without transposed operands, and
-// trainOnBatch with a BatchMatMul that transposes first (registered here only).
+// trainOnBatch, with the wasm backend's own BatchMatMul and with the runtime's. Set
+// LEPTON_WASM_STOCK_MATMUL=1 to run the runtime's children on the backend's own (the 'before').
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -36,6 +37,11 @@ import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.ts';
+import {
+  STOCK_MATMUL_ENV,
+  registerWasmMatMulKernels,
+  unregisterWasmMatMulKernels,
+} from '../src/runtime/kernels/batch-matmul.ts';
 import { buildPreset, compileModel } from '../src/runtime/model/models.ts';
 
 const { values } = parseArgs({
@@ -193,7 +199,8 @@ async function main(): Promise<void> {
       `Training speed, ${new Date().toISOString()}: ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ` +
         `load ${loadavg()
           .map((l) => l.toFixed(2))
-          .join(' ')}, Node ${process.version}\n`,
+          .join(' ')}, Node ${process.version}, wasm BatchMatMul: ` +
+        `${process.env[STOCK_MATMUL_ENV] === '1' ? `the backend's (${STOCK_MATMUL_ENV}=1)` : "the runtime's"}\n`,
     );
     const rows: { config: Config; cells: Record<string, Cell> }[] = [];
     for (const config of configs) {
@@ -528,8 +535,8 @@ function msPerCall(f: () => { dispose(): void }, n: number): number {
 /**
  * In this process, on wasm: the dense layer's three products at the MLP's shapes (forward,
  * and the two its gradient takes: dW = xᵀ·dy with transposeA, dX = dy·Wᵀ with transposeB), and
- * trainOnBatch of the mlp preset before and after a BatchMatMul that transposes its operands
- * with the Transpose kernel first (registered here only, for this measure).
+ * trainOnBatch of the mlp preset, with the backend's own BatchMatMul and with the runtime's
+ * (src/runtime/kernels/batch-matmul.ts, which transposes first).
  */
 async function probeTransposedMatMul(): Promise<void> {
   await initBackend('wasm');
@@ -544,11 +551,7 @@ async function probeTransposedMatMul(): Promise<void> {
     ['x·W (forward)', () => tf.matMul(x, w)],
     ['xᵀ·dy (dW, transposeA)', () => tf.matMul(x, dy, true, false)],
     ['dy·Wᵀ (dX, transposeB)', () => tf.matMul(dy, w, false, true)],
-    ['transpose(x)·dy', () => tf.tidy(() => tf.matMul(tf.transpose(x), dy))],
   ];
-  for (const [name, f] of products)
-    process.stdout.write(`    ${name.padEnd(26)} ${msPerCall(f, 200).toFixed(3)} ms\n`);
-
   const steps = 150;
   const labels = tf.tensor2d(
     Float32Array.from({ length: BATCH_SIZE }, (_, i) => i % 10),
@@ -575,48 +578,23 @@ async function probeTransposedMatMul(): Promise<void> {
     model.dispose();
     return (steps * BATCH_SIZE) / seconds;
   };
-  const before = await trainSteps();
-  const original = tf.getKernel('BatchMatMul', 'wasm');
-  const transposeKernel = tf.getKernel('Transpose', 'wasm');
-  if (original === undefined || transposeKernel === undefined) return;
-  const transposed = (t: tf.TensorInfo, backend: tf.KernelBackend): tf.TensorInfo => {
-    const perm = t.shape.map((_, i) => i);
-    [perm[perm.length - 2], perm[perm.length - 1]] = [
-      perm[perm.length - 1]!,
-      perm[perm.length - 2]!,
-    ];
-    return transposeKernel.kernelFunc({
-      inputs: { x: t },
-      backend,
-      attrs: { perm },
-    }) as tf.TensorInfo;
+  const measure = async (kernels: string): Promise<number> => {
+    for (const [name, f] of products)
+      process.stdout.write(
+        `    ${kernels.padEnd(6)} ${name.padEnd(26)} ${msPerCall(f, 200).toFixed(3)} ms\n`,
+      );
+    return trainSteps();
   };
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel({
-    ...original,
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
-      const kb = backend as tf.KernelBackend;
-      const a = transposeA ? transposed(inputs.a!, kb) : inputs.a!;
-      const b = transposeB ? transposed(inputs.b!, kb) : inputs.b!;
-      const out = original.kernelFunc({
-        inputs: { a, b },
-        backend,
-        attrs: { ...attrs, transposeA: false, transposeB: false },
-      });
-      if (transposeA) kb.disposeData(a.dataId);
-      if (transposeB) kb.disposeData(b.dataId);
-      return out;
-    },
-  });
-  const after = await trainSteps();
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel(original);
+  unregisterWasmMatMulKernels();
+  const before = await measure('stock');
+  registerWasmMatMulKernels({});
+  const after = await measure('ours');
   process.stdout.write(
     `    mlp trainOnBatch, ${steps} batches of ${BATCH_SIZE} (no data pipeline): ` +
-      `${fmt(before)} samples/s; with BatchMatMul transposing first: ${fmt(after)} samples/s ` +
-      `(${(after / before).toFixed(2)}×)\n`,
+      `${fmt(before)} samples/s with the backend's BatchMatMul, ${fmt(after)} samples/s with ` +
+      `the runtime's (${(after / before).toFixed(2)}×)\n`,
   );
+  tf.dispose([x, w, dy, labels]);
 }
 
 /** A frame's name: V8 names methods by class (LayersModel.trainOnBatch, Engine.disposeTensor). */

@@ -4,6 +4,7 @@
 // choice) when it fails; cpu is always there.
 import * as tf from '@tensorflow/tfjs';
 import { PermanentError } from './errors.ts';
+import { registerWasmMatMulKernels } from './kernels/batch-matmul.ts';
 import { registerWasmTrainingKernels } from './kernels/conv-backprop.ts';
 import type { TrainingSpec } from './spec.ts';
 
@@ -74,6 +75,7 @@ async function start(name: BackendName): Promise<Started> {
     if (candidate.module !== undefined) await import(candidate.module);
     // After the import, which registers the wasm backend's own kernels over ours.
     registerWasmTrainingKernels();
+    registerWasmMatMulKernels();
     if (await tf.setBackend(candidate.registered)) {
       await tf.ready();
       return { ok: true };
