@@ -380,4 +380,32 @@ describe('TrainingJob tuning on kwok nodes', () => {
     ).rejects.toThrow(/objectives cannot change/);
     await t.remove('deleted');
   });
+
+  it('§tuning-kwok deterministic given a seed: two searches with the same seed and results give their trials the same values', async () => {
+    const annotations = {
+      'kwok.lepton.ai/run-duration': '1s',
+      'kwok.lepton.ai/message': RESULT,
+    };
+    const tuning = (seed: number) => ({
+      numTrials: 4,
+      parallelTrials: 1,
+      seed,
+      searchAlgorithm: { tpe: { startupTrials: 2 } },
+    });
+    for (const [name, seed] of [
+      ['same-a', 11],
+      ['same-b', 11],
+      ['other', 12],
+    ] as const)
+      await t.create(search(name, tuning(seed), { annotations }));
+    for (const name of ['same-a', 'same-b', 'other'])
+      await waitForSearch(name, 'to succeed', (j) => j.status?.phase === 'Succeeded');
+    const values = async (name: string) =>
+      (await trialsOf(name)).map((j) => j.metadata.annotations?.['lepton.ai/trial-parameters']);
+    const a = await values('same-a');
+    expect(a).toHaveLength(4);
+    expect(await values('same-b')).toEqual(a);
+    expect(await values('other')).not.toEqual(a);
+    for (const name of ['same-a', 'same-b', 'other']) await t.remove(name);
+  });
 });
