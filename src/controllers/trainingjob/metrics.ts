@@ -10,6 +10,7 @@ import { type TrainingJob, gpuRequest, workerCount } from './builders.ts';
 import { COND } from '../../engine/status.ts';
 
 const PHASES = ['Pending', 'Queued', 'Running', 'Succeeded', 'Failed', 'Suspended', 'Scheduled'];
+const TRIAL_STATES = ['pending', 'running', 'succeeded', 'failed', 'pruned'] as const;
 const LONG_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400];
 /** SeenJobs forgets deleted jobs once it holds more than this, or twice the cached jobs. */
 const SEEN_PRUNE_MIN = 1024;
@@ -110,6 +111,26 @@ export class TrainingJobMetrics {
           this.set({ product, state: 'requested' }, requested);
           this.set({ product, state: 'allocated' }, allocated);
         }
+      },
+    });
+    new Gauge({
+      name: 'lepton_tuning_trials',
+      help: 'Trials of the hyperparameter searches (TrainingJobs with spec.tuning) that exist, by namespace and state, as their status.tuning counts them',
+      labelNames: ['namespace', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        const byNamespace = new Map<string, Map<string, number>>();
+        for (const j of jobs.list()) {
+          if (!j.spec.tuning) continue;
+          const ns = j.metadata.namespace ?? '';
+          const counts = byNamespace.get(ns) ?? new Map(TRIAL_STATES.map((s) => [s, 0]));
+          for (const s of TRIAL_STATES)
+            counts.set(s, (counts.get(s) ?? 0) + (j.status?.tuning?.counts?.[s] ?? 0));
+          byNamespace.set(ns, counts);
+        }
+        for (const [namespace, counts] of byNamespace)
+          for (const [state, n] of counts) this.set({ namespace, state }, n);
       },
     });
     this.duration = new Histogram({

@@ -62,6 +62,20 @@ function trainingJob(name: string) {
       job.spec.schedule = { cron: '0 * * * *' };
       return b;
     },
+    searching(counts: Record<string, number>) {
+      job.spec.tuning = {
+        objectives: [{ metric: 'accuracy', direction: 'Maximize' }],
+        parameters: [
+          {
+            name: 'hyperparameters.learningRate',
+            searchSpace: { logUniform: { min: 1e-4, max: 1 } },
+          },
+        ],
+        numTrials: 10,
+      };
+      (job.status ??= {}).tuning = { counts };
+      return b;
+    },
     build: () => job,
   };
   return b;
@@ -81,6 +95,38 @@ function samples(text: string, name: string): string[] {
     .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
     .sort();
 }
+
+describe('lepton_tuning_trials', () => {
+  it('§tuning-metrics sums the trials of the searches by namespace and state; other jobs add nothing', async () => {
+    const other = trainingJob('c').searching({ running: 1, pruned: 2 }).build();
+    other.metadata.namespace = 'other';
+    const { text } = setup([
+      trainingJob('a').searching({ created: 5, running: 2, succeeded: 2, failed: 1 }).build(),
+      trainingJob('b').searching({ created: 1, pending: 1 }).build(),
+      other,
+      trainingJob('plain').phase('Running').build(),
+    ]);
+    expect(samples(await text(), 'lepton_tuning_trials')).toEqual(
+      [
+        'lepton_tuning_trials{namespace="ns",state="failed"} 1',
+        'lepton_tuning_trials{namespace="ns",state="pending"} 1',
+        'lepton_tuning_trials{namespace="ns",state="pruned"} 0',
+        'lepton_tuning_trials{namespace="ns",state="running"} 2',
+        'lepton_tuning_trials{namespace="ns",state="succeeded"} 2',
+        'lepton_tuning_trials{namespace="other",state="failed"} 0',
+        'lepton_tuning_trials{namespace="other",state="pending"} 0',
+        'lepton_tuning_trials{namespace="other",state="pruned"} 2',
+        'lepton_tuning_trials{namespace="other",state="running"} 1',
+        'lepton_tuning_trials{namespace="other",state="succeeded"} 0',
+      ].sort(),
+    );
+  });
+
+  it('§tuning-metrics no search, no series', async () => {
+    const { text } = setup([trainingJob('plain').build()]);
+    expect(samples(await text(), 'lepton_tuning_trials')).toEqual([]);
+  });
+});
 
 describe('lepton_trainingjob_gpus', () => {
   it.each([
