@@ -14,7 +14,14 @@ import { isIdxUri, loadIdx } from './idx.ts';
 import { formatOfName } from './formats.ts';
 import { isParquetDataset, loadParquetDataset } from './lake.ts';
 import { classOrder } from './labels.ts';
-import { type DatasetLimit, DatasetTooLargeError, datasetLimit, formatBytes } from './limits.ts';
+import {
+  type DatasetLimit,
+  DatasetTooLargeError,
+  STREAMING_HINT,
+  datasetLimit,
+  formatBytes,
+  limitText,
+} from './limits.ts';
 import { partition } from './partition.ts';
 import { countLines, openSource } from './source.ts';
 import { generateSynthetic } from './synthetic.ts';
@@ -183,7 +190,7 @@ async function readFile(
     // A folder's message names the file it was reading.
     const at = file.source === dataset ? '' : ` ${file.source}${sized}`;
     const shown = file.source === dataset ? `${dataset}${sized}` : dataset;
-    const allowed = `${formatBytes(limit.bytes)} of float32 data a dataset may take (${limit.reason})`;
+    const allowed = limitText(limit);
     if (err instanceof DatasetTooLargeError)
       throw new PermanentError(
         `Dataset ${shown} holds more than the ${allowed}: its ${err.rows} rows of ${err.columns} values and a label up to${at} line ${err.line} pass it. ${STREAMING_HINT}`,
@@ -198,9 +205,6 @@ async function readFile(
     throw err;
   }
 }
-
-const STREAMING_HINT =
-  'The runtime holds a CSV, JSONL or IDX dataset whole in memory, while Parquet datasets stream (spec.dataset.format: parquet): convert the data to Parquet, use a smaller dataset or give the pod more memory';
 
 function formatOf(name: string): TableFormat | undefined {
   const format = formatOfName(name);

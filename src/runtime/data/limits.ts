@@ -74,6 +74,15 @@ export class DatasetTooLargeError extends PermanentError {
   }
 }
 
+/** What the limit is, for messages: "62.5 KiB of float32 data a dataset may take (why)". */
+export function limitText(limit: DatasetLimit): string {
+  return `${formatBytes(limit.bytes)} of float32 data a dataset may take (${limit.reason})`;
+}
+
+/** What to do about a dataset over the limit, ending every such message. */
+export const STREAMING_HINT =
+  'The runtime holds a CSV, JSONL or IDX dataset whole in memory, while Parquet datasets stream (spec.dataset.format: parquet): convert the data to Parquet, use a smaller dataset or give the pod more memory';
+
 export function formatBytes(bytes: number): string {
   if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
   if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;

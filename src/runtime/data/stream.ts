@@ -211,44 +211,54 @@ export function streamedTrainingData(lake: LakeDataset, opts: StreamOptions): Tr
     trainRows: plan.trainRows,
     shardRows: plan.shardRows,
     plan: plan.batches,
-    async *epochBatches(epoch, signal) {
-      const { shuffle, seed, rank } = opts;
-      const segments = segmentOrder(plan.shard, { shuffle, seed, rank, epoch });
-      const writer = new BatchWriter(plan.batches, f, plan.shardRows);
-      const buffer = shuffle
-        ? new ShuffleBuffer(
-            bufferRows,
-            f,
-            createRng(deriveSeed(seed, SHUFFLE_BUFFER_STREAM, rank, epoch)),
-          )
-        : undefined;
-      const blocks = readBlocks(lake, readRanges(segments, readRows), classMap, signal);
-      for await (const block of blocks) {
-        for (let i = 0; i < block.rows; i++) {
-          let batch: RowBlock | undefined;
-          if (!buffer) batch = writer.add(block, i);
-          else if (buffer.size < buffer.capacity) buffer.put(buffer.size, block, i);
-          else {
-            // The row out is a random one of those held; the row in takes its place.
-            const slot = buffer.pick();
-            batch = writer.add(buffer, slot);
-            buffer.put(slot, block, i);
-          }
-          if (batch) yield batch;
-        }
-      }
-      while (buffer && buffer.size > 0) {
-        const slot = buffer.pick();
-        const batch = writer.add(buffer, slot);
-        buffer.remove(slot);
-        if (batch) yield batch;
-      }
-      yield* writer.wrap();
+    // Resumed at a step, the epoch is read from its start again and the batches before that
+    // step are dropped: the shuffle buffer's draws depend on every row before, so this is how
+    // the batches after it are the ones an uninterrupted run takes.
+    async *epochBatches(epoch, signal, fromStep = 0) {
+      let skip = fromStep;
+      for await (const batch of streamedEpoch(epoch, signal))
+        if (skip > 0) skip--;
+        else yield batch;
     },
     validation: plan.validation.length > 0 ? evaluation(plan.validation.map(whole)) : undefined,
     shard: evaluation(plan.shard),
     identity: lake.identity,
   };
+
+  async function* streamedEpoch(epoch: number, signal?: AbortSignal): AsyncGenerator<RowBlock> {
+    const { shuffle, seed, rank } = opts;
+    const segments = segmentOrder(plan.shard, { shuffle, seed, rank, epoch });
+    const writer = new BatchWriter(plan.batches, f, plan.shardRows);
+    const buffer = shuffle
+      ? new ShuffleBuffer(
+          bufferRows,
+          f,
+          createRng(deriveSeed(seed, SHUFFLE_BUFFER_STREAM, rank, epoch)),
+        )
+      : undefined;
+    const blocks = readBlocks(lake, readRanges(segments, readRows), classMap, signal);
+    for await (const block of blocks) {
+      for (let i = 0; i < block.rows; i++) {
+        let batch: RowBlock | undefined;
+        if (!buffer) batch = writer.add(block, i);
+        else if (buffer.size < buffer.capacity) buffer.put(buffer.size, block, i);
+        else {
+          // The row out is a random one of those held; the row in takes its place.
+          const slot = buffer.pick();
+          batch = writer.add(buffer, slot);
+          buffer.put(slot, block, i);
+        }
+        if (batch) yield batch;
+      }
+    }
+    while (buffer && buffer.size > 0) {
+      const slot = buffer.pick();
+      const batch = writer.add(buffer, slot);
+      buffer.remove(slot);
+      if (batch) yield batch;
+    }
+    yield* writer.wrap();
+  }
 }
 
 /**

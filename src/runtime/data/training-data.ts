@@ -39,9 +39,11 @@ export interface TrainingData {
   /**
    * This worker's batches of `epoch` (1-based): plan.stepsPerEpoch blocks, of plan.batchSize
    * rows but the last, the same order for the same seed, rank and epoch (a resumed job repeats
-   * it). A block is valid until the next one is asked for: make it tensors before.
+   * it). From `fromStep` (0 when absent) on: the batches a run resumed at that step of the epoch
+   * takes, the same as an uninterrupted run's. A block is valid until the next one is asked
+   * for: make it tensors before.
    */
-  epochBatches(epoch: number, signal?: AbortSignal): AsyncIterable<RowBlock>;
+  epochBatches(epoch: number, signal?: AbortSignal, fromStep?: number): AsyncIterable<RowBlock>;
   /** The same rows on every worker; absent when validationSplit is 0. */
   validation?: EvaluationData;
   /** This worker's training rows, to evaluate on when there is no validation data. */
@@ -84,9 +86,9 @@ export function inMemoryTrainingData(
     trainRows: all.numExamples,
     shardRows: shard.numExamples,
     plan,
-    epochBatches: (epoch) => {
+    epochBatches: (epoch, _signal, fromStep = 0) => {
       const order = epochOrder(shard.numExamples, { ...opts, epoch });
-      return batchesOf(shard, order, plan);
+      return batchesOf(shard, order, plan, fromStep);
     },
     validation: validation && wholeEvaluation(validation),
     shard: wholeEvaluation(shard),
@@ -98,9 +100,10 @@ async function* batchesOf(
   ds: Dataset,
   order: Uint32Array,
   plan: BatchPlan,
+  fromStep: number,
 ): AsyncIterable<RowBlock> {
   const reuse = backendCopies();
-  for (let step = 0; step < plan.stepsPerEpoch; step++)
+  for (let step = fromStep; step < plan.stepsPerEpoch; step++)
     yield gatherRows(ds, batchIndices(order, plan, step), reuse);
 }
 

@@ -19,10 +19,31 @@ import { type TrainingThread, startTrainingThread } from '../train/thread.ts';
 
 export const SIGTERM_MESSAGE = 'Stopped by SIGTERM';
 /**
- * How long the training thread has after SIGTERM to reach a batch boundary and end; then it is
- * terminated, so that the pod ends within a second whatever the batch.
+ * How long the training thread has after SIGTERM to reach a batch boundary and end when the job
+ * has no checkpoints; then it is terminated, so that the pod ends within a second whatever the
+ * batch.
  */
 export const STOP_GRACE_MS = 800;
+
+/**
+ * The pod's terminationGracePeriodSeconds, when it is not Kubernetes' default of 30 s: the
+ * operator sets none on training pods (src/engine/pod.ts), so the kubelet kills the container
+ * 30 s after SIGTERM. For a pod template or a node that gives another.
+ */
+export const TERMINATION_GRACE_ENV = 'LEPTON_TERMINATION_GRACE_SECONDS';
+const DEFAULT_TERMINATION_GRACE_SECONDS = 30;
+/** What the main thread keeps of the grace period to end after the training thread. */
+const EXIT_MARGIN_MS = 2000;
+
+/**
+ * How long the training thread has after SIGTERM, when the job checkpoints, to finish its batch
+ * and checkpoint that step: the grace period but the main thread's margin to exit.
+ */
+export function checkpointGraceMs(env: NodeJS.ProcessEnv): number {
+  const set = Number(env[TERMINATION_GRACE_ENV]);
+  const seconds = Number.isFinite(set) && set > 0 ? set : DEFAULT_TERMINATION_GRACE_SECONDS;
+  return Math.max(STOP_GRACE_MS, seconds * 1000 - EXIT_MARGIN_MS);
+}
 
 export async function runTrain(env: NodeJS.ProcessEnv): Promise<number> {
   const terminationLog = env[ENV.terminationLog] || DEFAULT_TERMINATION_LOG;
@@ -39,9 +60,12 @@ export async function runTrain(env: NodeJS.ProcessEnv): Promise<number> {
   let progress: Progress = { phase: 'Starting', backend: '', epoch: 0, epochs: 0 };
   let thread: TrainingThread | undefined;
   let stopped = false;
+  // With checkpoints, SIGTERM lets the batch in flight end and checkpoints that step (stop.ts).
+  let checkpointing = false;
+  const stopGraceMs = (): number => (checkpointing ? checkpointGraceMs(env) : STOP_GRACE_MS);
   const onTerm = (): void => {
     stopped = true;
-    thread?.stop(SIGTERM_MESSAGE, STOP_GRACE_MS);
+    thread?.stop(SIGTERM_MESSAGE, stopGraceMs(), { checkpoint: checkpointing });
   };
   process.once('SIGTERM', onTerm);
   let server: Awaited<ReturnType<typeof startRuntimeServer>> | undefined;
@@ -65,6 +89,7 @@ export async function runTrain(env: NodeJS.ProcessEnv): Promise<number> {
       );
     const spec = parseSpecJson(env[ENV.spec], { jobName: job.name, namespace: job.namespace });
     progress = { ...progress, epochs: spec.hyperparameters.epochs };
+    checkpointing = spec.checkpoint !== undefined;
     if (stopped) throw new Error(SIGTERM_MESSAGE);
     log.info('Started the runtime', { port: server.port, worldSize });
 
@@ -72,6 +97,14 @@ export async function runTrain(env: NodeJS.ProcessEnv): Promise<number> {
       progress = p;
     });
     const outcome = await thread.outcome;
+    if (outcome.kind === 'failed' && outcome.terminated && checkpointing)
+      log.warn(
+        'Kept the last checkpoint: training did not reach a batch boundary within the grace period',
+        {
+          graceSeconds: stopGraceMs() / 1000,
+          epoch: progress.epoch,
+        },
+      );
     if (outcome.kind === 'failed')
       throw outcome.permanent ? new PermanentError(outcome.message) : new Error(outcome.message);
     if (rank === 0) writeTerminationLog(terminationLog, resultMessage(outcome.result));

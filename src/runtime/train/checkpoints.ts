@@ -2,6 +2,9 @@
 // claim or an s3:// prefix), holding the model with its optimizer state, checkpoint.json, and
 // with restoreBestWeights the best weights so far. A checkpoint is complete when its
 // checkpoint.json exists: a pod killed mid-write leaves nothing a restart would resume from.
+// A pod stopped by SIGTERM in the middle of an epoch writes one of the step it stopped at
+// (epoch-000003-step-000120: 3 epochs and 120 steps of the 4th done), which a restart resumes
+// from at that step.
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -15,12 +18,20 @@ import { withoutTrainingConfig } from '../model/models.ts';
 
 export const CHECKPOINT_JSON = 'checkpoint.json';
 export const BEST_WEIGHTS_FILE = 'best-weights.bin';
-const FOLDER = /^epoch-(\d+)$/;
-const TEMPORARY = /^\.epoch-\d+\.tmp-/;
+const FOLDER = /^epoch-\d+(-step-\d+)?$/;
+const TEMPORARY = /^\.epoch-\d+(-step-\d+)?\.tmp-/;
 
 export interface CheckpointState {
   /** Epochs completed (1-based): training resumes with epoch + 1. */
   epoch: number;
+  /**
+   * Steps (batches) of epoch + 1 already trained: set on a checkpoint written when a stop came
+   * in the middle of an epoch. Training resumes with the batch of this index (0-based), the
+   * epoch's order being the same in every run (training-data.ts).
+   */
+  step?: number;
+  /** With step: the training figures of epoch + 1 so far, for that epoch's loss and accuracy. */
+  epochTotals?: EpochTotals;
   metrics: EpochMetrics;
   /** The metrics of every epoch so far (history.ts); absent in checkpoints older than it. */
   history?: ProgressHistory;
@@ -30,6 +41,13 @@ export interface CheckpointState {
   /** Class name of the optimizer whose state the checkpoint holds, e.g. Adam. */
   optimizer?: string;
   createdAt: string;
+}
+
+/** Sums over the batches of an epoch trained so far, weighted by their examples. */
+export interface EpochTotals {
+  lossSum: number;
+  accuracySum: number;
+  samples: number;
 }
 
 export interface Checkpoint {
@@ -55,8 +73,9 @@ export interface RestoredCheckpoint {
   bestWeights?: Float32Array[];
 }
 
-export function checkpointFolderName(epoch: number): string {
-  return `epoch-${String(epoch).padStart(6, '0')}`;
+export function checkpointFolderName(epoch: number, step?: number): string {
+  const name = `epoch-${String(epoch).padStart(6, '0')}`;
+  return step ? `${name}-step-${String(step).padStart(6, '0')}` : name;
 }
 
 /** Where checkpoints go: spec.checkpoint.uri and the environment it resolves in. */
@@ -83,7 +102,10 @@ function inside(location: string, name: string): string {
   return isUri(location) ? childUri(location, name) : join(location, name);
 }
 
-/** Saves a checkpoint of `model` after `state.epoch` and removes all but the `keep` newest. */
+/**
+ * Saves a checkpoint of `model` after `state.epoch` (and `state.step` steps of the next) and
+ * removes all but the `keep` newest.
+ */
 export async function saveCheckpoint(
   root: Root,
   model: tf.LayersModel,
@@ -92,7 +114,7 @@ export async function saveCheckpoint(
 ): Promise<Checkpoint> {
   const { location, env } = rootOf(root);
   const { store, uri } = locate(location, env);
-  const name = checkpointFolderName(state.epoch);
+  const name = checkpointFolderName(state.epoch, state.step);
   const artifacts = await modelArtifacts(model, { includeOptimizer: true });
   const best = opts.bestWeights && concatFloats(opts.bestWeights);
   const json = JSON.stringify(state, null, 2);
@@ -169,7 +191,7 @@ async function scan(store: ObjectStore, uri: string): Promise<Scanned> {
       try {
         const bytes = await store.read(childUri(childUri(uri, name), CHECKPOINT_JSON));
         const parsed = JSON.parse(new TextDecoder().decode(bytes)) as CheckpointState;
-        if (Number.isInteger(parsed.epoch)) state = parsed;
+        if (Number.isInteger(parsed.epoch) && (parsed.step ?? 0) >= 0) state = parsed;
       } catch (err) {
         // Removed while listing, or unreadable: not one to resume from. A failing store is not
         // "no checkpoint" though: resuming from scratch would silently lose the training done.
@@ -179,7 +201,9 @@ async function scan(store: ObjectStore, uri: string): Promise<Scanned> {
     if (state === undefined) incomplete.push(name);
     else complete.push({ name, state });
   }
-  complete.sort((a, b) => b.state.epoch - a.state.epoch);
+  complete.sort(
+    (a, b) => b.state.epoch - a.state.epoch || (b.state.step ?? 0) - (a.state.step ?? 0),
+  );
   return { complete, incomplete };
 }
 

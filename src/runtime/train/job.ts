@@ -11,6 +11,7 @@ import { isParquetDataset, openLakeDataset } from '../data/lake.ts';
 import { tableDatasetIdentity } from '../data/lineage.ts';
 import type { createRuntimeLogger } from '../log.ts';
 import { loadBaseModel, taskOf } from '../model/models.ts';
+import type { TrainingStop } from './stop.ts';
 import type { TrainingJobInput } from './thread.ts';
 import { train } from './train.ts';
 import type { WeightSync } from './weight-sync.ts';
@@ -18,6 +19,8 @@ import type { WeightSync } from './weight-sync.ts';
 export interface TrainingJobHooks {
   /** Aborted when the pod is asked to stop; training rejects with the reason. */
   signal: AbortSignal;
+  /** The stop behind `signal`: with checkpoints, train() stops at a batch boundary (stop.ts). */
+  stop?: TrainingStop;
   onProgress(progress: Progress): void;
   log: ReturnType<typeof createRuntimeLogger>;
 }
@@ -97,6 +100,7 @@ export async function runTrainingJob(
       baseModel,
       weightSync,
       signal,
+      stop: hooks.stop,
       onProgress: (progress) => {
         // The backend train() reports is the one the model trains on, after a possible move
         // to cpu for a kernel the first one lacks.

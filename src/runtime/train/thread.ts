@@ -2,7 +2,8 @@
 // backend runs for seconds without yielding; in its own thread it leaves the main thread's
 // event loop free for /healthz, /readyz, /progress, /metrics and SIGTERM (issue 14). The worker
 // (worker-main.ts) reports progress and one outcome as messages; stop() asks it to end at its
-// next batch boundary and terminates it when it does not in time.
+// next batch boundary (checkpointing that step first, when asked to: stop.ts) and terminates
+// it when it does not in time.
 import { type ResourceLimits, Worker } from 'node:worker_threads';
 import { podMemory } from '../data/limits.ts';
 import type { Progress, TrainingResult } from '../../contract/training.ts';
@@ -21,7 +22,13 @@ export interface TrainingJobInput {
 
 export type TrainingOutcomeMessage =
   | { kind: 'done'; result: TrainingResult; stoppedEarly: boolean }
-  | { kind: 'failed'; message: string; permanent: boolean };
+  | {
+      kind: 'failed';
+      message: string;
+      permanent: boolean;
+      /** Set by stop() when it terminated the thread at the end of its grace. */
+      terminated?: boolean;
+    };
 
 /** Messages from the worker to the main thread. */
 export type FromWorker = { kind: 'progress'; progress: Progress } | TrainingOutcomeMessage;
@@ -30,6 +37,11 @@ export type FromWorker = { kind: 'progress'; progress: Progress } | TrainingOutc
 export interface StopMessage {
   kind: 'stop';
   reason: string;
+  /**
+   * Set when the job checkpoints: stop at the next batch boundary and checkpoint it by this
+   * time (Date.now()), when the thread is terminated. Without it, stop before the next batch.
+   */
+  checkpointBy?: number;
 }
 
 export interface TrainingThread {
@@ -39,10 +51,11 @@ export interface TrainingThread {
    */
   outcome: Promise<TrainingOutcomeMessage>;
   /**
-   * Asks the worker to stop (training rejects with `reason` before its next batch) and
-   * terminates it if it has not ended within `graceMs`: a batch is not interruptible.
+   * Asks the worker to stop (training rejects with `reason` before its next batch, after
+   * checkpointing it with `checkpoint`) and terminates it if it has not ended within `graceMs`:
+   * a batch is not interruptible.
    */
-  stop(reason: string, graceMs: number): void;
+  stop(reason: string, graceMs: number, opts?: { checkpoint?: boolean }): void;
 }
 
 /** How long a worker that has reported its outcome may take to end by itself. */
@@ -86,6 +99,7 @@ export function startTrainingThread(
   });
   let reported: TrainingOutcomeMessage | undefined;
   let stopReason: string | undefined;
+  let terminated = false;
   let crash: Error | undefined;
   const timers: NodeJS.Timeout[] = [];
   const terminateAfter = (ms: number): void => {
@@ -105,7 +119,7 @@ export function startTrainingThread(
       timers.forEach(clearTimeout);
       if (reported) resolve(reported);
       else if (stopReason !== undefined)
-        resolve({ kind: 'failed', message: stopReason, permanent: false });
+        resolve({ kind: 'failed', message: stopReason, permanent: false, terminated });
       else
         resolve({
           kind: 'failed',
@@ -118,12 +132,21 @@ export function startTrainingThread(
   });
   return {
     outcome,
-    stop: (reason, graceMs) => {
+    stop: (reason, graceMs, opts) => {
       if (stopReason !== undefined) return;
       stopReason = reason;
-      const message: StopMessage = { kind: 'stop', reason };
+      const message: StopMessage = {
+        kind: 'stop',
+        reason,
+        ...(opts?.checkpoint && { checkpointBy: Date.now() + graceMs }),
+      };
       worker.postMessage(message);
-      terminateAfter(graceMs);
+      timers.push(
+        setTimeout(() => {
+          terminated = reported === undefined;
+          void worker.terminate();
+        }, graceMs),
+      );
     },
   };
 }

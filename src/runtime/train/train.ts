@@ -8,6 +8,8 @@ import type * as tf from '@tensorflow/tfjs';
 import { backendForTraining } from '../backend.ts';
 import { type RowBlock, type Targets, blockTensors, targetsFor } from '../data/batches.ts';
 import {
+  type CheckpointState,
+  type EpochTotals,
   type RestoredCheckpoint,
   checkpointRoot,
   latestCheckpoint,
@@ -31,6 +33,7 @@ import { EarlyStopping, type EpochMetrics } from './early-stopping.ts';
 import { PermanentError } from '../errors.ts';
 import { evaluateData, evaluationMetrics, openEvaluationData } from './evaluate.ts';
 import { EpochHistory } from './history.ts';
+import { CheckpointWriter, type TrainingStop } from './stop.ts';
 import { predictLatency } from './latency.ts';
 import { type RuntimeLog, noLog } from '../log.ts';
 import type { SavedModel } from '../model/model-store.ts';
@@ -70,6 +73,12 @@ export interface TrainingRun {
   weightSync?: WeightSync;
   /** Aborting stops training before the next batch; train() then rejects with the reason. */
   signal?: AbortSignal;
+  /**
+   * With spec.checkpoint: a stop asked while the epochs run waits for a batch boundary (an
+   * averaging point with workers > 1), where rank 0 checkpoints that step if its deadline
+   * allows; then train() rejects with the reason. Its signal should be `signal`.
+   */
+  stop?: TrainingStop;
   onProgress?: (progress: Progress) => void;
   /** Called after each epoch's checkpoint, with the model as trained so far. */
   onEpochEnd?: (epoch: number, model: tf.LayersModel) => void | Promise<void>;
@@ -141,6 +150,8 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
   const checkpointDir = spec.checkpoint && checkpointRoot(spec.checkpoint.uri, env);
 
   const startEpoch = restored?.state.epoch ?? 0;
+  // A checkpoint written at a stop mid-epoch resumes that epoch at its step.
+  const resumeAt = { step: restored?.state.step ?? 0, totals: restored?.state.epochTotals };
   let epochsDone = startEpoch;
   let metrics: EpochMetrics = restored?.state.metrics ?? {};
   const dataset = data.identity && summaryOf(data.identity);
@@ -161,10 +172,56 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
   // all at the same epoch.
   const sync = run.weightSync && new SyncState(model, run.weightSync);
   const evaluation = { batchSize: hp.batchSize, signal: run.signal };
+  const stateAt = (epoch: number, at?: EpochPosition): CheckpointState => ({
+    epoch,
+    ...(at && at.step > 0 && { step: at.step, epochTotals: at.totals }),
+    metrics,
+    history: history.snapshot(),
+    earlyStopping: earlyStopping?.state,
+    bestMetrics: best?.metrics,
+    optimizer: model.optimizer.getClassName(),
+    createdAt: new Date().toISOString(),
+  });
+  const checkpoints = new CheckpointWriter({ epoch: startEpoch, step: resumeAt.step });
+  const saveAt = (epoch: number, at?: EpochPosition): Promise<void> =>
+    checkpoints.save({ epoch, step: at?.step ?? 0 }, () =>
+      saveCheckpoint(checkpointDir!, model, stateAt(epoch, at), {
+        keep: spec.checkpoint!.keep,
+        bestWeights: best?.weights,
+      }),
+    );
+  // A stop asked during the epochs (SIGTERM, with checkpoints) acts here, between two batches.
+  const atBoundary = async (epoch: number, at: EpochPosition): Promise<void> => {
+    const request = run.stop?.pending;
+    if (request === undefined) return;
+    const position = { epoch: epoch - 1, step: at.step };
+    if (rank === 0 && checkpointDir && !checkpoints.holds(position)) {
+      const left = request.deadline - Date.now();
+      if (left < checkpoints.reserveMs())
+        log.warn(
+          'Kept the last checkpoint: too little time was left to write one of the stopped batch',
+          {
+            ...position,
+            secondsLeft: left / 1000,
+          },
+        );
+      else {
+        await saveAt(epoch - 1, at);
+        log.info('Saved a checkpoint of the stopped batch', position);
+      }
+    }
+    throw new Error(request.reason);
+  };
+  if (checkpointDir) run.stop?.defer();
   for (let epoch = startEpoch + 1; epoch <= hp.epochs && !earlyStopping?.shouldStop; epoch++) {
     const started = performance.now();
-    const batches = data.epochBatches(epoch, run.signal);
-    const trained = await trainEpoch(model, batches, { exampleShape, targets }, run.signal, sync);
+    const from = epoch === startEpoch + 1 ? resumeAt : { step: 0 };
+    const batches = data.epochBatches(epoch, run.signal, from.step);
+    const trained = await trainEpoch(model, batches, { exampleShape, targets }, from, {
+      signal: run.signal,
+      sync,
+      atBoundary: (at) => atBoundary(epoch, at),
+    });
     const seconds = (performance.now() - started) / 1000;
     metrics = {
       loss: trained.loss,
@@ -179,19 +236,8 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
     history.record(epoch, metrics);
     if (earlyStopping?.update(epoch, metrics).improved && restoreBest)
       best = { epoch, metrics, weights: flatWeights(model) };
-    if (rank === 0 && checkpointDir && epoch % spec.checkpoint!.everyEpochs === 0) {
-      const state = {
-        epoch,
-        metrics,
-        history: history.snapshot(),
-        earlyStopping: earlyStopping?.state,
-        bestMetrics: best?.metrics,
-        optimizer: model.optimizer.getClassName(),
-        createdAt: new Date().toISOString(),
-      };
-      const opts = { keep: spec.checkpoint!.keep, bestWeights: best?.weights };
-      await saveCheckpoint(checkpointDir, model, state, opts);
-    }
+    if (rank === 0 && checkpointDir && epoch % spec.checkpoint!.everyEpochs === 0)
+      await saveAt(epoch);
     Object.assign(progress, {
       epoch,
       ...metrics,
@@ -202,6 +248,8 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
     log.info('Finished epoch', { epoch, epochs: hp.epochs, ...metrics, seconds });
     await run.onEpochEnd?.(epoch, model);
   }
+  // Past the epochs a stop acts at once (a failure in them ends training anyway).
+  run.stop?.release();
 
   // 4. The weights to keep.
   const stoppedEarly = (earlyStopping?.shouldStop ?? false) && epochsDone < hp.epochs;
@@ -440,6 +488,11 @@ class SyncState {
     this.weightSync = weightSync;
   }
 
+  /** Every worker holds the same weights: none has trained since the last sync. */
+  get atAveragingPoint(): boolean {
+    return this.steps === 0;
+  }
+
   async afterStep(samples: number): Promise<void> {
     this.steps++;
     this.samples += samples;
@@ -458,19 +511,37 @@ class SyncState {
   }
 }
 
-/** One pass over the shard; loss and accuracy are the batch figures averaged by examples. */
+/** Where in an epoch training is: steps done and their figures (none at the epoch's start). */
+interface EpochPosition {
+  step: number;
+  totals?: EpochTotals;
+}
+
+/**
+ * One pass over the shard, or its rest from `from`; loss and accuracy are the batch figures
+ * averaged by examples. `atBoundary` runs before each batch where training may stop and
+ * resume: anywhere with one worker, at an averaging point with more (every worker's weights
+ * are the average there, as a checkpoint of the chief's holds them).
+ */
 async function trainEpoch(
   model: tf.LayersModel,
   batches: AsyncIterable<RowBlock>,
   shape: { exampleShape: number[]; targets: Targets },
-  signal: AbortSignal | undefined,
-  sync: SyncState | undefined,
+  from: EpochPosition,
+  hooks: {
+    signal: AbortSignal | undefined;
+    sync: SyncState | undefined;
+    atBoundary: (at: Required<EpochPosition>) => Promise<void>;
+  },
 ): Promise<{ loss: number; accuracy: number; samples: number }> {
-  let lossSum = 0;
-  let accuracySum = 0;
-  let samples = 0;
+  const { signal, sync } = hooks;
+  const totals = { ...(from.totals ?? { lossSum: 0, accuracySum: 0, samples: 0 }) };
+  const before = totals.samples;
+  let step = from.step;
   for await (const batch of batches) {
     signal?.throwIfAborted();
+    if (sync === undefined || sync.atAveragingPoint)
+      await hooks.atBoundary({ step, totals: { ...totals } });
     const { x, y } = blockTensors(batch, shape.exampleShape, shape.targets);
     let out: number | number[];
     try {
@@ -480,16 +551,21 @@ async function trainEpoch(
       y.dispose();
     }
     const [batchLoss, batchAccuracy] = Array.isArray(out) ? out : [out];
-    lossSum += (batchLoss ?? NaN) * batch.rows;
-    accuracySum += (batchAccuracy ?? 0) * batch.rows;
-    samples += batch.rows;
+    totals.lossSum += (batchLoss ?? NaN) * batch.rows;
+    totals.accuracySum += (batchAccuracy ?? 0) * batch.rows;
+    totals.samples += batch.rows;
+    step++;
     await sync?.afterStep(batch.rows);
     // The cpu and wasm backends settle trainOnBatch in microtasks only: without a turn of the
     // event loop, /healthz, /progress and SIGTERM would wait for the end of training.
     await nextTurn();
   }
   await sync?.endOfEpoch();
-  return { loss: lossSum / samples, accuracy: accuracySum / samples, samples };
+  return {
+    loss: totals.lossSum / totals.samples,
+    accuracy: totals.accuracySum / totals.samples,
+    samples: totals.samples - before,
+  };
 }
 
 function definedOnly(metrics: EpochMetrics): EpochMetrics {

@@ -10,6 +10,7 @@ import { isPermanentError } from '../errors.ts';
 import { createRuntimeLogger } from '../log.ts';
 import { oneLine } from '../pod.ts';
 import { runTrainingJob } from './job.ts';
+import { TrainingStop } from './stop.ts';
 import type { FromWorker, StopMessage, TrainingJobInput } from './thread.ts';
 
 /** Nice steps of this thread above the main thread's: 10 is about a tenth of its weight. */
@@ -41,15 +42,16 @@ try {
   // Not permitted or not supported here.
 }
 
-const stop = new AbortController();
+const stop = new TrainingStop();
 const onMessage = (message: StopMessage): void => {
-  if (message.kind === 'stop') stop.abort(new Error(message.reason));
+  if (message.kind === 'stop') stop.request(message.reason, message.checkpointBy);
 };
 port.on('message', onMessage);
 
 try {
   const { result, stoppedEarly } = await runTrainingJob(input, {
     signal: stop.signal,
+    stop,
     onProgress: (progress) => post({ kind: 'progress', progress }),
     log,
   });

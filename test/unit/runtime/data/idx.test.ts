@@ -1,10 +1,14 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { initBackend } from '../../../../src/runtime/backend.ts';
+import { ENV, EXIT } from '../../../../src/contract/runtime.ts';
 import { loadDataset, splitDataset } from '../../../../src/runtime/data/datasets.ts';
 import {
   type IdxDtype,
@@ -13,8 +17,9 @@ import {
   loadIdx,
   parseIdx,
 } from '../../../../src/runtime/data/idx.ts';
+import { DATASET_MAX_BYTES_ENV } from '../../../../src/runtime/data/limits.ts';
 import { PermanentError } from '../../../../src/runtime/errors.ts';
-import { parseSpecJson, resolveSpec } from '../../../../src/runtime/spec.ts';
+import { type DatasetSpec, parseSpecJson, resolveSpec } from '../../../../src/runtime/spec.ts';
 import { train } from '../../../../src/runtime/train/train.ts';
 import { jobSpec } from '../fixtures.ts';
 
@@ -275,6 +280,106 @@ describe('§data a TrainingJob on IDX data trains through the runtime path', () 
     const outcome = await train({ spec, data, backend: 'cpu' });
     expect(outcome.result.epochs).toBe(4);
     expect(outcome.result.metrics.valAccuracy).toBeGreaterThanOrEqual(0.9);
+  });
+});
+
+describe('§memory IDX files and the dataset limit', () => {
+  const limited = (bytes: number): NodeJS.ProcessEnv => ({
+    [DATASET_MAX_BYTES_ENV]: String(bytes),
+  });
+  const idxSpec = (uri: string): DatasetSpec => ({
+    uri,
+    format: 'idx',
+    labelColumn: 'label',
+    validationSplit: 0,
+    shuffle: true,
+  });
+  // 100 images of 8×8 and a label each: 100 × 65 × 4 = 26000 bytes as float32.
+  const { images, labels } = bandImages(100);
+
+  it.each([
+    ['raw', false],
+    ['gzip', true],
+  ])(
+    '§memory a %s IDX file beyond the limit fails permanently, naming the file, its size, the limit and streaming',
+    async (name, gzip) => {
+      const uri = await writePair(`big-${name}`, images, labels, gzip);
+      const { size } = await stat(new URL(uri));
+      const load = loadDataset(idxSpec(uri), 'classification', limited(16_000));
+      await expect(load).rejects.toBeInstanceOf(PermanentError);
+      const message = await load.catch((err: Error) => err.message);
+      expect(message).toBe(
+        `Dataset ${uri} (${(size / 1024).toFixed(1)} KiB) holds more than the 15.6 KiB of float32 data a dataset may take (set by ${DATASET_MAX_BYTES_ENV}): its IDX header declares 100 images of 64 values and a label, 25.4 KiB as float32. The runtime holds a CSV, JSONL or IDX dataset whole in memory, while Parquet datasets stream (spec.dataset.format: parquet): convert the data to Parquet, use a smaller dataset or give the pod more memory`,
+      );
+      // The same files under a limit they fit load.
+      const ds = await loadDataset(idxSpec(uri), 'classification', limited(26_000));
+      expect(ds.numExamples).toBe(100);
+    },
+  );
+
+  it('§memory an IDX file beyond the limit fails on its header, before it is read whole', async () => {
+    // The header of Fashion-MNIST's training images and a few pixels, then an answer that never
+    // ends: a reader that waited for the whole file, or allocated what the header declares
+    // before checking it, would not fail with the limit's reason.
+    const header = idx('ubyte', [60000, 28, 28], []);
+    const labels60k = idx(
+      'ubyte',
+      [60000],
+      new Uint8Array(60000).map((_, i) => i % 10),
+    );
+    const server = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      if (req.url?.includes('labels')) res.end(labels60k);
+      else res.write(Buffer.concat([header, Buffer.alloc(4096)]));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const uri = `http://127.0.0.1:${port}/train-images-idx3-ubyte`;
+      const err = await loadDataset(idxSpec(uri), 'classification', limited(2 ** 20)).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(PermanentError);
+      expect((err as Error).message).toMatch(
+        /^Dataset http:\/\/127\.0\.0\.1:\d+\/train-images-idx3-ubyte holds more than the 1\.0 MiB of float32 data a dataset may take \(set by LEPTON_DATASET_MAX_BYTES\): its IDX header declares 60000 images of 784 values and a label, 179\.7 MiB as float32\. /,
+      );
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('§memory the training runtime ends on an IDX file beyond the limit with exit code 10 (permanent) and the reason', async () => {
+    const uri = await writePair('runtime-big', images, labels, true);
+    const name = uri.slice(uri.lastIndexOf('/') + 1);
+    const terminationLog = join(dir, 'idx-termination-log');
+    const spec = jobSpec()
+      .preset('mlp', { hiddenUnits: [8] })
+      .datasetUri(`pvc://data/${name}`)
+      .hyperparameters({ epochs: 1 })
+      .raw();
+    const child = spawn(process.execPath, ['src/runtime/main.ts', 'train'], {
+      cwd: process.cwd(),
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        [ENV.spec]: JSON.stringify(spec),
+        [ENV.jobName]: 'idx-too-large',
+        [ENV.namespace]: 'default',
+        [ENV.rank]: '0',
+        [ENV.worldSize]: '1',
+        [ENV.port]: '0',
+        [ENV.pathMap]: JSON.stringify({ '/mnt/pvc/data': dir }),
+        [ENV.terminationLog]: terminationLog,
+        [DATASET_MAX_BYTES_ENV]: '16000',
+      },
+      stdio: 'ignore',
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(EXIT.permanent);
+    expect(await readFile(terminationLog, 'utf8')).toMatch(
+      /^Dataset pvc:\/\/data\/runtime-big-images-idx3-ubyte\.gz \(.* KiB\) holds more than the 15\.6 KiB .*its IDX header declares 100 images of 64 values and a label.*Parquet datasets stream/,
+    );
   });
 });
 

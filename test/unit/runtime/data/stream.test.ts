@@ -265,6 +265,18 @@ describe('§stream the order of an epoch', () => {
     expect(sorted(next.flat())).toEqual(sorted(first.flat()));
   });
 
+  it('§sigterm resumed at a step, an epoch gives the batches an uninterrupted one gives after it', async () => {
+    const lake = new MemoryLake(SIZES);
+    // A small shuffle buffer, so that its draws depend on the rows before the step.
+    const budget = { readBytes: 12 * 4 * 3, shuffleBytes: 12 * 4 * 3 };
+    const whole = await epoch(data(lake, { rank: 1, worldSize: 2, budget }), 3);
+    const resumed: number[][] = [];
+    const d = data(lake, { rank: 1, worldSize: 2, budget });
+    for await (const block of d.epochBatches(3, undefined, 4)) resumed.push(idsOf(block));
+    expect(whole.length).toBeGreaterThan(5);
+    expect(resumed).toEqual(whole.slice(4));
+  });
+
   it('§stream without shuffle, the rows come in file order', async () => {
     const lake = new MemoryLake(SIZES);
     expect((await epoch(data(lake, { shuffle: false }), 1)).flat()).toEqual(

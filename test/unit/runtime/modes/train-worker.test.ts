@@ -3,7 +3,8 @@
 // the spec asks for and the one reported. Each case runs `node src/runtime/main.ts train` as a
 // process, as the pod does.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,6 +13,7 @@ import { initBackend } from '../../../../src/runtime/backend.ts';
 import { ENV, EXIT } from '../../../../src/contract/runtime.ts';
 import type { Progress, TrainingResult } from '../../../../src/contract/training.ts';
 import { modelArtifacts, writeArtifacts } from '../../../../src/runtime/model/model-store.ts';
+import { TERMINATION_GRACE_ENV } from '../../../../src/runtime/modes/train.ts';
 import { waitFor } from '../../../cluster/cluster.ts';
 import { jobSpec } from '../fixtures.ts';
 import type { JobSpec, RuntimeBackend } from '../../../../src/runtime/spec.ts';
@@ -69,7 +71,7 @@ interface Pod {
 }
 
 /** Starts `node src/runtime/main.ts train` on a port the OS picks. */
-function startPod(name: string, spec: JobSpec): Pod {
+function startPod(name: string, spec: JobSpec, extraEnv: NodeJS.ProcessEnv = {}): Pod {
   const terminationLog = join(dir, `${name}.termination-log`);
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -82,6 +84,7 @@ function startPod(name: string, spec: JobSpec): Pod {
     [ENV.port]: '0',
     [ENV.pathMap]: JSON.stringify({ '/mnt/pvc/models': join(dir, 'models') }),
     [ENV.terminationLog]: terminationLog,
+    ...extraEnv,
   };
   const child = spawn(process.execPath, ['src/runtime/main.ts', 'train'], {
     cwd: process.cwd(),
@@ -173,8 +176,10 @@ describe('§thread training in a worker thread', () => {
     // Read during the first batch.
     expect(progress).toMatchObject({ phase: 'Training', backend: 'wasm', epoch: 0 });
   });
+});
 
-  it('§thread SIGTERM during a long batch ends the pod within a second, with the SIGTERM exit', async () => {
+describe('§sigterm SIGTERM while training', () => {
+  it('§sigterm without a checkpoint configured, SIGTERM during a long batch ends the pod within a second, with the SIGTERM exit (§thread)', async () => {
     const pod = startPod('sigterm-batch', longBatches(1000));
     await trainingProgress(pod);
     const signalled = performance.now();
@@ -186,6 +191,77 @@ describe('§thread training in a worker thread', () => {
     expect(logLines(pod.stderr(), 'Finished epoch')).toEqual([]);
     // 800 ms for the thread, then the exit; a loaded machine adds a little, the batch many seconds.
     expect(exit.at - signalled).toBeLessThan(2500);
+  });
+
+  /** Two epochs of four CNN batches of a second or more each, checkpointed under its output. */
+  const checkpointed = (output: string) =>
+    jobSpec()
+      .preset('cnn', { inputShape: [32, 32] })
+      .synthetic({ generator: 'blobs', samples: 128, features: 1024, classes: 3, seed: 3 })
+      .hyperparameters({ epochs: 2, batchSize: 32, seed: 1 })
+      .output(`pvc://models/${output}`)
+      .checkpoint()
+      .raw();
+
+  /** The weights a pod saved, from its output's weights.bin (float32: no quantization). */
+  const savedWeights = async (output: string): Promise<Float32Array> => {
+    const bytes = await readFile(join(dir, 'models', output, 'weights.bin'));
+    return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  };
+
+  it('§sigterm with checkpoints, SIGTERM during a long epoch checkpoints the stopped batch, and the resumed run ends with the weights of an uninterrupted one', async () => {
+    const straight = startPod('sigterm-straight', checkpointed('sigterm-straight'));
+    const stopped = startPod('sigterm-stopped', checkpointed('sigterm-resumed'));
+    await trainingProgress(stopped);
+    expect(stopped.child.kill('SIGTERM')).toBe(true);
+    const exit = await stopped.exit;
+    expect(exit.code).toBe(EXIT.retryable);
+    expect(exit.terminationLog).toBe('Stopped by SIGTERM');
+    // The batch in flight ended, and the step after it was checkpointed, within epoch 1.
+    const [saved] = logLines(stopped.stderr(), 'Saved a checkpoint of the stopped batch');
+    expect(saved).toMatchObject({ epoch: 0, step: expect.any(Number) });
+    const step = saved!.step as number;
+    expect(step).toBeGreaterThan(0);
+    expect(step).toBeLessThan(4);
+    expect(await readdir(join(dir, 'models', 'sigterm-resumed', 'checkpoints'))).toEqual([
+      `epoch-000000-step-${String(step).padStart(6, '0')}`,
+    ]);
+
+    const resumed = startPod('sigterm-resumed', checkpointed('sigterm-resumed'));
+    expect((await resumed.exit).code).toBe(EXIT.ok);
+    expect(logLines(resumed.stderr(), 'Resumed from checkpoint')).toEqual([
+      expect.objectContaining({ epoch: 0, optimizerRestored: true }),
+    ]);
+    expect((await straight.exit).code).toBe(EXIT.ok);
+    const a = await savedWeights('sigterm-straight');
+    const b = await savedWeights('sigterm-resumed');
+    expect(a.length).toBe(b.length);
+    let max = 0;
+    for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+    expect(max).toBeLessThan(1e-4);
+  });
+
+  it('§sigterm with checkpoints, a batch longer than the grace period left keeps the last checkpoint and says so', async () => {
+    const spec = {
+      ...longBatches(1000),
+      output: { uri: 'pvc://models/sigterm-late' },
+      checkpoint: {},
+    };
+    // 2 s of grace: the thread gets 800 ms, less than the batch takes.
+    const pod = startPod('sigterm-late', spec, { [TERMINATION_GRACE_ENV]: '2' });
+    await trainingProgress(pod);
+    expect(pod.child.kill('SIGTERM')).toBe(true);
+    const exit = await pod.exit;
+    expect(exit.code).toBe(EXIT.retryable);
+    expect(exit.terminationLog).toBe('Stopped by SIGTERM');
+    expect(
+      logLines(
+        pod.stderr(),
+        'Kept the last checkpoint: training did not reach a batch boundary within the grace period',
+      ),
+    ).toEqual([expect.objectContaining({ graceSeconds: 0.8, epoch: 0 })]);
+    expect(logLines(pod.stderr(), 'Saved a checkpoint of the stopped batch')).toEqual([]);
+    expect(existsSync(join(dir, 'models', 'sigterm-late', 'checkpoints'))).toBe(false);
   });
 });
 
