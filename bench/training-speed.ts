@@ -26,7 +26,9 @@
 // engine, tfjs-layers, batch assembly (toTensors), disposal, GC, the rest; then, in this
 // process, times the dense layer's products with and without transposed operands, and
 // trainOnBatch, with the wasm backend's own BatchMatMul and with the runtime's. Set
-// LEPTON_WASM_STOCK_MATMUL=1 to run the runtime's children on the backend's own (the 'before').
+// LEPTON_WASM_STOCK_MATMUL=1 to run the runtime's children on the backend's own (the 'before');
+// LEPTON_STOCK_OPTIMIZER=1 to train with tf.train.adam instead of the runtime's fused Adam
+// (src/runtime/train/fused-optimizers.ts), in the children and in the probe.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -43,6 +45,7 @@ import {
   unregisterWasmMatMulKernels,
 } from '../src/runtime/kernels/batch-matmul.ts';
 import { buildPreset, compileModel } from '../src/runtime/model/models.ts';
+import { STOCK_OPTIMIZER_ENV } from '../src/runtime/train/fused-optimizers.ts';
 
 const { values } = parseArgs({
   options: {
@@ -200,7 +203,8 @@ async function main(): Promise<void> {
         `load ${loadavg()
           .map((l) => l.toFixed(2))
           .join(' ')}, Node ${process.version}, wasm BatchMatMul: ` +
-        `${process.env[STOCK_MATMUL_ENV] === '1' ? `the backend's (${STOCK_MATMUL_ENV}=1)` : "the runtime's"}\n`,
+        `${process.env[STOCK_MATMUL_ENV] === '1' ? `the backend's (${STOCK_MATMUL_ENV}=1)` : "the runtime's"}, ` +
+        `optimizer on wasm: ${process.env[STOCK_OPTIMIZER_ENV] === '1' ? `tf.train's (${STOCK_OPTIMIZER_ENV}=1)` : "the runtime's fused"}\n`,
     );
     const rows: { config: Config; cells: Record<string, Cell> }[] = [];
     for (const config of configs) {

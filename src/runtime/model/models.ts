@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { PermanentError } from '../errors.ts';
 import { loadArtifacts } from './model-store.ts';
 import { deriveSeed } from '../random.ts';
+import { fusedOptimizer } from '../train/fused-optimizers.ts';
 import type { Hyperparameters, LossName, ModelSpec, Task, TrainingSpec } from '../spec.ts';
 
 /** What the data tells a preset: the shape of one example and the classes. */
@@ -223,7 +224,10 @@ export function lossOf(hp: Hyperparameters, task: Task, units: number): LossName
   return units === 1 ? 'binaryCrossentropy' : 'sparseCategoricalCrossentropy';
 }
 
+/** On wasm, sgd, momentum and adam are fused (train/fused-optimizers.ts); else tf.train's. */
 export function createOptimizer(hp: Hyperparameters): tf.Optimizer {
+  const fused = fusedOptimizer(hp);
+  if (fused !== undefined) return fused;
   const lr = hp.learningRate;
   switch (hp.optimizer) {
     case 'sgd':
