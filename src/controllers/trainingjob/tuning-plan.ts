@@ -109,7 +109,9 @@ export function observeTrial(search: Search, t: TrainingJob): Trial {
   const base = { name: t.metadata.name ?? '', number, object: t, ...(params ? { params } : {}) };
   const es = search.earlyStopping;
   const history = es ? t.status?.progress?.history?.[es.metric] : undefined;
-  const intermediate = history?.filter((v) => Number.isFinite(v));
+  // Cut at the first value that is not finite: dropping it would shift the epochs after it.
+  const cut = history?.findIndex((v) => !Number.isFinite(v)) ?? -1;
+  const intermediate = cut < 0 ? history : history?.slice(0, cut);
   const latest = (): Record<string, number> => {
     const v = intermediate?.at(-1);
     return es && v !== undefined ? { [es.metric]: v } : {};
