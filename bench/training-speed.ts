@@ -46,6 +46,7 @@ import {
 } from '../src/runtime/kernels/batch-matmul.ts';
 import { buildPreset, compileModel } from '../src/runtime/model/models.ts';
 import { STOCK_OPTIMIZER_ENV } from '../src/runtime/train/fused-optimizers.ts';
+import { LAYERS_STEP_ENV, trainStepFor } from '../src/runtime/train/step.ts';
 
 const { values } = parseArgs({
   options: {
@@ -204,7 +205,8 @@ async function main(): Promise<void> {
           .map((l) => l.toFixed(2))
           .join(' ')}, Node ${process.version}, wasm BatchMatMul: ` +
         `${process.env[STOCK_MATMUL_ENV] === '1' ? `the backend's (${STOCK_MATMUL_ENV}=1)` : "the runtime's"}, ` +
-        `optimizer on wasm: ${process.env[STOCK_OPTIMIZER_ENV] === '1' ? `tf.train's (${STOCK_OPTIMIZER_ENV}=1)` : "the runtime's fused"}\n`,
+        `optimizer on wasm: ${process.env[STOCK_OPTIMIZER_ENV] === '1' ? `tf.train's (${STOCK_OPTIMIZER_ENV}=1)` : "the runtime's fused"}, ` +
+        `step: ${process.env[LAYERS_STEP_ENV] === '1' ? `trainOnBatch (${LAYERS_STEP_ENV}=1)` : "the runtime's (src/runtime/train/step.ts)"}\n`,
     );
     const rows: { config: Config; cells: Record<string, Cell> }[] = [];
     for (const config of configs) {
@@ -502,7 +504,7 @@ interface Profile {
 
 /**
  * One more MLP run on the runtime with --cpu-prof; the profile of the training thread (the one
- * with trainOnBatch in it) is split into buckets by each sample's stack.
+ * with trainEpoch in it) is split into buckets by each sample's stack.
  */
 async function profileMlp(dir: string): Promise<void> {
   const config = configs.find((c) => c.model === 'mlp')!;
@@ -518,7 +520,7 @@ async function profileMlp(dir: string): Promise<void> {
     .filter((f) => f.endsWith('.cpuprofile'))
     .map((f) => JSON.parse(readFileSync(join(profDir, f), 'utf8')) as Profile);
   const training = profiles.find((p) =>
-    p.nodes.some((n) => n.callFrame.functionName.endsWith('trainOnBatch')),
+    p.nodes.some((n) => n.callFrame.functionName === 'trainEpoch'),
   );
   if (!training) {
     process.stdout.write(`  No profile of the training thread among ${profiles.length}\n`);
@@ -597,6 +599,62 @@ async function probeTransposedMatMul(): Promise<void> {
     `    mlp trainOnBatch, ${steps} batches of ${BATCH_SIZE} (no data pipeline): ` +
       `${fmt(before)} samples/s with the backend's BatchMatMul, ${fmt(after)} samples/s with ` +
       `the runtime's (${(after / before).toFixed(2)}×)\n`,
+  );
+  // trainOnBatch against the runtime's step (step.ts), both with the runtime's kernels and
+  // optimizer, on the same batch, alternating so that a change of load hits both.
+  const block = {
+    features: x.dataSync() as Float32Array,
+    labels: labels.dataSync() as Float32Array,
+    rows: BATCH_SIZE,
+  };
+  const perStep = async (
+    env: NodeJS.ProcessEnv,
+  ): Promise<{ kind: string; wall: number; cpu: number }> => {
+    const model = buildPreset(
+      MODEL_SPECS.mlp as Parameters<typeof buildPreset>[0],
+      { inputShape: [784], numClasses: 10, task: 'classification' },
+      { seed: SEED },
+    );
+    const hp = {
+      epochs: 1,
+      batchSize: BATCH_SIZE,
+      optimizer: 'adam' as const,
+      learningRate: LEARNING_RATE,
+      seed: SEED,
+    };
+    const loss = compileModel(model, hp, 'classification');
+    const step = trainStepFor(model, { loss, exampleShape: [784], targets: {}, env });
+    for (let i = 0; i < 10; i++) await step.run(block);
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
+    for (let i = 0; i < steps; i++) await step.run(block);
+    const wall = (performance.now() - wall0) / steps;
+    const used = process.cpuUsage(cpu0);
+    model.dispose();
+    return { kind: step.kind, wall, cpu: (used.user + used.system) / 1000 / steps };
+  };
+  const runs = {
+    layers: [] as number[],
+    ours: [] as number[],
+    layersCpu: [] as number[],
+    oursCpu: [] as number[],
+  };
+  let kind = '';
+  for (let round = 0; round < 3; round++) {
+    const l = await perStep({ [LAYERS_STEP_ENV]: '1' });
+    const o = await perStep({});
+    kind = o.kind;
+    runs.layers.push(l.wall);
+    runs.layersCpu.push(l.cpu);
+    runs.ours.push(o.wall);
+    runs.oursCpu.push(o.cpu);
+  }
+  const best = (v: number[]): number => Math.min(...v);
+  process.stdout.write(
+    `    mlp step, ${steps} batches of ${BATCH_SIZE}, best of 3: trainOnBatch ${best(runs.layers).toFixed(3)} ms ` +
+      `(CPU ${best(runs.layersCpu).toFixed(3)} ms), the runtime's '${kind}' step ${best(runs.ours).toFixed(3)} ms ` +
+      `(CPU ${best(runs.oursCpu).toFixed(3)} ms): ${(best(runs.layers) / best(runs.ours)).toFixed(2)}× ` +
+      `(${fmt((BATCH_SIZE * 1000) / best(runs.ours))} samples/s)\n`,
   );
   tf.dispose([x, w, dy, labels]);
 }

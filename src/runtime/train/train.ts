@@ -6,7 +6,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type * as tf from '@tensorflow/tfjs';
 import { backendForTraining } from '../backend.ts';
-import { type RowBlock, type Targets, blockTensors, targetsFor } from '../data/batches.ts';
+import { type RowBlock, targetsFor } from '../data/batches.ts';
 import {
   type CheckpointState,
   type EpochTotals,
@@ -34,6 +34,7 @@ import { PermanentError } from '../errors.ts';
 import { evaluateData, evaluationMetrics, openEvaluationData } from './evaluate.ts';
 import { EpochHistory } from './history.ts';
 import { CheckpointWriter, type TrainingStop } from './stop.ts';
+import { type TrainStep, trainStepFor } from './step.ts';
 import { predictLatency } from './latency.ts';
 import { type RuntimeLog, noLog } from '../log.ts';
 import type { SavedModel } from '../model/model-store.ts';
@@ -143,6 +144,11 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
     log.warn('Switched to the cpu backend to train this model', { from: run.backend, missing });
   const exampleShape = checkCompatible(model, data, loss);
   const targets = targetsFor(loss, outputUnits(model));
+  const step = trainStepFor(model, { loss, exampleShape, targets, env });
+  log.info('Chose the training step', {
+    step: step.kind,
+    ...(step.reason !== undefined && { reason: step.reason }),
+  });
   const earlyStopping =
     spec.earlyStopping && new EarlyStopping(spec.earlyStopping, restored?.state.earlyStopping);
   const restoreBest = spec.earlyStopping?.restoreBestWeights ?? false;
@@ -217,7 +223,7 @@ export async function train(run: TrainingRun): Promise<TrainingOutcome> {
     const started = performance.now();
     const from = epoch === startEpoch + 1 ? resumeAt : { step: 0 };
     const batches = data.epochBatches(epoch, run.signal, from.step);
-    const trained = await trainEpoch(model, batches, { exampleShape, targets }, from, {
+    const trained = await trainEpoch(step, batches, from, {
       signal: run.signal,
       sync,
       atBoundary: (at) => atBoundary(epoch, at),
@@ -524,9 +530,8 @@ interface EpochPosition {
  * are the average there, as a checkpoint of the chief's holds them).
  */
 async function trainEpoch(
-  model: tf.LayersModel,
+  step: TrainStep,
   batches: AsyncIterable<RowBlock>,
-  shape: { exampleShape: number[]; targets: Targets },
   from: EpochPosition,
   hooks: {
     signal: AbortSignal | undefined;
@@ -537,24 +542,16 @@ async function trainEpoch(
   const { signal, sync } = hooks;
   const totals = { ...(from.totals ?? { lossSum: 0, accuracySum: 0, samples: 0 }) };
   const before = totals.samples;
-  let step = from.step;
+  let steps = from.step;
   for await (const batch of batches) {
     signal?.throwIfAborted();
     if (sync === undefined || sync.atAveragingPoint)
-      await hooks.atBoundary({ step, totals: { ...totals } });
-    const { x, y } = blockTensors(batch, shape.exampleShape, shape.targets);
-    let out: number | number[];
-    try {
-      out = await model.trainOnBatch(x, y);
-    } finally {
-      x.dispose();
-      y.dispose();
-    }
-    const [batchLoss, batchAccuracy] = Array.isArray(out) ? out : [out];
-    totals.lossSum += (batchLoss ?? NaN) * batch.rows;
-    totals.accuracySum += (batchAccuracy ?? 0) * batch.rows;
+      await hooks.atBoundary({ step: steps, totals: { ...totals } });
+    const figures = await step.run(batch);
+    totals.lossSum += figures.loss * batch.rows;
+    totals.accuracySum += (figures.accuracy ?? 0) * batch.rows;
     totals.samples += batch.rows;
-    step++;
+    steps++;
     await sync?.afterStep(batch.rows);
     // The cpu and wasm backends settle trainOnBatch in microtasks only: without a turn of the
     // event loop, /healthz, /progress and SIGTERM would wait for the end of training.
