@@ -11,10 +11,12 @@ import { createRuntimeLogger } from '../log.ts';
 import { oneLine } from '../pod.ts';
 import { runTrainingJob } from './job.ts';
 import { TrainingStop } from './stop.ts';
-import type { FromWorker, StopMessage, TrainingJobInput } from './thread.ts';
-
-/** Nice steps of this thread above the main thread's: 10 is about a tenth of its weight. */
-const NICE_STEPS = 10;
+import {
+  type FromWorker,
+  type StopMessage,
+  TRAINING_THREAD_NICE_STEPS as NICE_STEPS,
+  type TrainingJobInput,
+} from './thread.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('worker-main.ts runs as a worker thread (see thread.ts)');

@@ -144,6 +144,81 @@ describe('convolution gradients on wasm', () => {
   });
 });
 
+interface PoolCase {
+  name: string;
+  x: [number, number, number, number];
+  poolSize: [number, number];
+  strides: [number, number];
+  pad: 'same' | 'valid';
+}
+
+const POOLS: PoolCase[] = [
+  {
+    name: "2x2 stride 2 'same' (the cnn preset's)",
+    x: [3, 8, 8, 4],
+    poolSize: [2, 2],
+    strides: [2, 2],
+    pad: 'same',
+  },
+  {
+    name: "2x2 stride 2 'same' on odd sizes (padded edge)",
+    x: [2, 7, 5, 3],
+    poolSize: [2, 2],
+    strides: [2, 2],
+    pad: 'same',
+  },
+  {
+    name: "3x3 stride 1 'valid' (overlapping windows)",
+    x: [2, 6, 6, 2],
+    poolSize: [3, 3],
+    strides: [1, 1],
+    pad: 'valid',
+  },
+  {
+    name: "3x2 stride 2x1 'same'",
+    x: [1, 9, 6, 5],
+    poolSize: [3, 2],
+    strides: [2, 1],
+    pad: 'same',
+  },
+];
+
+/**
+ * dL/dx of L = sum(relu(maxPool(x)) * dy) on `backend`, with x quantized to a few levels and
+ * a third of it negative, so that windows hold ties (ReLU outputs of 0 among them).
+ */
+async function poolGradient(backend: string, c: PoolCase): Promise<Float32Array> {
+  await initBackend(backend);
+  return tf.tidy(() => {
+    const size = c.x.reduce((a, b) => a * b);
+    const x = tf.tensor4d(
+      randomValues(size, 11).map((v) => Math.max(0, Math.round(v * 3) / 3 + 0.2)),
+      c.x,
+    );
+    const y = tf.maxPool(x, c.poolSize, c.strides, c.pad);
+    const dy = tf.tensor(randomValues(y.size, 12), y.shape);
+    const [dx] = tf.grads((a: tf.Tensor) =>
+      tf
+        .maxPool(a as tf.Tensor4D, c.poolSize, c.strides, c.pad)
+        .mul(dy)
+        .sum(),
+    )([x]);
+    return Float32Array.from(dx!.dataSync());
+  });
+}
+
+describe('max-pool gradient on wasm', () => {
+  it.each(POOLS)("§conv MaxPoolGrad on wasm is the cpu backend's: $name", async (c) => {
+    const expected = await poolGradient('cpu', c);
+    const actual = await poolGradient('wasm', c);
+    expect(tf.getKernel('MaxPoolGrad', 'wasm')).toBeDefined();
+    // Sums of the same values, perhaps in another order where windows overlap.
+    expect(relativeError(actual, expected)).toBeLessThan(1e-6);
+    // Ties went where cpu sends them: the same inputs receive a gradient.
+    expect(actual.map((v) => (v === 0 ? 0 : 1))).toEqual(expected.map((v) => (v === 0 ? 0 : 1)));
+  });
+});
+
 describe('the cnn preset on wasm', () => {
   it('§conv needs no kernel the wasm backend lacks', async () => {
     await initBackend('wasm');
