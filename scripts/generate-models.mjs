@@ -3,7 +3,7 @@
 // @kubernetes-models/crd-generate, then fixes its output for Node ESM (see postProcess). It also copies
 // crds/ into the places that ship them: the Helm chart's crds/ and manifests/crds/.
 //
-//   node scripts/generate-models.mjs           regenerate src/api/generated and the CRD copies
+//   node scripts/generate-models.mjs           regenerate src/api/generated, the CRD copies and docs/reference.md
 //   node scripts/generate-models.mjs --check   exit 1, listing the files, if any of them is out of date
 import { execFileSync } from 'node:child_process';
 import {
@@ -162,4 +162,15 @@ try {
   }
 } finally {
   rmSync(work, { recursive: true, force: true });
+}
+
+// The field reference, docs/reference.md, comes from the same CRDs (scripts/generate-reference.mjs).
+try {
+  execFileSync(
+    process.execPath,
+    [join(root, 'scripts/generate-reference.mjs'), ...(check ? ['--check'] : [])],
+    { stdio: 'inherit' },
+  );
+} catch {
+  process.exitCode = 1;
 }
