@@ -50,6 +50,7 @@ import { buildPreset, compileModel } from '../src/runtime/model/models.ts';
 import { STOCK_OPTIMIZER_ENV } from '../src/runtime/train/fused-optimizers.ts';
 import { LAYERS_STEP_ENV, trainStepFor } from '../src/runtime/train/step.ts';
 import { TRAINING_THREAD_NICE_STEPS } from '../src/runtime/train/thread.ts';
+import { AVERAGING_PORT } from '../src/contract/runtime.ts';
 
 const { values } = parseArgs({
   options: {
@@ -61,6 +62,8 @@ const { values } = parseArgs({
     'no-mlp': { type: 'boolean', default: false },
     'no-cnn': { type: 'boolean', default: false },
     'no-torch': { type: 'boolean', default: false },
+    /** Skip the run of two data-parallel workers (one per core). */
+    'no-two-workers': { type: 'boolean', default: false },
     backend: { type: 'string', default: 'wasm' },
     profile: { type: 'boolean', default: false },
     /** Minutes a child may run before it is killed and its cell reads "timed out". */
@@ -217,6 +220,12 @@ async function main(): Promise<void> {
       const cells: Record<string, Cell> = {};
       cells[`runtime (${values.backend})`] = await runRuntime(config, data, dir);
       report(config, `runtime (${values.backend})`, cells[`runtime (${values.backend})`]!);
+      if (!values['no-two-workers']) {
+        // What the second core adds: a pod trains on one (tfjs's wasm threads are off in Node).
+        const name = `runtime (${values.backend}), 2 workers`;
+        cells[name] = await runRuntime(config, data, dir, [], 2);
+        report(config, name, cells[name]);
+      }
       if (!values['no-torch']) {
         for (const threads of config.model === 'cnn' ? [1, 2] : [1]) {
           const name = `PyTorch+OpenBLAS ${threads} thread${threads > 1 ? 's' : ''}`;
@@ -354,39 +363,57 @@ function runtimeSpec(config: Config, data: Files): Record<string, unknown> {
   };
 }
 
-/** The runtime as a pod runs it; extra node flags (--cpu-prof) go before the entry point. */
+/** Steps between two averagings of the two-worker run (spec.averagingEverySteps). */
+const TWO_WORKER_AVERAGING_STEPS = 8;
+
+/**
+ * The runtime as a pod runs it; extra node flags (--cpu-prof) go before the entry point. With
+ * `workers` 2, two processes (one per core) train data-parallel as two pods of one job do: each
+ * its half of the images, averaging weights through the chief (rank 0) every
+ * TWO_WORKER_AVERAGING_STEPS steps, at 127.0.0.1 on the runtime's averaging port; the figures
+ * are the chief's (its epochs end at the averaging that closes them, so they cover both).
+ */
 async function runRuntime(
   config: Config,
   data: Files,
   dir: string,
   nodeFlags: string[] = [],
+  workers: 1 | 2 = 1,
 ): Promise<Cell> {
+  const spec = {
+    ...runtimeSpec(config, data),
+    ...(workers > 1 && { averagingEverySteps: TWO_WORKER_AVERAGING_STEPS }),
+  };
   const terminationLog = join(dir, `termination-${config.model}-${Date.now()}`);
-  const run = await timed(
-    [process.execPath, ...nodeFlags, join(ROOT, 'src/runtime/main.ts'), 'train'],
-    {
+  const worker = (rank: number) =>
+    timed([process.execPath, ...nodeFlags, join(ROOT, 'src/runtime/main.ts'), 'train'], {
       ...process.env,
-      LEPTON_JOB_SPEC: JSON.stringify(runtimeSpec(config, data)),
+      LEPTON_JOB_SPEC: JSON.stringify(spec),
       LEPTON_JOB_NAME: `bench-${config.model}`,
-      LEPTON_RANK: '0',
-      LEPTON_WORLD_SIZE: '1',
+      LEPTON_RANK: String(rank),
+      LEPTON_WORLD_SIZE: String(workers),
+      LEPTON_CHIEF_ADDRESS: `127.0.0.1:${AVERAGING_PORT}`,
       LEPTON_PORT: '0',
-      LEPTON_TERMINATION_LOG: terminationLog,
-    },
+      LEPTON_TERMINATION_LOG: rank === 0 ? terminationLog : `${terminationLog}-${rank}`,
+    });
+  const [run, ...others] = await Promise.all(
+    Array.from({ length: workers }, (_, rank) => worker(rank)),
   );
-  if (run.code !== 0) return failure('the runtime', run);
+  if (run!.code !== 0) return failure('the runtime', run!);
+  const other = others.find((o) => o.code !== 0);
+  if (other) return failure('the runtime (worker 1)', other);
   const result = JSON.parse(readFileSync(terminationLog, 'utf8')) as {
     evaluation?: { accuracy?: number };
     backend: string;
   };
-  const epochs = logLines(run.stderr).filter((l) => l.message === 'Finished epoch');
+  const epochs = logLines(run!.stderr).filter((l) => l.message === 'Finished epoch');
   const trainSeconds = epochs.reduce((s, l) => s + Number(l.seconds), 0);
   return {
     samplesPerSecond: (config.images * config.epochs) / trainSeconds,
     trainSeconds,
-    wallSeconds: run.wallSeconds,
+    wallSeconds: run!.wallSeconds,
     testAccuracy: result.evaluation?.accuracy ?? NaN,
-    peakRssBytes: run.peakRssBytes,
+    peakRssBytes: Math.max(run!.peakRssBytes, ...others.map((o) => o.peakRssBytes)),
     epochLosses: epochs.map((l) => Number(l.loss)),
     engine: result.backend,
   };
@@ -480,9 +507,14 @@ function printTable(rows: { config: Config; cells: Record<string, Cell> }[]): vo
         ? runtime.samplesPerSecond / torch.samplesPerSecond
         : NaN;
     const target = TARGETS[config.model];
+    const two = cells[names.find((n) => n.endsWith('2 workers')) ?? ''];
+    const second =
+      runtime && two && !('failed' in runtime) && !('failed' in two)
+        ? `; 2 workers ${(two.samplesPerSecond / runtime.samplesPerSecond).toFixed(2)}× 1`
+        : '';
     const verdict = Number.isNaN(ratio)
       ? '—'
-      : `${ratio.toFixed(2)}× (≥ ${target}×: ${ratio >= target ? 'met' : 'not met'})`;
+      : `${ratio.toFixed(2)}× (≥ ${target}×: ${ratio >= target ? 'met' : 'not met'})${second}`;
     process.stdout.write(
       `| ${config.model.toUpperCase()}, ${config.images} images, ${config.epochs} epoch${config.epochs > 1 ? 's' : ''} | ${cellText.join(' | ')} | ${verdict} |\n`,
     );
