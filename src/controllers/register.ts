@@ -25,6 +25,7 @@ import { TuningReconciler } from './trainingjob/tuning-reconciler.ts';
 import { isTuning } from './trainingjob/tuning.ts';
 import { ServingAdmission } from './inferenceservice/admission.ts';
 import { type InferenceService, ISVC_LABEL, deploymentName } from './inferenceservice/builders.ts';
+import { InferenceServiceMetrics } from './inferenceservice/metrics.ts';
 import { InferenceServiceReconciler } from './inferenceservice/reconciler.ts';
 import type { ServingPod } from './inferenceservice/replicas.ts';
 
@@ -79,6 +80,7 @@ function registerInferenceServices(
       clock: manager.clock,
       build: { runtimeImage: config.runtimeImage, runtimeGpuImage: config.runtimeGpuImage },
       secrets: new S3SecretCheck(manager.client, manager.clock),
+      metrics: new InferenceServiceMetrics(manager.metrics, services),
     }),
   });
   built.push(controller);

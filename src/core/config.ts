@@ -9,6 +9,10 @@ export interface OperatorConfig {
   /** Namespaces to watch; empty means all. */
   namespaces: string[];
   metricsBindAddress: string;
+  /** Serve /metrics over HTTPS to callers whose token RBAC allows `get /metrics`. */
+  metricsSecure: boolean;
+  /** Directory with tls.crt and tls.key for the secure metrics server; unset: self-signed. */
+  metricsCertDir?: string;
   healthProbeBindAddress: string;
   leaderElect: boolean;
   leaderElectionNamespace: string;
@@ -66,6 +70,19 @@ const FLAGS: Record<string, FlagSpec> = {
     env: 'LEPTON_METRICS_BIND_ADDRESS',
     default: ':8080',
     help: 'Address of the /metrics endpoint; "0" disables it',
+  },
+  'metrics-secure': {
+    key: 'metricsSecure',
+    kind: 'boolean',
+    env: 'LEPTON_METRICS_SECURE',
+    default: 'false',
+    help: 'Serve /metrics over HTTPS and only to callers with a bearer token that a TokenReview accepts and a SubjectAccessReview allows to get the non-resource URL /metrics (401 without a valid token, 403 without the permission); needs an address of its own, not --health-probe-bind-address',
+  },
+  'metrics-cert-dir': {
+    key: 'metricsCertDir',
+    kind: 'string',
+    env: 'LEPTON_METRICS_CERT_DIR',
+    help: 'Directory holding tls.crt and tls.key (a mounted kubernetes.io/tls Secret) for --metrics-secure. Default: a self-signed certificate generated at start',
   },
   'health-probe-bind-address': {
     key: 'healthProbeBindAddress',
@@ -277,6 +294,23 @@ function checkLeaderElection(c: OperatorConfig): void {
   }
 }
 
+/** Probes stay plain HTTP for the kubelet, so secure metrics cannot share their server. */
+function checkMetricsSecurity(c: OperatorConfig): void {
+  if (c.metricsCertDir !== undefined && !c.metricsSecure)
+    throw flagError('metrics-cert-dir', 'is only used with --metrics-secure=true');
+  if (!c.metricsSecure) return;
+  if (c.metricsBindAddress === '0' || c.metricsBindAddress === '')
+    throw flagError(
+      'metrics-secure',
+      'needs a metrics endpoint, but --metrics-bind-address is "0"',
+    );
+  if (c.metricsBindAddress === c.healthProbeBindAddress)
+    throw flagError(
+      'metrics-secure',
+      `needs --metrics-bind-address apart from --health-probe-bind-address (both "${c.metricsBindAddress}"): the probes stay plain HTTP`,
+    );
+}
+
 export function helpText(): string {
   const lines = [
     `lepton-operator ${VERSION}: reconciles TrainingJob, FederatedRound and InferenceService (lepton.ai/v1alpha1)`,
@@ -333,6 +367,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const c = config as unknown as OperatorConfig;
   if (c.leaderElect) checkLeaderElection(c);
   if (c.concurrency < 1) throw new ConfigError('--concurrency must be at least 1');
+  checkMetricsSecurity(c);
   return { config: c };
 }
 

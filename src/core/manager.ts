@@ -18,6 +18,7 @@ import type { OperatorConfig } from './config.ts';
 import type { Controller } from './controller.ts';
 import { EventRecorder } from './events.ts';
 import { parseBindAddress, serveEndpoints } from './health.ts';
+import { secureServing } from './secure-metrics.ts';
 import { type Cache, Informer, MultiNamespaceInformer } from './informer.ts';
 import { LeaderElector } from './leader.ts';
 import type { OperatorMetrics } from './metrics.ts';
@@ -79,13 +80,12 @@ export class Manager {
     select: {
       labelSelector?: string;
       fieldSelector?: string;
-      clusterWide?: boolean;
       /** Keep only what the consumer reads (the first caller of a cache decides). */
       transform?: (obj: T) => T;
     } = {},
   ): Cache<T> {
-    const { labelSelector, fieldSelector, clusterWide, transform } = select;
-    const id = `${rt.group}/${rt.version}/${rt.plural}?${labelSelector ?? ''}&${fieldSelector ?? ''}&${clusterWide ?? false}`;
+    const { labelSelector, fieldSelector, transform } = select;
+    const id = `${rt.group}/${rt.version}/${rt.plural}?${labelSelector ?? ''}&${fieldSelector ?? ''}`;
     let cache = this.caches.get(id);
     if (!cache) {
       const opts = {
@@ -101,7 +101,7 @@ export class Manager {
       };
       const namespaces = this.o.config.namespaces;
       cache =
-        rt.namespaced && namespaces.length > 0 && !clusterWide
+        rt.namespaced && namespaces.length > 0
           ? new MultiNamespaceInformer(namespaces, opts)
           : new Informer(opts);
       this.caches.set(id, cache);
@@ -147,14 +147,18 @@ export class Manager {
         await serveEndpoints(metricsAddr, { metrics: this.o.metrics.registry, ...probes }),
       );
     } else {
+      const secure = secureServing(c, this.client, hostname());
       if (metricsAddr)
-        this.servers.push(await serveEndpoints(metricsAddr, { metrics: this.o.metrics.registry }));
+        this.servers.push(
+          await serveEndpoints(metricsAddr, { metrics: this.o.metrics.registry, secure }),
+        );
       if (probeAddr) this.servers.push(await serveEndpoints(probeAddr, probes));
     }
     this.logger.info('Started the manager', {
       identity: this.identity,
       namespaces: c.namespaces.length ? c.namespaces : 'all',
       metrics: c.metricsBindAddress,
+      metricsSecure: c.metricsSecure,
       probes: c.healthProbeBindAddress,
     });
 

@@ -194,7 +194,6 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
       plan = run.plan;
       if (b.get(COND.admitted)?.status === 'True') Object.assign(b.status, w.specStatus?.(obj));
       if (plan.restarted) {
-        w.observe?.restarted(obj);
         req.log.info('Restarting the gang', { restarts: b.status.restarts });
       }
       // 6. Converge.
@@ -245,7 +244,8 @@ export class WorkloadReconciler<T extends WorkloadObject> implements Reconciler 
     // The final Event goes first: a leader that dies after it re-records it at worst (the next
     // leader computes the same end), where after the status it could be lost for good.
     if (finishing) await this.record(obj, phaseEvent(b.status));
-    await applyStatus(this.o.client, w.resource, obj, b.status);
+    if (await applyStatus(this.o.client, w.resource, obj, b.status))
+      w.observe?.written(obj, b.status);
     if (b.expect) this.expected.set(uid, b.expect);
     await recordAcceptance(this.o.events, obj, b.status);
     if (changed && !finishing) await this.record(obj, phaseEvent(b.status));

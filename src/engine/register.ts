@@ -17,11 +17,13 @@ import type { Workload, WorkloadObject } from './workload.ts';
 
 /** The manager's one ledger: every controller that places pods admits through it. */
 export function admissionLedger(manager: Manager): AdmissionLedger {
-  // Admission needs every holder of capacity in the cluster, not only our pods (and only pods
-  // that have not ended, which keeps this cache small; each is slimmed to what admission reads).
+  // Admission needs every holder of capacity it may see, not only our pods (and only pods that
+  // have not ended, which keeps this cache small; each is slimmed to what admission reads). With
+  // --namespaces that is the pods of the watched namespaces: the operator then needs no
+  // cluster-wide access to namespaced objects, and capacity that other namespaces' pods hold is
+  // left to the scheduler (give such an operator its own nodes or a quota).
   const pods = manager.cache<PodObject>(Resources.Pod, {
     fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed',
-    clusterWide: true,
     transform: slimPod,
   });
   return new AdmissionLedger({

@@ -147,6 +147,11 @@ export interface Phases<T extends WorkloadObject> {
 
 export interface WorkloadObserver<T> {
   admitted(obj: T, now: number): void;
-  restarted(obj: T): void;
+  /**
+   * This replica wrote `status` over `obj.status`. The write is conditional on the object's
+   * resourceVersion, so each transition (the first status, a restart, the end) is written, and
+   * seen here, once, whichever replica leads and however often it restarts.
+   */
+  written(obj: T, status: NonNullable<WorkloadObject['status']>): void;
   finished(obj: T, status: NonNullable<WorkloadObject['status']>): void;
 }

@@ -71,7 +71,7 @@ export interface Verdict {
 
 export interface AdmissionLedgerOptions {
   nodes: Cache<NodeObject>;
-  /** Every pod of the cluster that has not ended (slimmed: see slimPod). */
+  /** Every pod that has not ended, of the watched namespaces (slimmed: see slimPod). */
   pods: Cache<PodObject>;
   priorityClasses?: Cache<KubeObject>;
   clock: Clock;

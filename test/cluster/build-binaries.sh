@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, helm to test the chart, promtool and prometheus to check and
-# scrape the operator's metrics, and versitygw, the cluster's S3 server) from the Go module
-# proxy and caches them by version outside the repository. Skips whatever already exists.
+# kube-scheduler, kubectl, kwok, helm and kube-score to test the chart, promtool and prometheus
+# to check and scrape the operator's metrics, and versitygw, the cluster's S3 server) from the
+# Go module proxy and caches them by version outside the repository. Skips what already exists.
 # Needs Go >= 1.26.
 #
 #   LEPTON_BIN_DIR   where to put them (default: ~/.cache/lepton/bin/k8s-<version>)
@@ -16,6 +16,7 @@ K8S_VERSION=${K8S_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.14}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+KUBE_SCORE_VERSION=${KUBE_SCORE_VERSION:-v1.20.0}
 # The Go module version of Prometheus 3.16.0 (Prometheus tags each release twice).
 PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v0.316.0}
 VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
@@ -96,10 +97,30 @@ build_kwok() {
 }
 
 build_helm() {
-  have helm && { log "helm $HELM_VERSION: cached"; return; }
+  # The stamp marks a helm built with the Kubernetes version below (older caches lack it).
+  have helm && [ -e "$OUT/.helm-kube-version" ] && { log "helm $HELM_VERSION: cached"; return; }
   log "helm $HELM_VERSION: building"
+  # As helm's Makefile does: `helm template` and `helm lint` assume the Kubernetes version of the
+  # client-go that helm is built with (else v1.20, which a chart's kubeVersion >= 1.30 refuses).
+  local gomod k8s
+  gomod=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  k8s=$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod" | head -1)
   local v="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    v="$v -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$k8s"
+  done
   with_heartbeat helm env GOBIN="$OUT" go install -trimpath -ldflags "-s -w $v" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  echo "v1.$k8s" > "$OUT/.helm-kube-version"
+}
+
+# kube-score: the chart's and the manifests' objects checked against its best-practice rules.
+build_kube_score() {
+  have kube-score && { log "kube-score $KUBE_SCORE_VERSION: cached"; return; }
+  log "kube-score $KUBE_SCORE_VERSION: building"
+  local v="-X main.version=$KUBE_SCORE_VERSION"
+  with_heartbeat kube-score env GOBIN="$OUT" go install -trimpath -ldflags "-s -w $v" \
+    "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"
+  "$OUT/kube-score" version 2>&1 | sed -n 1p >&2
 }
 
 build_prometheus() {
@@ -115,7 +136,7 @@ build_prometheus() {
   local mod=github.com/prometheus/prometheus
   with_heartbeat prometheus env GOBIN="$OUT" go install -trimpath -tags remove_all_sd -ldflags "$ldf" \
     "$mod/cmd/promtool@$PROMETHEUS_VERSION" "$mod/cmd/prometheus@$PROMETHEUS_VERSION"
-  "$OUT/promtool" --version 2>&1 | head -1 >&2
+  "$OUT/promtool" --version 2>&1 | sed -n 1p >&2
 }
 
 # The cluster's S3 server. versitygw: Apache-2.0, maintained, and POSIX-backed (a bucket is a
@@ -126,13 +147,14 @@ build_versitygw() {
   local v="-X main.Version=$VERSITYGW_VERSION"
   with_heartbeat versitygw env GOBIN="$OUT" go install -trimpath -ldflags "-s -w $v" \
     "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-  "$OUT/versitygw" --version 2>&1 | head -1 >&2
+  "$OUT/versitygw" --version 2>&1 | sed -n 1p >&2
 }
 
 build_etcd
 build_kwok
 build_kubernetes
 build_helm
+build_kube_score
 build_prometheus
 build_versitygw
 log "all binaries ready in $OUT"

@@ -50,6 +50,9 @@ export const REQUIRED_BINARIES = [
   'kwok',
   'kubectl',
   'helm',
+  'kube-score',
+  'promtool',
+  'prometheus',
   'versitygw',
 ];
 /** The node that really runs pods as processes (test/cluster/localnode). */

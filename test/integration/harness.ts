@@ -4,7 +4,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/core/client.ts';
 import { binDir, freePort, repoRoot, waitFor } from '../cluster/cluster.ts';
@@ -238,43 +238,122 @@ export async function startOperator(
   args: string[] = [],
   kubeconfig?: string,
 ): Promise<OperatorProcess> {
+  if (kubeconfig === chartKubeconfig) grantChartRbac(args);
   const [metrics, probe] = await Promise.all([freePort(), freePort()]);
   return new OperatorProcess(args, { metrics, probe }, kubeconfig);
 }
 
 /**
- * A kubeconfig that authenticates as the operator's ServiceAccount from manifests/, so a test
- * proves that the RBAC we ship is enough (and not the admin certificate's system:masters).
+ * Whose RBAC the operator under test runs with when a test asks for the operator's
+ * ServiceAccount (operatorServiceAccountKubeconfig): `chart` (default), the Helm chart's roles
+ * rendered for the namespaces the operator watches (a Role in each, a ClusterRole for
+ * cluster-scoped reads only), which proves both that the chart's RBAC is enough and that the
+ * namespaced mode needs nothing cluster-wide; `manifests`, manifests/rbac.yaml's cluster-wide
+ * roles (the same rules, test/unit/ship/chart-rbac.test.ts).
+ */
+export function operatorRbacMode(): 'manifests' | 'chart' {
+  const mode = process.env.LEPTON_TEST_OPERATOR_RBAC ?? 'chart';
+  if (mode !== 'manifests' && mode !== 'chart')
+    throw new Error(`LEPTON_TEST_OPERATOR_RBAC=${mode}: expected manifests or chart`);
+  return mode;
+}
+
+/** The chart release whose ServiceAccount the `chart` mode uses (not the admission policy's). */
+export const CHART_RBAC_RELEASE = 'lepton-rbac';
+const CHART_RBAC_NAMESPACE = 'lepton-system';
+let chartKubeconfig: string | undefined;
+
+interface RenderedObject {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+}
+
+/** The chart rendered by the project's helm (release CHART_RBAC_RELEASE unless named). */
+export function helmTemplate(args: string[], release = CHART_RBAC_RELEASE): RenderedObject[] {
+  const out = execFileSync(
+    join(binDir(), 'helm'),
+    [
+      'template',
+      release,
+      join(repoRoot, 'charts', 'lepton-operator'),
+      '--namespace',
+      CHART_RBAC_NAMESPACE,
+      ...args,
+    ],
+    { encoding: 'utf8' },
+  );
+  return parseAllDocuments(out)
+    .map((d) => d.toJS() as RenderedObject | null)
+    .filter((o): o is RenderedObject => Boolean(o?.kind));
+}
+
+/**
+ * Applies the chart's ServiceAccount and operator roles for the namespaces in `args`
+ * (--namespaces=...); the chart's mode needs them, since its roles are per namespace.
+ */
+function grantChartRbac(args: string[]): void {
+  const flag = args.find((a) => a.startsWith('--namespaces='));
+  const namespaces = flag?.slice('--namespaces='.length).split(',').filter(Boolean) ?? [];
+  if (namespaces.length === 0)
+    throw new Error(
+      "LEPTON_TEST_OPERATOR_RBAC=chart grants the chart's roles per watched namespace: start the operator with --namespaces",
+    );
+  const rbacKinds = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
+  // With the aggregated edit and view roles, as manifests/rbac.yaml has them: tests give their
+  // users the built-in edit role.
+  const objects = helmTemplate([
+    '--set-json',
+    `watchNamespaces=${JSON.stringify(namespaces)}`,
+    '--show-only',
+    'templates/rbac.yaml',
+  ]).filter((o) => rbacKinds.includes(o.kind));
+  kubectlOk(
+    ['apply', '--server-side', '--force-conflicts', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
+  );
+}
+
+/**
+ * A kubeconfig that authenticates as the operator's ServiceAccount (by default the Helm chart's,
+ * see operatorRbacMode), so a test proves that the RBAC we ship is enough (and not
+ * the admin certificate's system:masters). Its token comes from the TokenRequest API.
  */
 export function operatorServiceAccountKubeconfig(): string {
+  if (operatorRbacMode() === 'chart') {
+    kubectlOk(['apply', '--server-side', '-f', join(repoRoot, 'manifests', 'namespace.yaml')]);
+    const sa = helmTemplate(['--show-only', 'templates/rbac.yaml']).find(
+      (o) => o.kind === 'ServiceAccount',
+    );
+    if (!sa) throw new Error('the chart renders no ServiceAccount');
+    kubectlOk(['apply', '--server-side', '-f', '-'], JSON.stringify(sa));
+    chartKubeconfig = serviceAccountKubeconfig(CHART_RBAC_NAMESPACE, sa.metadata.name);
+    return chartKubeconfig;
+  }
   kubectlOk([
     'apply',
     '--server-side',
+    '--force-conflicts',
     '-f',
     join(repoRoot, 'manifests', 'namespace.yaml'),
     '-f',
     join(repoRoot, 'manifests', 'rbac.yaml'),
   ]);
-  const token = kubectlOk([
-    'create',
-    'token',
-    'lepton-operator',
-    '-n',
-    'lepton-system',
-    '--duration=2h',
-  ]).trim();
+  return serviceAccountKubeconfig('lepton-system', 'lepton-operator');
+}
+
+/** A kubeconfig with a fresh token of ServiceAccount `namespace/name` (TokenRequest API). */
+export function serviceAccountKubeconfig(namespace: string, name: string): string {
+  const token = kubectlOk(['create', 'token', name, '-n', namespace, '--duration=2h']).trim();
   const admin = parse(readFileSync(kubeconfigPath(), 'utf8')) as { clusters: unknown[] };
-  const path = join(dirname(kubeconfigPath()), 'operator-sa.kubeconfig');
+  const path = join(dirname(kubeconfigPath()), `${namespace}.${name}.kubeconfig`);
   writeFileSync(
     path,
     stringify({
       apiVersion: 'v1',
       kind: 'Config',
       clusters: admin.clusters,
-      users: [{ name: 'lepton-operator', user: { token } }],
-      contexts: [
-        { name: 'operator', context: { cluster: 'lepton-local', user: 'lepton-operator' } },
-      ],
+      users: [{ name, user: { token } }],
+      contexts: [{ name: 'operator', context: { cluster: 'lepton-local', user: name } }],
       'current-context': 'operator',
     }),
     { mode: 0o600 },

@@ -1,15 +1,23 @@
 // The operator's /metrics as a monitoring system sees it: the whole endpoint through promtool's
-// linter, and a real Prometheus scraping a running operator and answering queries about it.
+// linter, a real Prometheus scraping a running operator and answering queries about it, and
+// secure serving (HTTPS, each caller's ServiceAccount token reviewed and authorized by RBAC).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { selfSignedCertificate } from '../../src/core/secure-metrics.ts';
 import { binDir, freePort } from '../cluster/cluster.ts';
 import {
+  createNamespace,
+  installCrds,
+  kubectl,
   kubectlOk,
   metricValue,
   type OperatorProcess,
+  operatorServiceAccountKubeconfig,
   startNamespacedOperator,
+  startOperator,
   stopNamespacedOperator,
   waitFor,
 } from './harness.ts';
@@ -108,7 +116,9 @@ describe('operator /metrics', () => {
     expect(
       metricValue(text, 'lepton_trainingjob_gpus', { product: ABSENT, state: 'requested' }),
     ).toBe(8);
-    expect(text).toContain(`lepton_trainingjob_gpus{product="${ABSENT}",state="allocated"} 0\n`);
+    expect(text).toContain(
+      `lepton_trainingjob_gpus{namespace="${ns}",product="${ABSENT}",state="allocated"} 0\n`,
+    );
   });
 
   it('§4 lepton_trainingjob_queue_wait_seconds counts each admitted job once: not again when its pods are created again, not for failed creates', async () => {
@@ -141,6 +151,32 @@ describe('operator /metrics', () => {
     expect(Number.isFinite(max) && max > 0).toBe(true);
     // A figure for the notes, not an assertion: timings on a shared machine vary.
     console.log(`Longest event-loop lag of this operator so far: ${(max * 1000).toFixed(1)} ms`);
+  });
+});
+
+describe('counters across an operator restart', () => {
+  it('§obs a restarted operator does not count again the jobs the first one took on', async () => {
+    const created = (text: string) =>
+      metricValue(text, 'lepton_trainingjob_created_total', { namespace: ns });
+    // queued, paused, cpu and refused run pods; the scheduled template does not.
+    expect(created(await op.metrics())).toBe(4);
+    await op.stop();
+    op = await startOperator(
+      [`--namespaces=${ns}`, '--leader-elect=false'],
+      operatorServiceAccountKubeconfig(),
+    );
+    await op.ready();
+    // Every job reconciled at least once by the new operator.
+    await waitFor(
+      'the new operator to reconcile every TrainingJob',
+      async () =>
+        metricValue(await op.metrics(), 'lepton_reconcile_total', { controller: 'trainingjob' }) >=
+        5,
+      60_000,
+    );
+    const text = await op.metrics();
+    expect(created(text)).toBe(0);
+    expect(metricValue(text, 'lepton_trainingjobs', { namespace: ns })).toBe(5);
   });
 });
 
@@ -224,4 +260,115 @@ describe('a real Prometheus scraping the operator', () => {
       expect(lag).toHaveLength(1);
     },
   );
+});
+
+describe('secure metrics (--metrics-secure)', () => {
+  let secureNs = '';
+  let secureOp: OperatorProcess | undefined;
+  let certDir = '';
+  let ca = '';
+  const clusterObjects: string[] = [];
+
+  beforeAll(async () => {
+    installCrds();
+    secureNs = createNamespace('metrics-secure');
+    for (const sa of ['reader', 'stranger'])
+      kubectlOk(['create', 'serviceaccount', sa, '-n', secureNs]);
+    const reader = `lepton-test-metrics-reader-${secureNs}`;
+    const delegator = `lepton-test-auth-delegator-${secureNs}`;
+    kubectlOk(['create', 'clusterrole', reader, '--verb=get', '--non-resource-url=/metrics']);
+    kubectlOk([
+      'create',
+      'clusterrolebinding',
+      reader,
+      `--clusterrole=${reader}`,
+      `--serviceaccount=${secureNs}:reader`,
+    ]);
+    clusterObjects.push(`clusterrole/${reader}`, `clusterrolebinding/${reader}`);
+    const kubeconfig = operatorServiceAccountKubeconfig();
+    // TokenReview and SubjectAccessReview: what the chart grants when metrics.secure is on.
+    kubectlOk([
+      'create',
+      'clusterrolebinding',
+      delegator,
+      '--clusterrole=system:auth-delegator',
+      '--serviceaccount=lepton-system:lepton-operator',
+    ]);
+    clusterObjects.push(`clusterrolebinding/${delegator}`);
+    certDir = mkdtempSync(join(tmpdir(), 'lepton-metrics-cert-'));
+    mkdirSync(certDir, { recursive: true });
+    const cert = selfSignedCertificate(['127.0.0.1', 'localhost']);
+    writeFileSync(join(certDir, 'tls.crt'), cert.cert);
+    writeFileSync(join(certDir, 'tls.key'), cert.key, { mode: 0o600 });
+    ca = cert.cert;
+    secureOp = await startOperator(
+      [
+        `--namespaces=${secureNs}`,
+        '--leader-elect=false',
+        '--metrics-secure',
+        `--metrics-cert-dir=${certDir}`,
+      ],
+      kubeconfig,
+    );
+    await secureOp.ready();
+  });
+
+  afterAll(async () => {
+    await stopNamespacedOperator(secureNs || undefined, secureOp);
+    for (const o of clusterObjects) kubectl(['delete', o, '--ignore-not-found']);
+    if (certDir) rmSync(certDir, { recursive: true, force: true });
+  });
+
+  /** GET /metrics over HTTPS, verifying the server against the certificate it was given. */
+  const scrape = (token?: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: secureOp?.metricsPort,
+          path: '/metrics',
+          ca,
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  const token = (sa: string) =>
+    kubectlOk(['create', 'token', sa, '-n', secureNs, '--duration=10m']).trim();
+
+  it('§obs answers 401 without a token and with a token the API server does not accept', async () => {
+    expect((await scrape()).status).toBe(401);
+    expect((await scrape('not-a-token')).status).toBe(401);
+  });
+
+  it('§obs answers 403 to a ServiceAccount that RBAC does not allow to get /metrics', async () => {
+    const r = await scrape(token('stranger'));
+    expect(r.status).toBe(403);
+    expect(r.body).toContain(`system:serviceaccount:${secureNs}:stranger`);
+  });
+
+  it('§obs serves the exposition, promtool-clean, to a ServiceAccount bound to get /metrics', async () => {
+    const r = await scrape(token('reader'));
+    expect(r.status).toBe(200);
+    expect(r.body).toContain('controller_runtime_reconcile_total');
+    if (existsSync(promtool)) {
+      const check = spawnSync(promtool, ['check', 'metrics'], { input: r.body, encoding: 'utf8' });
+      expect(`${check.stdout}${check.stderr}`.trim()).toBe('');
+    }
+  });
+
+  it('§obs refuses plain HTTP on the secure port', async () => {
+    const plain = await fetch(`http://127.0.0.1:${secureOp?.metricsPort}/metrics`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    expect(plain === 0 || plain === 400).toBe(true);
+  });
 });

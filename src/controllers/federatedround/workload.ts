@@ -164,7 +164,8 @@ export function federatedRoundWorkload(
     },
     observe: opts.metrics && {
       admitted: () => undefined,
-      restarted: () => undefined,
+      written: (r, status) =>
+        opts.metrics?.written(r, status as NonNullable<FederatedRound['status']>),
       finished: (r, status) =>
         opts.metrics?.finished(r, status as NonNullable<FederatedRound['status']>),
     },

@@ -45,6 +45,7 @@ import { type Resolution, type ServableModel, type Sources, resolveModel } from 
 import { type DeploymentObject, type ServingPod, isReady, variantState } from './replicas.ts';
 import { DemandReader, type FetchStats, fetchStats } from './stats.ts';
 import { type StatusEvent, type StatusInput, serviceStatus } from './status.ts';
+import type { InferenceServiceMetrics } from './metrics.ts';
 
 /** How often a service with an autoscaling range reads its replicas' counters. */
 export const SCRAPE_INTERVAL_MS = 2000;
@@ -65,6 +66,7 @@ export interface InferenceServiceReconcilerOptions {
   fetchStats?: FetchStats;
   /** Checks the credentials Secret of spec.storage.s3. */
   secrets?: S3SecretCheck;
+  metrics?: InferenceServiceMetrics;
 }
 
 interface Scaling {
@@ -280,7 +282,8 @@ export class InferenceServiceReconciler implements Reconciler {
       rolloutObserved: observed.predictor?.spec,
     });
     events.push(...next.events);
-    await applyStatus(this.o.client, Resources.InferenceService, s, next.status);
+    if (await applyStatus(this.o.client, Resources.InferenceService, s, next.status))
+      this.o.metrics?.written(s, next.status);
     await recordAcceptance(this.o.events, s, next.status);
     for (const e of events) await this.o.events.record(s, e.type, e.reason, e.message);
     // Not ready yet, or a Secret to look for again (its creation brings no event of ours).

@@ -184,7 +184,7 @@ export function trainingJobWorkload(opts: TrainingJobWorkloadOptions): Workload<
     },
     observe: opts.metrics && {
       admitted: (job, now) => opts.metrics?.admitted(job, now),
-      restarted: (job) => opts.metrics?.restarted(job),
+      written: (job, status) => opts.metrics?.written(job, status as Status),
       finished: (job, status) => opts.metrics?.finished(job, status as Status),
     },
   };

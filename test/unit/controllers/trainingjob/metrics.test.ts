@@ -2,7 +2,12 @@ import { MemoryCache } from '../../memory-cache.ts';
 import { OperatorMetrics } from '../../../../src/core/metrics.ts';
 import { Resources } from '../../../../src/core/resources.ts';
 import type { TrainingJob } from '../../../../src/controllers/trainingjob/builders.ts';
-import { SeenJobs, TrainingJobMetrics } from '../../../../src/controllers/trainingjob/metrics.ts';
+import {
+  SeenJobs,
+  TrainingJobMetrics,
+  pendingReason,
+  transition,
+} from '../../../../src/controllers/trainingjob/metrics.ts';
 
 type Status = NonNullable<TrainingJob['status']>;
 type Condition = NonNullable<Status['conditions']>[number];
@@ -142,8 +147,8 @@ describe('lepton_trainingjob_gpus', () => {
   it('§4 a product requested by no admitted job reads allocated 0 instead of having no series', async () => {
     const { text } = setup([trainingJob('q').workers(2).gpus(4, 'H100').phase('Queued').build()]);
     expect(samples(await text(), 'lepton_trainingjob_gpus')).toEqual([
-      'lepton_trainingjob_gpus{product="H100",state="allocated"} 0',
-      'lepton_trainingjob_gpus{product="H100",state="requested"} 8',
+      'lepton_trainingjob_gpus{namespace="ns",product="H100",state="allocated"} 0',
+      'lepton_trainingjob_gpus{namespace="ns",product="H100",state="requested"} 8',
     ]);
   });
 
@@ -158,10 +163,10 @@ describe('lepton_trainingjob_gpus', () => {
       trainingJob('cpu').workers(4).build(),
     ]);
     expect(samples(await text(), 'lepton_trainingjob_gpus')).toEqual([
-      'lepton_trainingjob_gpus{product="H100",state="allocated"} 9',
-      'lepton_trainingjob_gpus{product="H100",state="requested"} 15',
-      'lepton_trainingjob_gpus{product="any",state="allocated"} 0',
-      'lepton_trainingjob_gpus{product="any",state="requested"} 1',
+      'lepton_trainingjob_gpus{namespace="ns",product="H100",state="allocated"} 9',
+      'lepton_trainingjob_gpus{namespace="ns",product="H100",state="requested"} 15',
+      'lepton_trainingjob_gpus{namespace="ns",product="any",state="allocated"} 0',
+      'lepton_trainingjob_gpus{namespace="ns",product="any",state="requested"} 1',
     ]);
   });
 
@@ -173,8 +178,8 @@ describe('lepton_trainingjob_gpus', () => {
     expect(samples(await text(), 'lepton_trainingjob_gpus')).toEqual([]);
     cache.put(trainingJob('b').gpus(1, 'A100').build());
     expect(samples(await text(), 'lepton_trainingjob_gpus')).toEqual([
-      'lepton_trainingjob_gpus{product="A100",state="allocated"} 0',
-      'lepton_trainingjob_gpus{product="A100",state="requested"} 1',
+      'lepton_trainingjob_gpus{namespace="ns",product="A100",state="allocated"} 0',
+      'lepton_trainingjob_gpus{namespace="ns",product="A100",state="requested"} 1',
     ]);
   });
 });
@@ -186,10 +191,10 @@ describe('lepton_trainingjob_queue_wait_seconds', () => {
     // The reconciler admits again on every reconcile whose cache does not show the admission.
     for (let i = 0; i < 3; i++) metrics.admitted(job, CREATED + 30_000 + i * 1000);
     const t = await text();
-    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_count 1\n');
-    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_sum 30\n');
-    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_bucket{le="30"} 1\n');
-    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_bucket{le="15"} 0\n');
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_count{namespace="ns"} 1\n');
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_sum{namespace="ns"} 30\n');
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_bucket{le="30",namespace="ns"} 1\n');
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_bucket{le="15",namespace="ns"} 0\n');
   });
 
   it('§4 every job is observed once: two jobs admitted twice each count 2', async () => {
@@ -197,7 +202,9 @@ describe('lepton_trainingjob_queue_wait_seconds', () => {
     const b = trainingJob('b').build();
     const { metrics, text } = setup([a, b]);
     for (const j of [a, b, a, b]) metrics.admitted(j, CREATED + 5000);
-    expect(await text()).toContain('lepton_trainingjob_queue_wait_seconds_count 2\n');
+    expect(await text()).toContain(
+      'lepton_trainingjob_queue_wait_seconds_count{namespace="ns"} 2\n',
+    );
   });
 
   it('§4 a job admitted again after a resume is not observed again (its wait is its first)', async () => {
@@ -207,8 +214,8 @@ describe('lepton_trainingjob_queue_wait_seconds', () => {
     // An hour later, after a suspend and a resume: the wait since creation would include the run.
     metrics.admitted(job, CREATED + 3_600_000);
     const t = await text();
-    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_count 1\n');
-    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_sum 1\n');
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_count{namespace="ns"} 1\n');
+    expect(t).toContain('lepton_trainingjob_queue_wait_seconds_sum{namespace="ns"} 1\n');
   });
 });
 
@@ -224,8 +231,12 @@ describe('lepton_trainingjob_duration_seconds', () => {
     metrics.finished(job, status);
     metrics.finished(job, status);
     const t = await text();
-    expect(t).toContain('lepton_trainingjob_duration_seconds_count{phase="Succeeded"} 1\n');
-    expect(t).toContain('lepton_trainingjob_duration_seconds_sum{phase="Succeeded"} 120\n');
+    expect(t).toContain(
+      'lepton_trainingjob_duration_seconds_count{namespace="ns",phase="Succeeded"} 1\n',
+    );
+    expect(t).toContain(
+      'lepton_trainingjob_duration_seconds_sum{namespace="ns",phase="Succeeded"} 120\n',
+    );
   });
 });
 
@@ -246,5 +257,135 @@ describe('SeenJobs', () => {
     expect(seen.size).toBeLessThanOrEqual(1024);
     // A job that is still there is never forgotten.
     expect(seen.add(live)).toBe(false);
+  });
+});
+
+describe('counters of what the operator writes (created, succeeded, failed, restarts)', () => {
+  type S = NonNullable<TrainingJob['status']>;
+  it.each<[string, S | undefined, S, ReturnType<typeof transition>]>([
+    ['the first status: created', undefined, { phase: 'Pending' }, { created: true, restarts: 0 }],
+    ['no phase written yet: not created', undefined, {}, { created: false, restarts: 0 }],
+    [
+      'Running to Succeeded: finished once',
+      { phase: 'Running' },
+      { phase: 'Succeeded' },
+      { created: false, finished: 'Succeeded', restarts: 0 },
+    ],
+    [
+      'Succeeded written again (a later write of a finished job): nothing',
+      { phase: 'Succeeded' },
+      { phase: 'Succeeded' },
+      { created: false, restarts: 0 },
+    ],
+    [
+      'a restart: status.restarts 1 to 2',
+      { phase: 'Running', restarts: 1 },
+      { phase: 'Pending', restarts: 2 },
+      { created: false, restarts: 1 },
+    ],
+    [
+      'created and failed at once (a spec refused in the first write)',
+      undefined,
+      { phase: 'Failed' },
+      { created: true, finished: 'Failed', restarts: 0 },
+    ],
+  ])('§obs %s', (_name, before, after, want) => {
+    expect(transition(before, after)).toEqual(want);
+  });
+
+  it('§obs each job counts once however many replicas or restarts follow: a new operator sees the status already written', async () => {
+    const job = trainingJob('a').build();
+    const { metrics, text } = setup([job]);
+    metrics.written(job, { phase: 'Pending' });
+    const running = { ...job, status: { phase: 'Running' } } as TrainingJob;
+    metrics.written(running, { phase: 'Running', restarts: 1 });
+    metrics.written({ ...job, status: { phase: 'Running', restarts: 1 } } as TrainingJob, {
+      phase: 'Failed',
+      restarts: 1,
+      failure: { reason: 'BackoffLimitExceeded' },
+    });
+    // A new leader (a fresh TrainingJobMetrics) only writes over the finished status.
+    const after = setup([job]);
+    const done = {
+      ...job,
+      status: { phase: 'Failed', restarts: 1, failure: { reason: 'BackoffLimitExceeded' } },
+    } as TrainingJob;
+    after.metrics.written(done, { ...done.status, observedGeneration: 2 });
+    const t = await text();
+    expect(samples(t, 'lepton_trainingjob_created_total')).toEqual([
+      'lepton_trainingjob_created_total{namespace="ns"} 1',
+    ]);
+    expect(samples(t, 'lepton_trainingjob_restarts_total')).toEqual([
+      'lepton_trainingjob_restarts_total{namespace="ns"} 1',
+    ]);
+    expect(samples(t, 'lepton_trainingjob_failed_total')).toEqual([
+      'lepton_trainingjob_failed_total{namespace="ns",reason="BackoffLimitExceeded"} 1',
+    ]);
+    // Started at 0 with the namespace's first job, so that increase() sees the first event.
+    expect(samples(t, 'lepton_trainingjob_succeeded_total')).toEqual([
+      'lepton_trainingjob_succeeded_total{namespace="ns"} 0',
+    ]);
+    const t2 = await after.text();
+    for (const name of ['created', 'failed', 'restarts'])
+      expect(samples(t2, `lepton_trainingjob_${name}_total`)).toEqual([]);
+  });
+});
+
+describe('lepton_trainingjobs_pending', () => {
+  it.each<[string, TrainingJob, string | undefined]>([
+    ['no status yet', trainingJob('a').build(), 'Pending'],
+    ['refused spec', trainingJob('a').refused().build(), 'Accepted'],
+    ['suspended', trainingJob('a').suspended().build(), 'Suspended'],
+    ['admitted', trainingJob('a').admitted().phase('Running').build(), undefined],
+    ['finished', trainingJob('a').phase('Failed').build(), undefined],
+  ])('§obs %s: %s', (_name, job, want) => {
+    expect(pendingReason(job)).toBe(want);
+  });
+
+  it("§obs counts by namespace and the reason of Admitted=False; a schedule's template is no workload", async () => {
+    const waiting = (name: string, reason: string, namespace = 'ns') => {
+      const j = trainingJob(name).build();
+      j.metadata.namespace = namespace;
+      j.status = {
+        phase: 'Queued',
+        conditions: [
+          { type: 'Admitted', status: 'False', reason, message: '', lastTransitionTime: '' },
+        ],
+      };
+      return j;
+    };
+    const { text } = setup([
+      waiting('a', 'InsufficientGPU'),
+      waiting('b', 'InsufficientGPU'),
+      waiting('c', 'WaitingForEarlierJobs', 'other'),
+      trainingJob('t').scheduled().build(),
+      trainingJob('r').admitted().phase('Running').build(),
+    ]);
+    expect(samples(await text(), 'lepton_trainingjobs_pending')).toEqual([
+      'lepton_trainingjobs_pending{namespace="ns",reason="InsufficientGPU"} 2',
+      'lepton_trainingjobs_pending{namespace="other",reason="WaitingForEarlierJobs"} 1',
+    ]);
+  });
+});
+
+describe('training progress', () => {
+  it('§obs epochs completed and planned, and the train and validation loss, per job that reported progress', async () => {
+    const job = trainingJob('a').phase('Running').build();
+    (job.status as NonNullable<TrainingJob['status']>).progress = {
+      epoch: 3,
+      epochs: 10,
+      loss: 0.5,
+      valLoss: 0.75,
+    };
+    const { text } = setup([job, trainingJob('b').build()]);
+    const t = await text();
+    expect(samples(t, 'lepton_trainingjob_epochs')).toEqual([
+      'lepton_trainingjob_epochs{namespace="ns",name="a",state="completed"} 3',
+      'lepton_trainingjob_epochs{namespace="ns",name="a",state="planned"} 10',
+    ]);
+    expect(samples(t, 'lepton_trainingjob_loss')).toEqual([
+      'lepton_trainingjob_loss{namespace="ns",name="a",split="train"} 0.5',
+      'lepton_trainingjob_loss{namespace="ns",name="a",split="validation"} 0.75',
+    ]);
   });
 });
