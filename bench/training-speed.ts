@@ -601,7 +601,8 @@ async function probeTransposedMatMul(): Promise<void> {
     Float32Array.from({ length: BATCH_SIZE }, (_, i) => i % 10),
     [BATCH_SIZE, 1],
   );
-  const trainSteps = async (): Promise<number> => {
+  /** The mlp preset of the runs above (784-128-10), compiled with their optimizer. */
+  const compiledMlp = () => {
     const model = buildPreset(
       MODEL_SPECS.mlp as Parameters<typeof buildPreset>[0],
       { inputShape: [784], numClasses: 10, task: 'classification' },
@@ -614,7 +615,10 @@ async function probeTransposedMatMul(): Promise<void> {
       learningRate: LEARNING_RATE,
       seed: SEED,
     };
-    compileModel(model, hp, 'classification');
+    return { model, loss: compileModel(model, hp, 'classification') };
+  };
+  const trainSteps = async (): Promise<number> => {
+    const { model } = compiledMlp();
     for (let i = 0; i < 10; i++) await model.trainOnBatch(x, labels);
     const started = performance.now();
     for (let i = 0; i < steps; i++) await model.trainOnBatch(x, labels);
@@ -648,19 +652,7 @@ async function probeTransposedMatMul(): Promise<void> {
   const perStep = async (
     env: NodeJS.ProcessEnv,
   ): Promise<{ kind: string; wall: number; cpu: number }> => {
-    const model = buildPreset(
-      MODEL_SPECS.mlp as Parameters<typeof buildPreset>[0],
-      { inputShape: [784], numClasses: 10, task: 'classification' },
-      { seed: SEED },
-    );
-    const hp = {
-      epochs: 1,
-      batchSize: BATCH_SIZE,
-      optimizer: 'adam' as const,
-      learningRate: LEARNING_RATE,
-      seed: SEED,
-    };
-    const loss = compileModel(model, hp, 'classification');
+    const { model, loss } = compiledMlp();
     const step = trainStepFor(model, { loss, exampleShape: [784], targets: {}, env });
     for (let i = 0; i < 10; i++) await step.run(block);
     const cpu0 = process.cpuUsage();
