@@ -6,6 +6,7 @@
 import {
   type DatasetSummary,
   HISTORY_MAX_EPOCHS,
+  HISTORY_METRICS as METRICS,
   type Progress,
   type ProgressHistory,
   type ResultHistory,
@@ -34,8 +35,6 @@ const count = (v: unknown): v is number =>
   Number.isInteger(v) && (v as number) >= 0 && (v as number) <= INT32;
 /** An int64 of the status that a JavaScript number holds exactly. */
 const size = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-
-const METRICS = ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const;
 
 /**
  * The chief's result (undefined when it left none), or why it cannot be believed. `outputUri` is

@@ -3,6 +3,7 @@
 // a sampled value becomes a field of a trial's spec; and what the CRD cannot check (that every
 // value a space can produce fits the field it sets).
 import { seedFromString } from '../../contract/random.ts';
+import type { HISTORY_METRICS } from '../../contract/training.ts';
 import type { SpecProblem } from '../../engine/workload.ts';
 import type { EarlyStopping } from '../tuning/pruners.ts';
 import {
@@ -21,12 +22,10 @@ export type Tuning = NonNullable<TrainingJob['spec']['tuning']>;
 type Parameter = Tuning['parameters'][number];
 export type ParameterPath = Parameter['name'];
 export type ObjectiveMetric = Tuning['objectives'][number]['metric'];
-export type EpochMetric = 'loss' | 'accuracy' | 'valLoss' | 'valAccuracy';
+/** A metric every epoch reports (status.progress.history). */
+export type EpochMetric = (typeof HISTORY_METRICS)[number];
 
 export const isTuning = (job: TrainingJob): boolean => Boolean(job.spec.tuning);
-
-export const EPOCH_METRICS: readonly EpochMetric[] = ['loss', 'accuracy', 'valLoss', 'valAccuracy'];
-const isEpochMetric = (m: string): m is EpochMetric => (EPOCH_METRICS as string[]).includes(m);
 
 /** Everything the sampler and the pruner need, with the CRD's defaults applied. */
 export interface Search {
@@ -302,5 +301,3 @@ function givenBy(s: Exclude<SearchSpace, { kind: 'categorical' }>, n: number): b
 
 /** How a value is written in status (Katib's parameterAssignments are strings). */
 export const formatValue = (v: ParameterValue): string => (typeof v === 'number' ? String(v) : v);
-
-export { isEpochMetric };

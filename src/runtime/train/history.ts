@@ -1,10 +1,12 @@
 // The per-epoch metrics a chief reports on /progress (history), which tuning's early stopping
 // reads to compare trials at the same epoch. They go into checkpoints too, so a job that resumes
 // keeps reporting the epochs before its restart.
-import { HISTORY_MAX_EPOCHS, type ProgressHistory } from '../../contract/training.ts';
+import {
+  HISTORY_MAX_EPOCHS,
+  HISTORY_METRICS as METRICS,
+  type ProgressHistory,
+} from '../../contract/training.ts';
 import type { EpochMetrics } from './early-stopping.ts';
-
-const METRICS = ['loss', 'accuracy', 'valLoss', 'valAccuracy'] as const;
 
 export class EpochHistory {
   private readonly values: Record<(typeof METRICS)[number], number[]> = {
