@@ -5,8 +5,10 @@
 # for real on the local node, printing their progress as it happens: a TrainingJob (epochs), an
 # InferenceService serving its model (the prediction URL, a real prediction), a TrainingJob on Parquet
 # in the cluster's S3 server, a hyperparameter search (trials) and a federated campaign (round by
-# round). Then it prints how to look, and keeps everything running until Ctrl-C, which stops the
-# operator and the cluster (so does Ctrl-C at any point before).
+# round). A real Prometheus (scripts/demo-prometheus.ts) scrapes the operator and the workload pods
+# from the start. Then it prints how to look, with the values of some of the Grafana dashboard's
+# queries, and keeps everything running until Ctrl-C, which stops Prometheus, the operator and the
+# cluster (so does Ctrl-C at any point before).
 #
 #   bash scripts/demo.sh            (npm run demo) waits for Ctrl-C at the end when stdin is a terminal
 #   bash scripts/demo.sh --detach   (npm run demo -- --detach) returns at the end, leaving it running
@@ -36,6 +38,7 @@ stop_operator() {
   rm -f "$STATE/operator.pid" "$STATE/operator.ports"
 }
 stop_all() {
+  node scripts/demo-prometheus.ts stop --state "$STATE" || true  # it says what failed; stop the rest anyway
   stop_operator
   npm run --silent cluster -- down
 }
@@ -49,7 +52,7 @@ fi
 interrupted() {
   trap - INT TERM EXIT
   echo
-  echo "== Interrupted: stopping the operator and the local cluster"
+  echo "== Interrupted: stopping Prometheus, the operator and the local cluster"
   stop_all
   exit 130
 }
@@ -57,7 +60,7 @@ failed() {
   local rc=$?
   [ "$rc" -eq 0 ] && return
   echo >&2
-  echo "The demo failed (exit code $rc). The cluster and the operator are left running to look at:" >&2
+  echo "The demo failed (exit code $rc). The cluster, the operator and Prometheus are left running to look at:" >&2
   echo "  logs in $STATE/logs/ (the operator's: $STATE/logs/operator.log); stop with: npm run demo -- down" >&2
 }
 trap interrupted INT TERM
@@ -139,6 +142,9 @@ for _ in $(seq 1 120); do
 done
 [ -n "$ready" ] || { echo "The operator did not become ready; see $STATE/logs/operator.log" >&2; exit 1; }
 
+step "Prometheus (the real one), scraping the operator and the workload pods on the local node"
+node scripts/demo-prometheus.ts start --state "$STATE" --operator "127.0.0.1:$METRICS_PORT" --kubeconfig "$KUBECONFIG"
+
 step "Applying the examples (on kwok's simulated nodes, where pods only pretend)"
 # The claims the examples read from and write to (pvc://datasets/..., pvc://models/...); the local
 # node provisions a volume for each, so their pods can be scheduled.
@@ -153,7 +159,8 @@ kind: PersistentVolumeClaim
 metadata: { name: models }
 spec: { accessModes: [ReadWriteMany], resources: { requests: { storage: 1Gi } } }
 CLAIMS
-kubectl apply --server-side -n demo -f examples/
+# examples/kustomization.yaml lists them all (the samples overlay includes it).
+kubectl apply --server-side -n demo -k examples/
 # Waits until the operator has a settled word on every example: it has seen the current spec, said
 # something in a condition, and a TrainingJob has left Pending unless a condition says why not.
 settled() {
@@ -422,12 +429,17 @@ curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep -E '^lepton_(trainingjob
   | grep -v '_bucket{' | awk -F'[{ ]' '{ n[$1]++ } n[$1] <= 2' | head -n 24 | sed 's/^/  /' || true
 echo "and from the serving pod's:"
 curl -s "http://$ep:$port/metrics" | grep '^lepton_serving_requests_total' | sed 's/^/  /' || true
-echo "Operator log: $STATE/logs/operator.log; cluster logs: $STATE/logs/"
+# The serving pods were new when the predictions above were sent, before Prometheus first scraped
+# them: a few more, concurrent (so the batcher forms batches), give the inference panels a rate.
+echo "(24 more predictions first, so that the inference panels have request rates to show)"
+seq 1 24 | xargs -P 8 -I{} curl -s -o /dev/null --max-time 10 -d '{"instances": [[0.5, -0.2]]}' "$PREDICT_URL"
+node scripts/demo-prometheus.ts show --state "$STATE" --namespace demo
+echo "Operator log: $STATE/logs/operator.log; Prometheus' log: $STATE/logs/prometheus.log; cluster logs: $STATE/logs/"
 trap - EXIT
 if [ -n "$DETACH" ]; then
   echo "Stop: npm run demo -- down"
   exit 0
 fi
 echo
-echo "Everything keeps running; press Ctrl-C to stop the operator and the local cluster."
+echo "Everything keeps running; press Ctrl-C to stop Prometheus, the operator and the local cluster."
 while :; do sleep 1; done

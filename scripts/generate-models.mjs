@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Generates the TypeScript models of our custom resources from crds/*.yaml into src/api/generated, with
 // @kubernetes-models/crd-generate, then fixes its output for Node ESM (see postProcess). It also copies
-// crds/ into the places that ship them: the Helm chart's crds/ and manifests/crds/.
+// crds/ into the places that ship them: the Helm chart's crds/ and manifests/crds/; and the chart's
+// Grafana dashboard into manifests/dashboard/ (kustomize reads no file outside a kustomization's folder).
 //
-//   node scripts/generate-models.mjs           regenerate src/api/generated, the CRD copies and docs/reference.md
+//   node scripts/generate-models.mjs           regenerate src/api/generated, the copies and docs/reference.md
 //   node scripts/generate-models.mjs --check   exit 1, listing the files, if any of them is out of date
 import { execFileSync } from 'node:child_process';
 import {
@@ -132,6 +133,19 @@ function diff(expectedDir, actualDir) {
 }
 
 const CRD_COPIES = [join(root, 'charts/lepton-operator/crds'), join(root, 'manifests/crds')];
+/** Single files shipped twice: [the original, its copy]. */
+const FILE_COPIES = [
+  [
+    join(root, 'charts/lepton-operator/dashboards/lepton-operator.json'),
+    join(root, 'manifests/dashboard/lepton-operator.json'),
+  ],
+];
+
+function diffFile(original, copy) {
+  const shown = relative(root, copy);
+  if (!existsSync(copy)) return [`missing:  ${shown}`];
+  return readFileSync(original).equals(readFileSync(copy)) ? [] : [`changed:  ${shown}`];
+}
 
 const work = mkdtempSync(join(tmpdir(), 'lepton-models-'));
 try {
@@ -141,10 +155,13 @@ try {
   await postProcess(fresh);
   const outputs = [[fresh, target], ...CRD_COPIES.map((copy) => [crdDir, copy])];
   if (check) {
-    const problems = outputs.flatMap(([expected, actual]) => diff(expected, actual));
+    const problems = [
+      ...outputs.flatMap(([expected, actual]) => diff(expected, actual)),
+      ...FILE_COPIES.flatMap(([original, copy]) => diffFile(original, copy)),
+    ];
     if (problems.length > 0) {
       console.error(
-        `Generated files are out of date with crds/ (run \`npm run generate\`):\n` +
+        `Generated files are out of date with crds/ or the chart's dashboard (run \`npm run generate\`):\n` +
           problems.map((line) => `  ${line}`).join('\n'),
       );
       process.exitCode = 1;
@@ -156,8 +173,9 @@ try {
       rmSync(dest, { recursive: true, force: true });
       cpSync(source, dest, { recursive: true });
     }
+    for (const [original, copy] of FILE_COPIES) cpSync(original, copy);
     console.log(
-      `Generated ${listFiles(target).length} files in ${relative(root, target)} and copied crds/`,
+      `Generated ${listFiles(target).length} files in ${relative(root, target)} and copied crds/ and the dashboard`,
     );
   }
 } finally {
