@@ -14,7 +14,10 @@ interface InvalidFixture {
 }
 
 const examplesDir = join(repoRoot, 'examples');
-const examples = readdirSync(examplesDir).filter((f) => f.endsWith('.yaml'));
+// kustomization.yaml lists the examples for `kubectl apply -k` (the samples overlay): not an object.
+const examples = readdirSync(examplesDir).filter(
+  (f) => f.endsWith('.yaml') && f !== 'kustomization.yaml',
+);
 const invalidDir = join(repoRoot, 'test', 'fixtures', 'invalid');
 const invalid = readdirSync(invalidDir)
   .filter((f) => f.endsWith('.yaml'))
