@@ -12,6 +12,7 @@
 // passes none.
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { gemmFits, gemmFor } from './gemm.ts';
 
 const WASM = 'wasm';
 
@@ -47,8 +48,24 @@ function checkInputs(kernel: string, dataFormat: DataFormat, a: tf.TensorInfo, b
     throw new Error(`${kernel} (wasm) supports float32 only, got ${a.dtype} and ${b.dtype}`);
 }
 
-/** a · b for [1, m, k] and [1, k, n] on the wasm backend's BatchMatMul (XNNPACK). */
+/**
+ * a · b for [1, m, k] and [1, k, n]: with gemm.ts where it takes the sizes (it reads b as it is;
+ * XNNPACK would pack b, which for the filter gradient is the whole of dy, at every call), else on
+ * the wasm backend's BatchMatMul (XNNPACK).
+ */
 function matMul(backend: BackendWasm, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
+  const [, m, k] = a.shape as [number, number, number];
+  const n = b.shape[2]!;
+  const gemm = gemmFits(m, n) ? gemmFor(backend.wasm) : undefined;
+  if (gemm !== undefined) {
+    const out = backend.makeOutput([1, m, n], 'float32');
+    const at = (t: tf.TensorInfo): number => backend.getMemoryOffset(t.dataId);
+    gemm({
+      ...{ a: at(a), b: at(b), c: at(out), m, k, n },
+      ...{ aRowStride: 4 * k, aColumnStride: 4, bias: 0, relu: false },
+    });
+    return out;
+  }
   const kernel = tf.getKernel('BatchMatMul', WASM);
   if (kernel === undefined) throw new Error('The wasm backend has no BatchMatMul kernel');
   return kernel.kernelFunc({

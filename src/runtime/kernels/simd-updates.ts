@@ -8,24 +8,18 @@
 // division or square root is a double one and a rounding, and 1.5-3 ms for tfjs's kernels
 // (bench/README.md, training speed). The module imports the backend's WebAssembly.Memory, so it
 // reads and writes tensors where they are, by their memoryOffset.
-
-/** The backend's Emscripten module, as far as this file needs it. */
-interface EmscriptenModule {
-  asm?: { memory?: unknown };
-}
-
-interface WasmMemory {
-  buffer: ArrayBuffer | SharedArrayBuffer;
-}
-
-/** The part of the WebAssembly API used here: neither lib ES2023 nor @types/node declares it. */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  validate(bytes: Uint8Array): boolean;
-}
-
-const WebAssembly = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+import {
+  F32,
+  I32,
+  V128,
+  type WasmMemory,
+  WebAssembly,
+  backendMemory,
+  name,
+  section,
+  uleb,
+  vec,
+} from './wasm-assembly.ts';
 
 /** Heap byte offsets of the arrays, and how many floats to update (a multiple of 4). */
 export interface SimdUpdates {
@@ -69,9 +63,6 @@ export interface AdamScalars {
 }
 
 // Value types, and the opcodes used (WebAssembly core and SIMD specifications).
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
 const op = {
   block: [0x02, 0x40],
   loop: [0x03, 0x40],
@@ -95,30 +86,6 @@ const simd = {
   f32x4Mul: 0xe6,
   f32x4Div: 0xe7,
 } as const;
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function vec(items: number[][]): number[] {
-  return [...uleb(items.length), ...items.flat()];
-}
-
-function name(s: string): number[] {
-  const bytes = [...new TextEncoder().encode(s)];
-  return [...uleb(bytes.length), ...bytes];
-}
-
-function section(id: number, content: number[]): number[] {
-  return [id, ...uleb(content.length), ...content];
-}
 
 /**
  * Builds one function body. Parameters are the heap offsets (i32) then the scalars (f32); each
@@ -286,13 +253,8 @@ const instances = new WeakMap<WasmMemory, SimdUpdates>();
  * version of the backend does, or a shared memory (the backend's threaded build).
  */
 export function simdUpdatesFor(module: unknown): SimdUpdates | undefined {
-  const memory = (module as EmscriptenModule).asm?.memory;
-  // By tag rather than instanceof: the backend may have been loaded in another realm (a vm
-  // context, as under Jest), whose constructors are other objects.
-  const tag = (o: unknown): string => Object.prototype.toString.call(o);
-  if (tag(memory) !== '[object WebAssembly.Memory]') return undefined;
-  const heap = memory as WasmMemory;
-  if (tag(heap.buffer) !== '[object ArrayBuffer]') return undefined;
+  const heap = backendMemory(module);
+  if (heap === undefined) return undefined;
   const known = instances.get(heap);
   if (known !== undefined) return known;
   const bytes = simdUpdatesModule();

@@ -24,7 +24,10 @@
 // the optimizer is the compiled one (fused on wasm, fused-optimizers.ts), given the gradients in
 // the order of model.trainableWeights, the order its slots are indexed by.
 import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type RowBlock, type Targets, blockTensors } from '../data/batches.ts';
+import { STOCK_MATMUL_ENV } from '../kernels/batch-matmul.ts';
+import { type Gemm, gemmFits, gemmFor } from '../kernels/gemm.ts';
 import type { LossName } from '../spec.ts';
 
 /** Set to 1 to train with trainOnBatch: a measurement switch (bench/training-speed.ts). */
@@ -71,7 +74,7 @@ export function trainStepFor(model: tf.LayersModel, opts: StepOptions): TrainSte
   const order = new Map(model.trainableWeights.map((w, i) => [(w.read() as tf.Variable).name, i]));
   const chain = denseChain(layers, opts.exampleShape);
   return chain
-    ? new DenseStep(model, chain, head, order, opts.exampleShape)
+    ? new DenseStep(model, chain, head, order, opts.exampleShape, opts.env ?? process.env)
     : new TapeStep(model, layers, head, order, opts.exampleShape);
 }
 
@@ -275,6 +278,8 @@ class DenseStep implements TrainStep {
   private readonly features: number;
   /** Index of the lowest link that trains: no input gradient is needed below it. */
   private readonly lowest: number;
+  /** The products of kernels/gemm.ts, on wasm; tfjs's elsewhere. */
+  private readonly products: HeapProducts | undefined;
 
   constructor(
     model: tf.LayersModel,
@@ -282,6 +287,7 @@ class DenseStep implements TrainStep {
     head: Head,
     order: Map<string, number>,
     exampleShape: number[],
+    env: NodeJS.ProcessEnv,
   ) {
     this.model = model;
     this.chain = chain;
@@ -289,6 +295,7 @@ class DenseStep implements TrainStep {
     this.order = order;
     this.features = exampleShape.reduce((a, b) => a * b, 1);
     this.lowest = chain.findIndex((link) => link.trains);
+    this.products = HeapProducts.forBackend(env);
   }
 
   async run(batch: RowBlock): Promise<BatchFigures> {
@@ -302,7 +309,9 @@ class DenseStep implements TrainStep {
         const a = outputs.at(-1)!;
         const tanh = link.activation === 'tanh';
         const activation = link.activation === 'tanh' ? 'linear' : link.activation;
-        const product = tf.fused.matMul({ a, b: kernel, bias, activation }) as tf.Tensor2D;
+        const product =
+          this.products?.dense(a, kernel, bias, activation) ??
+          (tf.fused.matMul({ a, b: kernel, bias, activation }) as tf.Tensor2D);
         outputs.push(tanh ? tf.tanh(product) : product);
       }
       const logits = outputs.at(-1)!;
@@ -316,7 +325,9 @@ class DenseStep implements TrainStep {
         const { kernel, bias } = denseWeights(link.layer);
         const input = outputs[i]!;
         if (link.trains) {
-          gradients.push({ name: kernel.name, tensor: tf.matMul(input, dy, true, false) });
+          const dKernel =
+            this.products?.transposedProduct(input, dy) ?? tf.matMul(input, dy, true, false);
+          gradients.push({ name: kernel.name, tensor: dKernel });
           if (bias) gradients.push({ name: bias.name, tensor: tf.sum(dy, 0) });
         }
         if (i === this.lowest) break;
@@ -326,6 +337,103 @@ class DenseStep implements TrainStep {
       applyInOrder(this.model.optimizer, this.order, gradients);
     });
     return figures;
+  }
+}
+
+/**
+ * The dense step's two large products on the wasm heap with kernels/gemm.ts, which reads the
+ * weights as they are instead of repacking them after every update as XNNPACK does: a layer's
+ * output (with its bias and ReLU) and its weights' gradient inputᵀ·dy. Either returns undefined
+ * for what it does not take (sizes gemm() does not divide, tanh or sigmoid, tensors not on the
+ * heap), and the step uses tfjs's product instead.
+ */
+class HeapProducts {
+  private readonly backend: BackendWasm;
+  private readonly gemm: Gemm;
+
+  private constructor(backend: BackendWasm, gemm: Gemm) {
+    this.backend = backend;
+    this.gemm = gemm;
+  }
+
+  /** On the wasm backend with SIMD, unless LEPTON_WASM_STOCK_MATMUL=1 keeps its own products. */
+  static forBackend(env: NodeJS.ProcessEnv): HeapProducts | undefined {
+    if (tf.getBackend() !== 'wasm' || env[STOCK_MATMUL_ENV] === '1') return undefined;
+    const backend = tf.backend() as BackendWasm;
+    const gemm = gemmFor(backend.wasm);
+    return gemm && new HeapProducts(backend, gemm);
+  }
+
+  /** x·kernel + bias, then the activation (linear or relu). */
+  dense(
+    x: tf.Tensor2D,
+    kernel: tf.Tensor2D,
+    bias: tf.Tensor | undefined,
+    activation: 'linear' | 'relu' | 'sigmoid',
+  ): tf.Tensor2D | undefined {
+    const [m, k] = x.shape;
+    const n = kernel.shape[1];
+    if (activation === 'sigmoid' || !gemmFits(m, n) || !this.onHeap(x, kernel, bias)) return;
+    return this.product([m, n], {
+      a: x,
+      b: kernel,
+      k,
+      aRowStride: 4 * k,
+      aColumnStride: 4,
+      bias,
+      relu: activation === 'relu',
+    });
+  }
+
+  /** xᵀ·dy, for x [rows, in] and dy [rows, out]: the weights' gradient. */
+  transposedProduct(x: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D | undefined {
+    const [rows, inputs] = x.shape;
+    const n = dy.shape[1];
+    if (!gemmFits(inputs, n) || !this.onHeap(x, dy)) return;
+    // Row r of xᵀ is column r of x: 4 bytes to the next row, a row of x to the next column.
+    return this.product([inputs, n], {
+      a: x,
+      b: dy,
+      k: rows,
+      aRowStride: 4,
+      aColumnStride: 4 * inputs,
+      relu: false,
+    });
+  }
+
+  private product(
+    shape: [number, number],
+    p: {
+      a: tf.Tensor;
+      b: tf.Tensor;
+      k: number;
+      aRowStride: number;
+      aColumnStride: number;
+      bias?: tf.Tensor;
+      relu: boolean;
+    },
+  ): tf.Tensor2D {
+    const out = this.backend.makeOutput(shape, 'float32');
+    const at = (t: tf.TensorInfo): number => this.backend.getMemoryOffset(t.dataId);
+    this.gemm({
+      a: at(p.a),
+      b: at(p.b),
+      c: at(out),
+      m: shape[0],
+      k: p.k,
+      n: shape[1],
+      aRowStride: p.aRowStride,
+      aColumnStride: p.aColumnStride,
+      bias: p.bias ? at(p.bias) : 0,
+      relu: p.relu,
+    });
+    return tf.engine().makeTensorFromTensorInfo(out, this.backend) as tf.Tensor2D;
+  }
+
+  private onHeap(...tensors: (tf.Tensor | undefined)[]): boolean {
+    return tensors.every(
+      (t) => t === undefined || (t.dtype === 'float32' && this.backend.dataIdMap.has(t.dataId)),
+    );
   }
 }
 
