@@ -97,16 +97,27 @@ function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
 
   // colT[k][p] = x at output position p under filter tap k (0 in the padding): laid out K×P so
   // that dW = colT · dy is a plain, untransposed product, the case XNNPACK runs fastest.
-  const colT = backend.makeOutput([1, rows, positions], 'float32');
+  // With K padded by zero rows to a multiple of 4 (a first layer's 3·3·1 = 9 taps), the product
+  // runs on gemm.ts when Cout allows; the padding's rows of dW are dropped after.
+  const padded = gemmFits(4 * Math.ceil(rows / 4), info.outChannels)
+    ? 4 * Math.ceil(rows / 4)
+    : rows;
+  const colT = backend.makeOutput([1, padded, positions], 'float32');
   const dy3 = { ...dy, shape: [1, positions, info.outChannels] };
   try {
     // Views on the heap are taken after the allocation above, which may have grown it.
     const xs = backend.typedArrayFromHeap(x);
     const col = backend.typedArrayFromHeap(colT);
     fillColumns(xs, col, geometry(info));
+    col.fill(0, rows * positions);
     const product = matMul(backend, colT, dy3);
     // [1, K, Cout] is dW in the filter's [KH, KW, Cin, Cout] order already.
-    return { ...product, shape: [...attrs.filterShape] };
+    if (padded === rows) return { ...product, shape: [...attrs.filterShape] };
+    const dW = backend.makeOutput([...attrs.filterShape], 'float32');
+    const size = rows * info.outChannels;
+    backend.typedArrayFromHeap(dW).set(backend.typedArrayFromHeap(product).subarray(0, size));
+    backend.disposeData(product.dataId);
+    return dW;
   } finally {
     backend.disposeData(colT.dataId);
   }
@@ -271,6 +282,7 @@ function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
   // Per window, the channels side by side: the inner loops run over contiguous floats.
   const max = new Float32Array(channels);
   const argmax = new Int32Array(channels);
+  const whole2x2 = effectiveFilterHeight === 2 && effectiveFilterWidth === 2;
   let at = 0; // index into dy of the window's first channel, in its NHWC order
   for (let n = 0; n < batchSize; n++) {
     const image = n * inHeight * xRow;
@@ -282,6 +294,33 @@ function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
         const left = ow * strideWidth - info.padInfo.left;
         const colFrom = Math.max(0, left);
         const colTo = Math.min(inWidth, left + effectiveFilterWidth);
+        if (whole2x2 && rowTo - rowFrom === 2 && colTo - colFrom === 2) {
+          // A 2×2 window inside the image (the cnn preset's pools): its four inputs by name.
+          // Ties go to the earlier input (strictly greater replaces), as in the loop below.
+          const p00 = image + rowFrom * xRow + colFrom * channels;
+          const p01 = p00 + channels;
+          const p10 = p00 + xRow;
+          const p11 = p10 + channels;
+          for (let c = 0; c < channels; c++) {
+            let best = x[p00 + c]!;
+            let i = best > -Infinity ? p00 + c : -1;
+            if (i < 0) best = -Infinity;
+            let v = x[p01 + c]!;
+            if (v > best) {
+              best = v;
+              i = p01 + c;
+            }
+            v = x[p10 + c]!;
+            if (v > best) {
+              best = v;
+              i = p10 + c;
+            }
+            v = x[p11 + c]!;
+            if (v > best) i = p11 + c;
+            if (i >= 0) out[i]! += dys[at + c]!;
+          }
+          continue;
+        }
         max.fill(-Infinity);
         argmax.fill(-1);
         for (let ih = rowFrom; ih < rowTo; ih++) {

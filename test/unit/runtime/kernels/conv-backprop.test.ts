@@ -109,6 +109,21 @@ const CASES: ConvCase[] = [
   },
   { name: 'many channels', x: [2, 6, 6, 16], filter: [3, 3, 16, 24], strides: 1, pad: 'same' },
   { name: '1×1 filter, valid', x: [2, 6, 6, 7], filter: [1, 1, 7, 3], strides: 1, pad: 'valid' },
+  // Filter gradients through gemm.ts: K = 9 and 27 taps padded with zero rows to 12 and 28.
+  {
+    name: "9 taps, 8 filters (the cnn preset's first layer, padded)",
+    x: [2, 8, 8, 1],
+    filter: [3, 3, 1, 8],
+    strides: 1,
+    pad: 'same',
+  },
+  {
+    name: '27 taps, 16 filters, stride 2 (padded)',
+    x: [2, 7, 7, 3],
+    filter: [3, 3, 3, 16],
+    strides: 2,
+    pad: 'valid',
+  },
 ];
 
 describe('convolution gradients on wasm', () => {
