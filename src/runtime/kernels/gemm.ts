@@ -10,18 +10,7 @@
 // speed). It takes the shapes it divides (M a multiple of 4, N of 8); the caller uses tfjs's
 // product for the others. Sums run over k in order, in float32 (f32x4 mul then add, no fused
 // multiply-add), so the results differ from XNNPACK's by rounding only.
-import {
-  I32,
-  V128,
-  type WasmMemory,
-  WebAssembly,
-  backendMemory,
-  name,
-  section,
-  sleb,
-  uleb,
-  vec,
-} from './wasm-assembly.ts';
+import { I32, V128, name, onBackendHeap, section, sleb, uleb, vec } from './wasm-assembly.ts';
 
 /** Heap byte offsets and sizes; strides in bytes. */
 export interface GemmArgs {
@@ -241,25 +230,12 @@ export function gemmModule(): Uint8Array {
   ]);
 }
 
-const instances = new WeakMap<WasmMemory, Gemm>();
-
 /**
  * The product on the heap of the wasm backend whose Emscripten module is `module`, or undefined
  * where it cannot run (no WebAssembly SIMD, a heap this module cannot import).
  */
-export function gemmFor(module: unknown): Gemm | undefined {
-  const heap = backendMemory(module);
-  if (heap === undefined) return undefined;
-  const known = instances.get(heap);
-  if (known !== undefined) return known;
-  const bytes = gemmModule();
-  if (!WebAssembly.validate(bytes)) return undefined;
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-    env: { memory: heap },
-  });
-  const run = instance.exports['gemm'] as (...args: number[]) => void;
-  const gemm: Gemm = (g) =>
+export const gemmFor: (module: unknown) => Gemm | undefined = onBackendHeap(gemmModule, (fn) => {
+  const run = fn['gemm']!;
+  return (g: GemmArgs) =>
     run(g.a, g.b, g.c, g.m, g.k, g.n, g.aRowStride, g.aColumnStride, g.bias, g.relu ? 1 : 0);
-  instances.set(heap, gemm);
-  return gemm;
-}
+});

@@ -8,18 +8,7 @@
 // division or square root is a double one and a rounding, and 1.5-3 ms for tfjs's kernels
 // (bench/README.md, training speed). The module imports the backend's WebAssembly.Memory, so it
 // reads and writes tensors where they are, by their memoryOffset.
-import {
-  F32,
-  I32,
-  V128,
-  type WasmMemory,
-  WebAssembly,
-  backendMemory,
-  name,
-  section,
-  uleb,
-  vec,
-} from './wasm-assembly.ts';
+import { F32, I32, V128, name, onBackendHeap, section, uleb, vec } from './wasm-assembly.ts';
 
 /** Heap byte offsets of the arrays, and how many floats to update (a multiple of 4). */
 export interface SimdUpdates {
@@ -244,49 +233,38 @@ export function simdUpdatesModule(): Uint8Array {
   ]);
 }
 
-/** Instances per heap: the backend has one, tests may start it again. */
-const instances = new WeakMap<WasmMemory, SimdUpdates>();
-
 /**
  * The loops on the heap of the wasm backend whose Emscripten module is `module`, or undefined
  * where they cannot run: no WebAssembly SIMD, a module that does not expose its memory as this
  * version of the backend does, or a shared memory (the backend's threaded build).
  */
-export function simdUpdatesFor(module: unknown): SimdUpdates | undefined {
-  const heap = backendMemory(module);
-  if (heap === undefined) return undefined;
-  const known = instances.get(heap);
-  if (known !== undefined) return known;
-  const bytes = simdUpdatesModule();
-  if (!WebAssembly.validate(bytes)) return undefined;
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-    env: { memory: heap },
-  });
-  const fn = instance.exports as Record<string, (...args: number[]) => void>;
-  const [sgd, momentum, adam] = [fn['sgd']!, fn['momentum']!, fn['adam']!];
-  const updates: SimdUpdates = {
-    sgd,
-    momentum,
-    adam: (w, g, m, mOut, v, vOut, out, count, s) =>
-      adam(
-        w,
-        g,
-        m,
-        mOut,
-        v,
-        vOut,
-        out,
-        count,
-        s.beta1,
-        s.beta2,
-        s.oneMinusBeta1,
-        s.oneMinusBeta2,
-        s.correction1,
-        s.correction2,
-        s.epsilon,
-        s.negLr,
-      ),
-  };
-  instances.set(heap, updates);
-  return updates;
-}
+export const simdUpdatesFor: (module: unknown) => SimdUpdates | undefined = onBackendHeap(
+  simdUpdatesModule,
+  (fn) => {
+    const [sgd, momentum, adam] = [fn['sgd']!, fn['momentum']!, fn['adam']!];
+    const updates: SimdUpdates = {
+      sgd,
+      momentum,
+      adam: (w, g, m, mOut, v, vOut, out, count, s) =>
+        adam(
+          w,
+          g,
+          m,
+          mOut,
+          v,
+          vOut,
+          out,
+          count,
+          s.beta1,
+          s.beta2,
+          s.oneMinusBeta1,
+          s.oneMinusBeta2,
+          s.correction1,
+          s.correction2,
+          s.epsilon,
+          s.negLr,
+        ),
+    };
+    return updates;
+  },
+);

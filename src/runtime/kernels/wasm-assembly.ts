@@ -80,3 +80,29 @@ export function backendMemory(module: unknown): WasmMemory | undefined {
   if (tag(heap.buffer) !== '[object ArrayBuffer]') return undefined;
   return heap;
 }
+
+/**
+ * One instance per heap of a module built by `bytes()` and wrapped by `wrap` (the backend has one
+ * heap; tests may start it again), importing the wasm backend's memory as env.memory; undefined
+ * where it cannot run (no WebAssembly SIMD, a heap a module cannot import: see backendMemory).
+ */
+export function onBackendHeap<T>(
+  bytes: () => Uint8Array,
+  wrap: (exports: Record<string, (...args: number[]) => void>) => T,
+): (module: unknown) => T | undefined {
+  const instances = new WeakMap<WasmMemory, T>();
+  return (module) => {
+    const heap = backendMemory(module);
+    if (heap === undefined) return undefined;
+    const known = instances.get(heap);
+    if (known !== undefined) return known;
+    const code = bytes();
+    if (!WebAssembly.validate(code)) return undefined;
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(code), {
+      env: { memory: heap },
+    });
+    const wrapped = wrap(instance.exports as Record<string, (...args: number[]) => void>);
+    instances.set(heap, wrapped);
+    return wrapped;
+  };
+}

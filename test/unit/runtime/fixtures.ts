@@ -87,3 +87,14 @@ export function maxDifference(a: readonly Float32Array[], b: readonly Float32Arr
   });
   return max;
 }
+
+/** Deterministic values in [-1, 1) (a linear congruential generator), the same on every backend. */
+export function randomValues(size: number, seed: number): Float32Array {
+  const out = new Float32Array(size);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}

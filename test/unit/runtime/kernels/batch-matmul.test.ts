@@ -8,19 +8,9 @@ import {
 } from '../../../../src/runtime/kernels/batch-matmul.ts';
 import { buildPreset, compileModel } from '../../../../src/runtime/model/models.ts';
 import type { Optimizer } from '../../../../src/runtime/spec.ts';
+import { randomValues } from '../fixtures.ts';
 
 afterAll(() => initBackend('cpu'));
-
-/** Deterministic values in [-1, 1) (a linear congruential generator), the same on every backend. */
-function randomValues(size: number, seed: number): Float32Array {
-  const out = new Float32Array(size);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 function tensorOf(shape: number[], seed: number): tf.Tensor {
   return tf.tensor(

@@ -4,20 +4,9 @@ import { loadDataset, splitDataset } from '../../../../src/runtime/data/datasets
 import { buildPreset } from '../../../../src/runtime/model/models.ts';
 import { train } from '../../../../src/runtime/train/train.ts';
 import type { Progress } from '../../../../src/contract/training.ts';
-import { jobSpec } from '../fixtures.ts';
+import { jobSpec, randomValues } from '../fixtures.ts';
 
 afterAll(() => initBackend('cpu'));
-
-/** Deterministic values in [-1, 1) (a linear congruential generator), the same on every backend. */
-function randomValues(size: number, seed: number): Float32Array {
-  const out = new Float32Array(size);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 interface ConvCase {
   name: string;

@@ -5,6 +5,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../../../src/runtime/backend.ts';
 import { gemmFits, gemmFor, gemmModule } from '../../../../src/runtime/kernels/gemm.ts';
 import { WebAssembly } from '../../../../src/runtime/kernels/wasm-assembly.ts';
+import { randomValues } from '../fixtures.ts';
 
 let backend: BackendWasm;
 beforeAll(async () => {
@@ -12,17 +13,6 @@ beforeAll(async () => {
   backend = tf.backend() as BackendWasm;
 });
 afterAll(() => initBackend('cpu'));
-
-/** Deterministic values in [-1, 1) (a linear congruential generator). */
-function values(size: number, seed: number): Float32Array {
-  const out = new Float32Array(size);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 function maxDifference(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
@@ -50,9 +40,9 @@ describe('§gemm on the wasm heap', () => {
   ])('§gemm x·W + bias, ReLU, for %i×%i·%i×N, equals tfjs to rounding', (m, k, n) => {
     const gemm = gemmFor(backend.wasm)!;
     tf.tidy(() => {
-      const x = tf.tensor2d(values(m * k, 1), [m, k]);
-      const w = tf.tensor2d(values(k * n, 2), [k, n]);
-      const bias = tf.tensor1d(values(n, 3));
+      const x = tf.tensor2d(randomValues(m * k, 1), [m, k]);
+      const w = tf.tensor2d(randomValues(k * n, 2), [k, n]);
+      const bias = tf.tensor1d(randomValues(n, 3));
       for (const [withBias, relu] of [
         [false, false],
         [true, false],
@@ -79,8 +69,8 @@ describe('§gemm on the wasm heap', () => {
     const gemm = gemmFor(backend.wasm)!;
     tf.tidy(() => {
       const [rows, inputs, n] = [13, 20, 16];
-      const x = tf.tensor2d(values(rows * inputs, 4), [rows, inputs]);
-      const dy = tf.tensor2d(values(rows * n, 5), [rows, n]);
+      const x = tf.tensor2d(randomValues(rows * inputs, 4), [rows, inputs]);
+      const dy = tf.tensor2d(randomValues(rows * n, 5), [rows, n]);
       const out = backend.makeOutput([inputs, n], 'float32');
       const at = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
       gemm({

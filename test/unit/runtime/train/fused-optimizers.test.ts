@@ -20,6 +20,7 @@ import {
 } from '../../../../src/runtime/train/fused-optimizers.ts';
 import { simdUpdatesFor } from '../../../../src/runtime/kernels/simd-updates.ts';
 import { assignFlatWeights, flatWeights } from '../../../../src/runtime/train/weight-sync.ts';
+import { randomValues } from '../fixtures.ts';
 
 const BATCH = 64;
 const FUSED = ['adam', 'sgd', 'momentum'] as const satisfies readonly Optimizer[];
@@ -38,17 +39,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
   await initBackend('cpu');
 });
-
-/** Deterministic values in [-1, 1) (a linear congruential generator), the same on every backend. */
-function randomValues(size: number, seed: number): Float32Array {
-  const out = new Float32Array(size);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 /** Batch `k` of a fixed stream: images in [0, 1) and their classes. */
 function batch(k: number): { x: tf.Tensor; y: tf.Tensor } {
