@@ -97,7 +97,7 @@ function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
 
   // colT[k][p] = x at output position p under filter tap k (0 in the padding): laid out K×P so
   // that dW = colT · dy is a plain, untransposed product, the case XNNPACK runs fastest.
-  // With K padded by zero rows to a multiple of 4 (a first layer's 3·3·1 = 9 taps), the product
+  // With K padded to a multiple of 4 by rows nobody reads (a first layer's 3·3·1 = 9 taps), the product
   // runs on gemm.ts when Cout allows; the padding's rows of dW are dropped after.
   const padded = gemmFits(4 * Math.ceil(rows / 4), info.outChannels)
     ? 4 * Math.ceil(rows / 4)
@@ -108,8 +108,9 @@ function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
     // Views on the heap are taken after the allocation above, which may have grown it.
     const xs = backend.typedArrayFromHeap(x);
     const col = backend.typedArrayFromHeap(colT);
+    // The padding's rows are left as they are: row r of the product reads row r of colT only,
+    // and those rows of the product are dropped.
     fillColumns(xs, col, geometry(info));
-    col.fill(0, rows * positions);
     const product = matMul(backend, colT, dy3);
     // [1, K, Cout] is dW in the filter's [KH, KW, Cin, Cout] order already.
     if (padded === rows) return { ...product, shape: [...attrs.filterShape] };
@@ -302,10 +303,14 @@ function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
           const p10 = p00 + xRow;
           const p11 = p10 + channels;
           for (let c = 0; c < channels; c++) {
-            let best = x[p00 + c]!;
-            let i = best > -Infinity ? p00 + c : -1;
-            if (i < 0) best = -Infinity;
-            let v = x[p01 + c]!;
+            let best = -Infinity;
+            let i = -1;
+            let v = x[p00 + c]!;
+            if (v > best) {
+              best = v;
+              i = p00 + c;
+            }
+            v = x[p01 + c]!;
             if (v > best) {
               best = v;
               i = p01 + c;

@@ -307,12 +307,12 @@ class DenseStep implements TrainStep {
       for (const link of this.chain) {
         const { kernel, bias } = denseWeights(link.layer);
         const a = outputs.at(-1)!;
-        const tanh = link.activation === 'tanh';
+        // tanh is no fused activation: it runs after the product.
         const activation = link.activation === 'tanh' ? 'linear' : link.activation;
         const product =
           this.products?.dense(a, kernel, bias, activation) ??
           (tf.fused.matMul({ a, b: kernel, bias, activation }) as tf.Tensor2D);
-        outputs.push(tanh ? tf.tanh(product) : product);
+        outputs.push(link.activation === 'tanh' ? tf.tanh(product) : product);
       }
       const logits = outputs.at(-1)!;
       const grad = new Float32Array(logits.size);
