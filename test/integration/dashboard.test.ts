@@ -6,12 +6,13 @@
 // against that Prometheus, as Grafana would run it, and must find data; and promtool checks the
 // /metrics of a training pod and of an inference pod.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Resources } from '../../src/core/resources.ts';
-import { binDir, freePort } from '../cluster/cluster.ts';
+import { freePort } from '../cluster/cluster.ts';
 import {
+  clusterTools,
   createClaim,
   kubeClient,
   localPid,
@@ -24,12 +25,9 @@ import {
 } from './harness.ts';
 import { type Pod, trainingJobs } from './trainingjobs.ts';
 
-const prometheus = join(binDir(), 'prometheus');
-const promtool = join(binDir(), 'promtool');
-for (const bin of [promtool, prometheus])
-  if (!existsSync(bin))
-    console.warn(`SKIPPED: ${bin} is missing; run bash test/cluster/build-binaries.sh`);
-const haveTools = existsSync(prometheus) && existsSync(promtool);
+const tools = clusterTools('prometheus', 'promtool');
+const { prometheus, promtool } = tools.paths;
+const haveTools = tools.present;
 const maybe = haveTools ? describe : describe.skip;
 
 const DASHBOARD = join(repoRoot, 'charts', 'lepton-operator', 'dashboards', 'lepton-operator.json');

@@ -2,7 +2,7 @@
 // namespaces, polling with a deadline, and operator processes started from this checkout.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -14,6 +14,23 @@ import { S3_SECRET_KEYS } from '../../src/contract/storage.ts';
 import { Resources } from '../../src/core/resources.ts';
 
 export { waitFor, repoRoot };
+
+/**
+ * Paths of cluster tools (promtool, prometheus) built by test/cluster/build-binaries.sh, and
+ * whether all are there; a missing one is said loudly, since the tests that need it then skip.
+ */
+export function clusterTools<const N extends string>(
+  ...names: N[]
+): { paths: Record<N, string>; present: boolean } {
+  const paths = Object.fromEntries(names.map((n) => [n, join(binDir(), n)])) as Record<N, string>;
+  let present = true;
+  for (const path of Object.values<string>(paths))
+    if (!existsSync(path)) {
+      present = false;
+      console.warn(`SKIPPED: ${path} is missing; run bash test/cluster/build-binaries.sh`);
+    }
+  return { paths, present };
+}
 
 export function kubeconfigPath(): string {
   const path = process.env.LEPTON_TEST_KUBECONFIG;

@@ -7,8 +7,9 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selfSignedCertificate } from '../../src/core/secure-metrics.ts';
-import { binDir, freePort } from '../cluster/cluster.ts';
+import { freePort } from '../cluster/cluster.ts';
 import {
+  clusterTools,
   createNamespace,
   installCrds,
   kubectl,
@@ -23,12 +24,8 @@ import {
 } from './harness.ts';
 import { type Job, trainingJobs } from './trainingjobs.ts';
 
-const promtool = join(binDir(), 'promtool');
-const prometheus = join(binDir(), 'prometheus');
-// test/cluster/build-binaries.sh builds both; say loudly when a machine lacks them.
-for (const bin of [promtool, prometheus])
-  if (!existsSync(bin))
-    console.warn(`SKIPPED: ${bin} is missing; run bash test/cluster/build-binaries.sh`);
+// test/cluster/build-binaries.sh builds both; clusterTools says loudly when a machine lacks one.
+const { promtool, prometheus } = clusterTools('promtool', 'prometheus').paths;
 const withPromtool = existsSync(promtool) ? it : it.skip;
 const withPrometheus = existsSync(prometheus) ? it : it.skip;
 
