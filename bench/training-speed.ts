@@ -51,6 +51,8 @@ import { STOCK_OPTIMIZER_ENV } from '../src/runtime/train/fused-optimizers.ts';
 import { LAYERS_STEP_ENV, trainStepFor } from '../src/runtime/train/step.ts';
 import { TRAINING_THREAD_NICE_STEPS } from '../src/runtime/train/thread.ts';
 import { AVERAGING_PORT } from '../src/contract/runtime.ts';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { gemmFor } from '../src/runtime/kernels/gemm.ts';
 
 const { values } = parseArgs({
   options: {
@@ -642,6 +644,40 @@ async function probeTransposedMatMul(): Promise<void> {
       `${fmt(before)} samples/s with the backend's BatchMatMul, ${fmt(after)} samples/s with ` +
       `the runtime's (${(after / before).toFixed(2)}×)\n`,
   );
+  // The dense layer's forward as training meets it: weights that are new after every step (the
+  // optimizer writes a new buffer), so XNNPACK packs them again at each call, against gemm.ts,
+  // which reads them as they are.
+  const bias = tf.zeros([128]);
+  const wasm = tf.backend() as BackendWasm;
+  const gemm = gemmFor(wasm.wasm);
+  const freshWeights = (): tf.Tensor2D => tf.add(w, 0) as tf.Tensor2D;
+  let weights = freshWeights();
+  const forward = (ours: boolean) => (): { dispose(): void } => {
+    const next = freshWeights();
+    weights.dispose();
+    weights = next;
+    if (!ours || gemm === undefined)
+      return tf.fused.matMul({ a: x, b: weights, bias, activation: 'relu' });
+    const out = wasm.makeOutput([BATCH_SIZE, 128], 'float32');
+    const at = (t: tf.TensorInfo): number => wasm.getMemoryOffset(t.dataId);
+    gemm({
+      ...{ a: at(x), b: at(weights), c: at(out), m: BATCH_SIZE, k: 784, n: 128 },
+      ...{ aRowStride: 4 * 784, aColumnStride: 4, bias: at(bias), relu: true },
+    });
+    return tf.engine().makeTensorFromTensorInfo(out, wasm);
+  };
+  const copyOnly = msPerCall(() => {
+    const next = freshWeights();
+    weights.dispose();
+    weights = next;
+    return { dispose() {} };
+  }, 200);
+  process.stdout.write(
+    `    x·W + bias, ReLU, new weights each call (their copy, ${copyOnly.toFixed(3)} ms, included): ` +
+      `XNNPACK ${msPerCall(forward(false), 200).toFixed(3)} ms, gemm.ts ` +
+      `${gemm ? msPerCall(forward(true), 200).toFixed(3) : 'unavailable'} ms\n`,
+  );
+  tf.dispose([bias, weights]);
   // trainOnBatch against the runtime's step (step.ts), both with the runtime's kernels and
   // optimizer, on the same batch, alternating so that a change of load hits both.
   const block = {
