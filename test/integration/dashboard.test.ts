@@ -356,8 +356,20 @@ maybe('the Grafana dashboard on a real Prometheus', () => {
     // All settle before a failure is reported, so that none keeps polling after the test.
     const runs = await Promise.allSettled([trainAndServe(), restartAndFail(), campaign()]);
     for (const r of runs) if (r.status === 'rejected') throw r.reason;
-    // Two more scrapes, so the gauges read the ends of the runs.
-    await new Promise((r) => setTimeout(r, 2500));
+    // A scrape of every target that started a full interval after the runs ended, so that the
+    // gauges read their ends.
+    const ended = Date.now();
+    await waitFor(
+      'Prometheus to scrape every target again after the runs',
+      async () => {
+        const targets = await get<{ activeTargets: { health: string; lastScrape: string }[] }>(
+          '/targets',
+        );
+        const up = targets?.activeTargets.filter((a) => a.health === 'up') ?? [];
+        return up.length > 0 && up.every((a) => Date.parse(a.lastScrape) > ended + 1000);
+      },
+      60_000,
+    );
   }, 600_000);
 
   afterAll(async () => {
